@@ -1,0 +1,31 @@
+# The two commands of the README: `make demo` and `make test`.
+# One target directory and one profile (release) for everything: the bundled DuckDB build is
+# far too slow to compile twice.
+export CARGO_TARGET_DIR ?= /var/tmp/databrain-target
+CARGO ?= cargo
+BIN := $(CARGO_TARGET_DIR)/release/databrain
+# Runtime needs: Vulkan on Mesa's lavapipe (CPU rendering), Chromium for the browser test,
+# a CJK font for Chinese labels.
+DEB_PACKAGES := mesa-vulkan-drivers libvulkan1 chromium fonts-noto-cjk
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test deps build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
+	fi
+
+build:
+	$(CARGO) build --release -p server
+
+demo: deps build
+	$(BIN) demo --addr 127.0.0.1:8080
+
+test: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	$(CARGO) build --release -p server
+	$(CARGO) test --release --workspace

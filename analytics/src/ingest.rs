@@ -1,0 +1,318 @@
+//! Loading a directory of sample or department files into the database, all-or-nothing.
+//!
+//! CSV fact files are read by DuckDB (`read_csv`) with the column types from
+//! `indicators::facts`; headers are checked first so a wrong file fails with its name and the
+//! missing or unexpected columns. GeoJSON buildings and region shapes are parsed and checked
+//! here, feature by feature. Everything happens in one transaction: a failure leaves the
+//! database as it was. Loading a directory replaces the data of the tables it holds, so
+//! loading the same directory twice changes nothing.
+
+use crate::{AnalyticsError, Engine, Result};
+use duckdb::{Connection, OptionalExt, params};
+use indicators::facts::{FACT_TABLES, FactTable};
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct IngestReport {
+    pub ingest_id: i64,
+    pub tables: Vec<(String, u64)>,
+}
+
+pub(crate) fn schema_sql() -> String {
+    let mut sql = String::new();
+    for t in FACT_TABLES {
+        let cols: Vec<String> = t
+            .columns
+            .iter()
+            .map(|c| format!("{} {}{}", c.name, c.ty.sql(), if c.nullable { "" } else { " NOT NULL" }))
+            .collect();
+        sql += &format!("CREATE TABLE IF NOT EXISTS {} ({});\n", t.name, cols.join(", "));
+    }
+    sql += "CREATE TABLE IF NOT EXISTS regions (code VARCHAR NOT NULL, name VARCHAR NOT NULL, \
+            level VARCHAR NOT NULL, parent_code VARCHAR, lon DOUBLE, lat DOUBLE);\n\
+            CREATE TABLE IF NOT EXISTS region_shapes (code VARCHAR NOT NULL, geometry VARCHAR NOT NULL);\n\
+            CREATE TABLE IF NOT EXISTS buildings (building_id VARCHAR NOT NULL, grid_id VARCHAR NOT NULL, \
+            community_code VARCHAR NOT NULL, height_m DOUBLE NOT NULL, footprint VARCHAR NOT NULL);\n\
+            CREATE TABLE IF NOT EXISTS ingests (ingest_id BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL, \
+            source VARCHAR NOT NULL);\n";
+    sql
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn ingest_err(path: &Path, message: impl Into<String>) -> AnalyticsError {
+    AnalyticsError::Ingest { message: message.into(), path: path.to_owned() }
+}
+
+fn require(path: PathBuf) -> Result<PathBuf> {
+    if path.is_file() { Ok(path) } else { Err(AnalyticsError::MissingFile { path }) }
+}
+
+/// Reads the header line and returns the `columns={...}` argument of `read_csv` in file order.
+fn csv_columns(path: &Path, table: &FactTable) -> Result<String> {
+    let file = std::fs::File::open(path).map_err(|e| ingest_err(path, format!("cannot open: {e}")))?;
+    let mut header = String::new();
+    std::io::BufReader::new(file)
+        .read_line(&mut header)
+        .map_err(|e| ingest_err(path, format!("cannot read the header: {e}")))?;
+    let names: Vec<&str> = header.trim_end().split(',').map(|s| s.trim_matches('"')).collect();
+    let expected: Vec<&str> = table.file_columns().map(|c| c.name).collect();
+    let missing: Vec<&str> = expected.iter().copied().filter(|e| !names.contains(e)).collect();
+    let unexpected: Vec<&str> = names.iter().copied().filter(|n| !expected.contains(n)).collect();
+    if !missing.is_empty() || !unexpected.is_empty() {
+        return Err(ingest_err(
+            path,
+            format!(
+                "header of {} does not match: missing [{}], unexpected [{}]",
+                table.name,
+                missing.join(", "),
+                unexpected.join(", ")
+            ),
+        ));
+    }
+    let cols: Vec<String> = names
+        .iter()
+        .map(|n| {
+            let c = table.column(n).expect("checked above");
+            format!("{}: {}", quote(n), quote(c.ty.sql()))
+        })
+        .collect();
+    Ok(format!("{{{}}}", cols.join(", ")))
+}
+
+fn load_fact_csv(conn: &Connection, table: &FactTable, path: &Path) -> Result<u64> {
+    let columns = csv_columns(path, table)?;
+    let target: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+    let select: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| c.derived_sql.map(str::to_owned).unwrap_or_else(|| c.name.to_owned()))
+        .collect();
+    let sql = format!(
+        "INSERT INTO {t} ({target}) SELECT {select} FROM read_csv({file}, header = true, \
+         columns = {columns}, timestampformat = '%Y-%m-%d %H:%M:%S', nullstr = '', quote = '\"')",
+        t = table.name,
+        target = target.join(", "),
+        select = select.join(", "),
+        file = quote(&path.to_string_lossy()),
+    );
+    let rows = conn
+        .execute(&sql, [])
+        .map_err(|e| ingest_err(path, format!("cannot load {}: {e}", table.name)))?;
+    Ok(rows as u64)
+}
+
+/// Rows whose region keys do not exist or disagree make the load fail, naming one example.
+fn check_region_keys(conn: &Connection, table: &FactTable, path: &Path) -> Result<()> {
+    let sql = format!(
+        "SELECT {key}, grid_id, community_code FROM {t} f \
+         WHERE NOT EXISTS (SELECT 1 FROM regions r WHERE r.code = f.grid_id AND r.level = 'grid') \
+            OR SUBSTR(f.grid_id, 1, 12) <> f.community_code LIMIT 1",
+        key = table.key,
+        t = table.name
+    );
+    let mut stmt = conn.prepare(&sql).map_err(AnalyticsError::db("cannot check region keys"))?;
+    let mut rows = stmt.query([]).map_err(AnalyticsError::db("cannot check region keys"))?;
+    if let Some(row) = rows.next().map_err(AnalyticsError::db("cannot check region keys"))? {
+        let key: String = row.get(0).unwrap_or_default();
+        let grid: String = row.get(1).unwrap_or_default();
+        let community: String = row.get(2).unwrap_or_default();
+        return Err(ingest_err(
+            path,
+            format!(
+                "{} row {key}: grid cell {grid:?} is not a known grid cell of community {community:?}",
+                table.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn load_regions(conn: &Connection, path: &Path) -> Result<u64> {
+    let sql = format!(
+        "INSERT INTO regions SELECT code, name, level, NULLIF(parent_code, ''), lon, lat FROM read_csv({}, header = true, \
+         columns = {{'code': 'VARCHAR', 'name': 'VARCHAR', 'level': 'VARCHAR', 'parent_code': 'VARCHAR', 'lon': 'DOUBLE', 'lat': 'DOUBLE'}})",
+        quote(&path.to_string_lossy())
+    );
+    let n = conn.execute(&sql, []).map_err(|e| ingest_err(path, format!("cannot load regions: {e}")))?;
+    // Every code must have the shape of its level, and every parent must exist.
+    let mut stmt = conn
+        .prepare("SELECT code, level FROM regions")
+        .map_err(AnalyticsError::db("cannot read regions"))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(AnalyticsError::db("cannot read regions"))?;
+    for row in rows {
+        let (code, level) = row.map_err(AnalyticsError::db("cannot read regions"))?;
+        match indicators::region_level(&code) {
+            Ok(l) if l.as_str() == level => {}
+            _ => return Err(ingest_err(path, format!("region {code:?} does not have the shape of a {level} code"))),
+        }
+    }
+    let orphan: Option<String> = conn
+        .query_row(
+            "SELECT c.code FROM regions c LEFT JOIN regions p ON p.code = c.parent_code \
+             WHERE c.parent_code IS NOT NULL AND p.code IS NULL LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(AnalyticsError::db("cannot check region parents"))?;
+    if let Some(code) = orphan {
+        return Err(ingest_err(path, format!("region {code:?} has an unknown parent")));
+    }
+    Ok(n as u64)
+}
+
+/// A closed ring of finite lon/lat pairs, or an error naming what is wrong.
+fn ring_of(value: &serde_json::Value) -> std::result::Result<Vec<[f64; 2]>, String> {
+    let ring = value
+        .get("coordinates")
+        .and_then(|c| c.get(0))
+        .and_then(|r| r.as_array())
+        .ok_or("geometry has no Polygon coordinates")?;
+    let mut out = Vec::with_capacity(ring.len());
+    for (i, p) in ring.iter().enumerate() {
+        let (x, y) = (p.get(0).and_then(|v| v.as_f64()), p.get(1).and_then(|v| v.as_f64()));
+        match (x, y) {
+            (Some(x), Some(y)) if x.is_finite() && y.is_finite() => out.push([x, y]),
+            _ => return Err(format!("vertex {i} is not a finite [lon, lat] pair")),
+        }
+    }
+    if out.len() < 4 {
+        return Err(format!("outer ring has {} vertices, fewer than 4", out.len()));
+    }
+    if out.first() != out.last() {
+        return Err("outer ring is not closed".into());
+    }
+    Ok(out)
+}
+
+fn features(path: &Path) -> Result<Vec<serde_json::Value>> {
+    let text = std::fs::read_to_string(path).map_err(|e| ingest_err(path, format!("cannot read: {e}")))?;
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ingest_err(path, format!("malformed GeoJSON: {e}")))?;
+    match doc.get_mut("features").map(serde_json::Value::take) {
+        Some(serde_json::Value::Array(f)) => Ok(f),
+        _ => Err(ingest_err(path, "not a GeoJSON FeatureCollection")),
+    }
+}
+
+fn load_buildings(conn: &Connection, path: &Path) -> Result<u64> {
+    let mut app = conn.appender("buildings").map_err(AnalyticsError::db("cannot append buildings"))?;
+    let mut n = 0;
+    for (i, f) in features(path)?.iter().enumerate() {
+        let props = f.get("properties");
+        let text = |k: &str| props.and_then(|p| p.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
+        let id = text("building_id").unwrap_or_else(|| format!("#{i}"));
+        let fail = |m: String| ingest_err(path, format!("building {id}: {m}"));
+        let grid = text("grid_id").ok_or_else(|| fail("no grid_id".into()))?;
+        let community = text("community_code").ok_or_else(|| fail("no community_code".into()))?;
+        let height = props
+            .and_then(|p| p.get("height_m"))
+            .and_then(|v| v.as_f64())
+            .filter(|h| h.is_finite() && *h > 0.0)
+            .ok_or_else(|| fail("height_m is missing or not a positive number".into()))?;
+        let ring = ring_of(f.get("geometry").unwrap_or(&serde_json::Value::Null)).map_err(fail)?;
+        let footprint = serde_json::to_string(&ring).expect("ring serialises");
+        app.append_row(params![id, grid, community, height, footprint])
+            .map_err(AnalyticsError::db("cannot append a building"))?;
+        n += 1;
+    }
+    app.flush().map_err(AnalyticsError::db("cannot append buildings"))?;
+    Ok(n)
+}
+
+fn load_region_shapes(conn: &Connection, path: &Path) -> Result<u64> {
+    let mut app = conn.appender("region_shapes").map_err(AnalyticsError::db("cannot append shapes"))?;
+    let mut n = 0;
+    for (i, f) in features(path)?.iter().enumerate() {
+        let code = f
+            .get("properties")
+            .and_then(|p| p.get("code"))
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| ingest_err(path, format!("feature {i}: no code property")))?;
+        let ring = ring_of(f.get("geometry").unwrap_or(&serde_json::Value::Null))
+            .map_err(|m| ingest_err(path, format!("region {code}: {m}")))?;
+        app.append_row(params![code, serde_json::to_string(&ring).expect("ring serialises")])
+            .map_err(AnalyticsError::db("cannot append a region shape"))?;
+        n += 1;
+    }
+    app.flush().map_err(AnalyticsError::db("cannot append shapes"))?;
+    Ok(n)
+}
+
+impl Engine {
+    /// Loads a directory written by `databrain generate` (regions, population, facts,
+    /// buildings) in one transaction, replacing what was there.
+    pub fn ingest_dir(&self, dir: &Path) -> Result<IngestReport> {
+        let regions = require(dir.join("regions.csv"))?;
+        let shapes = require(dir.join("regions.geojson"))?;
+        let buildings = require(dir.join("buildings.geojson"))?;
+        let facts: Vec<(&FactTable, PathBuf)> = FACT_TABLES
+            .iter()
+            .map(|t| require(dir.join(format!("{}.csv", t.name))).map(|p| (t, p)))
+            .collect::<Result<_>>()?;
+        let report = self.with_conn(|conn| {
+            conn.execute_batch("BEGIN TRANSACTION").map_err(AnalyticsError::db("cannot begin"))?;
+            let result = (|| {
+                let mut tables = Vec::new();
+                for t in ["regions", "region_shapes", "buildings"].iter().copied().chain(FACT_TABLES.iter().map(|t| t.name)) {
+                    conn.execute(&format!("DELETE FROM {t}"), []).map_err(AnalyticsError::db(format!("cannot clear {t}")))?;
+                }
+                tables.push(("regions".to_owned(), load_regions(conn, &regions)?));
+                tables.push(("region_shapes".to_owned(), load_region_shapes(conn, &shapes)?));
+                for (t, path) in &facts {
+                    let n = load_fact_csv(conn, t, path)?;
+                    check_region_keys(conn, t, path)?;
+                    tables.push((t.name.to_owned(), n));
+                }
+                let n = load_buildings(conn, &buildings)?;
+                check_region_keys_buildings(conn, &buildings)?;
+                tables.push(("buildings".to_owned(), n));
+                let ingest_id: i64 = conn
+                    .query_row("SELECT COALESCE(MAX(ingest_id), 0) + 1 FROM ingests", [], |r| r.get(0))
+                    .map_err(AnalyticsError::db("cannot number the ingest"))?;
+                conn.execute(
+                    "INSERT INTO ingests VALUES (?, CAST(current_timestamp AS TIMESTAMP), ?)",
+                    params![ingest_id, dir.display().to_string()],
+                )
+                .map_err(AnalyticsError::db("cannot record the ingest"))?;
+                Ok(IngestReport { ingest_id, tables })
+            })();
+            match result {
+                Ok(r) => {
+                    conn.execute_batch("COMMIT").map_err(AnalyticsError::db("cannot commit"))?;
+                    Ok(r)
+                }
+                Err(e) => {
+                    // The load error is what matters; a failed rollback leaves the transaction
+                    // aborted, which DuckDB discards with the connection anyway.
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(e)
+                }
+            }
+        })?;
+        self.reload_regions()?;
+        Ok(report)
+    }
+}
+
+fn check_region_keys_buildings(conn: &Connection, path: &Path) -> Result<()> {
+    let bad: Option<(String, String)> = conn
+        .query_row(
+            "SELECT building_id, grid_id FROM buildings b WHERE NOT EXISTS \
+             (SELECT 1 FROM regions r WHERE r.code = b.grid_id AND r.level = 'grid') LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(AnalyticsError::db("cannot check building grid cells"))?;
+    match bad {
+        Some((id, grid)) => Err(ingest_err(path, format!("building {id}: unknown grid cell {grid:?}"))),
+        None => Ok(()),
+    }
+}

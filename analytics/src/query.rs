@@ -1,0 +1,165 @@
+//! Answering indicator queries and reading regions, buildings and the data snapshot.
+
+use crate::{AnalyticsError, Engine, Result};
+use duckdb::{OptionalExt, params_from_iter};
+use indicators::{Indicator, IndicatorQuery, Status, sql};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One indicator value for one region and period, with the parts it was computed from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IndicatorValue {
+    pub indicator: String,
+    pub region_code: String,
+    pub region_name: String,
+    pub period: String,
+    pub value: Option<f64>,
+    pub numerator: f64,
+    pub denominator: Option<f64>,
+    pub unit: String,
+    pub target: Option<f64>,
+    pub gap_to_target: Option<f64>,
+    pub status: Status,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RegionInfo {
+    pub code: String,
+    pub name: String,
+    pub level: String,
+    pub parent_code: Option<String>,
+    pub lon: f64,
+    pub lat: f64,
+}
+
+/// A building footprint as stored: outer ring in lon/lat (WGS84), height in metres.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BuildingRecord {
+    pub building_id: String,
+    pub grid_id: String,
+    pub height_m: f64,
+    pub footprint_lon_lat: Vec<[f64; 2]>,
+}
+
+/// Which load the data comes from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Snapshot {
+    pub ingest_id: i64,
+    pub loaded_at: String,
+    pub source: String,
+}
+
+/// The newest period in a set of values (labels of one grain sort chronologically).
+pub fn latest_period(values: &[IndicatorValue]) -> Option<&str> {
+    values.iter().map(|v| v.period.as_str()).max()
+}
+
+impl Engine {
+    pub(crate) fn reload_regions(&self) -> Result<()> {
+        let regions = self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT code, name, level, parent_code, lon, lat FROM regions")
+                .map_err(AnalyticsError::db("cannot read regions"))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(RegionInfo {
+                        code: r.get(0)?,
+                        name: r.get(1)?,
+                        level: r.get(2)?,
+                        parent_code: r.get(3)?,
+                        lon: r.get(4)?,
+                        lat: r.get(5)?,
+                    })
+                })
+                .map_err(AnalyticsError::db("cannot read regions"))?;
+            rows.map(|r| r.map(|r| (r.code.clone(), r)))
+                .collect::<std::result::Result<HashMap<_, _>, _>>()
+                .map_err(AnalyticsError::db("cannot read regions"))
+        })?;
+        *self.regions.write().expect("regions lock") = Arc::new(regions);
+        Ok(())
+    }
+
+    /// All regions by code (empty before the first ingest).
+    pub fn regions(&self) -> Arc<HashMap<String, RegionInfo>> {
+        self.regions.read().expect("regions lock").clone()
+    }
+
+    /// The latest ingest, or an error when nothing was loaded yet.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        let found = self.with_conn(|conn| {
+            conn.query_row(
+                "SELECT ingest_id, CAST(loaded_at AS VARCHAR), source FROM ingests ORDER BY ingest_id DESC LIMIT 1",
+                [],
+                |r| Ok(Snapshot { ingest_id: r.get(0)?, loaded_at: r.get(1)?, source: r.get(2)? }),
+            )
+            .optional()
+            .map_err(AnalyticsError::db("cannot read the ingest log"))
+        })?;
+        found.ok_or_else(|| AnalyticsError::Empty { path: self.path().to_owned() })
+    }
+
+    /// Values of `indicator` for a query, ordered by period then region code.
+    pub fn values(&self, indicator: &Indicator, query: &IndicatorQuery) -> Result<Vec<IndicatorValue>> {
+        let compiled = sql::compile(indicator, query)?;
+        let rows: Vec<(String, String, f64, Option<f64>)> = self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare(&compiled.sql)
+                .map_err(AnalyticsError::db(format!("cannot prepare the query for {}", indicator.id)))?;
+            let rows = stmt
+                .query_map(params_from_iter(compiled.params.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .map_err(AnalyticsError::db(format!("cannot run the query for {}", indicator.id)))?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(AnalyticsError::db(format!("cannot read the result for {}", indicator.id)))
+        })?;
+        let regions = self.regions();
+        Ok(rows
+            .into_iter()
+            .map(|(region_code, period, numerator, denominator)| {
+                let value = indicator.value(numerator, denominator);
+                IndicatorValue {
+                    indicator: indicator.id.clone(),
+                    region_name: regions.get(&region_code).map(|r| r.name.clone()).unwrap_or_default(),
+                    region_code,
+                    period,
+                    value,
+                    numerator,
+                    denominator,
+                    unit: indicator.unit.clone(),
+                    target: indicator.target.as_ref().map(|t| t.value),
+                    gap_to_target: indicator.gap_to_target(value),
+                    status: indicator.status(value),
+                }
+            })
+            .collect())
+    }
+
+    /// Buildings standing in the subtree of `region` (a division code), by id.
+    pub fn buildings(&self, region: &str) -> Result<Vec<BuildingRecord>> {
+        let rows: Vec<(String, String, f64, String)> = self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT building_id, grid_id, height_m, footprint FROM buildings \
+                     WHERE community_code LIKE ? ORDER BY building_id",
+                )
+                .map_err(AnalyticsError::db("cannot read buildings"))?;
+            let rows = stmt
+                .query_map([format!("{region}%")], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(AnalyticsError::db("cannot read buildings"))?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(AnalyticsError::db("cannot read buildings"))
+        })?;
+        rows.into_iter()
+            .map(|(building_id, grid_id, height_m, footprint)| {
+                let footprint_lon_lat = serde_json::from_str(&footprint).map_err(|e| AnalyticsError::Ingest {
+                    message: format!("building {building_id}: stored footprint is not a ring: {e}"),
+                    path: self.path().to_owned(),
+                })?;
+                Ok(BuildingRecord { building_id, grid_id, height_m, footprint_lon_lat })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,120 @@
+//! Loading generated data into DuckDB and computing indicators from it.
+
+use analytics::{AnalyticsError, Engine};
+use data_samples::{Config, Scale};
+use indicators::{Catalogue, Grain, IndicatorQuery, Level};
+use std::collections::HashMap;
+use std::path::Path;
+
+fn sample(dir: &Path) {
+    data_samples::generate(dir, &Config { scale: Scale::Small, seed: 11, progress: false }).unwrap();
+}
+
+fn count(engine: &Engine, table: &str) -> i64 {
+    engine
+        .with_conn(|c| {
+            c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+                .map_err(|e| AnalyticsError::Db { context: table.into(), source: e })
+        })
+        .unwrap()
+}
+
+fn query(level: Level, grain: Grain) -> IndicatorQuery {
+    IndicatorQuery { level, grain, from: None, to: None, region: None }
+}
+
+#[test]
+fn ingest_is_complete_idempotent_and_all_or_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sample");
+    sample(&dir);
+    let engine = Engine::open(&tmp.path().join("db.duckdb")).unwrap();
+    assert!(matches!(engine.snapshot(), Err(AnalyticsError::Empty { .. })));
+    let report = engine.ingest_dir(&dir).unwrap();
+    let tables: HashMap<String, u64> = report.tables.into_iter().collect();
+    assert_eq!(tables["work_orders"], 100_000);
+    assert_eq!(count(&engine, "work_orders"), 100_000);
+    let applications = count(&engine, "service_applications");
+
+    // Loading the same directory again changes nothing but the ingest number.
+    let again = engine.ingest_dir(&dir).unwrap();
+    assert_eq!(again.ingest_id, report.ingest_id + 1);
+    assert_eq!(count(&engine, "work_orders"), 100_000);
+    assert_eq!(count(&engine, "service_applications"), applications);
+
+    // A work order in an unknown grid cell fails the whole load, naming the row and file.
+    let broken = tmp.path().join("broken");
+    sample(&broken);
+    let path = broken.join("work_orders.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let fields: Vec<&str> = lines[5].split(',').collect();
+    let bad_row = format!("{},{}", fields[..8].join(","), "320102001001-999,".to_owned() + &fields[9..].join(","));
+    let bad_id = fields[0].to_owned();
+    lines[5] = bad_row;
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let e = engine.ingest_dir(&broken).unwrap_err().to_string();
+    assert!(e.contains(&bad_id) && e.contains("320102001001-999"), "{e}");
+    assert!(e.ends_with(&format!("in {}", path.display())), "{e}");
+    assert_eq!(count(&engine, "work_orders"), 100_000, "nothing half-loaded");
+    assert_eq!(engine.snapshot().unwrap().ingest_id, again.ingest_id);
+
+    // A file with the wrong header names the table and the columns.
+    std::fs::write(broken.join("population.csv"), "grid,community_code,residents\n").unwrap();
+    let e = engine.ingest_dir(&broken).unwrap_err().to_string();
+    assert!(e.contains("missing [grid_id]") && e.contains("unexpected [grid]"), "{e}");
+}
+
+#[test]
+fn ratios_are_recomputed_from_parts_at_every_level() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sample");
+    sample(&dir);
+    let engine = Engine::open(&tmp.path().join("db.duckdb")).unwrap();
+    engine.ingest_dir(&dir).unwrap();
+    let catalogue = Catalogue::builtin();
+    for id in ["hotline_on_time_rate", "one_thing_completion_rate", "hotline_intensity", "hotline_mean_handling_hours"] {
+        let ind = catalogue.get(id).unwrap();
+        let province = engine.values(ind, &query(Level::Province, Grain::Year)).unwrap();
+        assert_eq!(province.len(), 2, "{id}: 2024 and 2025");
+        for level in [Level::City, Level::County, Level::Community, Level::Grid] {
+            let rows = engine.values(ind, &query(level, Grain::Year)).unwrap();
+            for p in &province {
+                let children: Vec<_> = rows.iter().filter(|r| r.period == p.period).collect();
+                let num: f64 = children.iter().map(|r| r.numerator).sum();
+                let den: f64 = children.iter().filter_map(|r| r.denominator).sum();
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+                assert!(close(num, p.numerator), "{id} {level} {}: {num} vs {}", p.period, p.numerator);
+                assert!(close(den, p.denominator.unwrap()), "{id} {level} {}", p.period);
+                let value = ind.value(num, Some(den)).unwrap();
+                assert!((value - p.value.unwrap()).abs() < 1e-9, "{id} {level}");
+                // Summed parts differ from the mean of child values in general.
+                if level == Level::Grid && ind.id == "hotline_on_time_rate" {
+                    let mean = children.iter().filter_map(|r| r.value).sum::<f64>() / children.len() as f64;
+                    assert!((mean - value).abs() > 1e-9);
+                }
+            }
+        }
+    }
+    // A region limits the answer to its subtree and months add up to quarters.
+    let ind = catalogue.get("hotline_on_time_rate").unwrap();
+    let mut q = query(Level::County, Grain::Month);
+    q.region = Some("3201".into());
+    q.from = Some("2024-04".into());
+    q.to = Some("2024-06".into());
+    let months = engine.values(ind, &q).unwrap();
+    assert!(months.iter().all(|r| r.region_code.starts_with("3201")));
+    assert_eq!(months.iter().map(|r| r.period.as_str()).collect::<std::collections::BTreeSet<_>>().len(), 3);
+    q.grain = Grain::Quarter;
+    q.from = Some("2024-Q2".into());
+    q.to = Some("2024-Q2".into());
+    let quarter = engine.values(ind, &q).unwrap();
+    let xuanwu_q: f64 = quarter.iter().find(|r| r.region_code == "320102").unwrap().numerator;
+    let xuanwu_m: f64 = months.iter().filter(|r| r.region_code == "320102").map(|r| r.numerator).sum();
+    assert_eq!(xuanwu_q, xuanwu_m);
+    assert_eq!(quarter.iter().find(|r| r.region_code == "320102").unwrap().region_name, "玄武区");
+
+    let buildings = engine.buildings("320102").unwrap();
+    assert!(!buildings.is_empty());
+    assert!(buildings.iter().all(|b| b.grid_id.starts_with("320102") && b.footprint_lon_lat.len() == 5));
+}

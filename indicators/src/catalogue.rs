@@ -1,0 +1,506 @@
+//! The catalogue format: TOML files of `[[indicator]]` tables, validated into [`Indicator`]s.
+//!
+//! Load errors name the file, the indicator and the field. The built-in catalogue is compiled
+//! into the binary from `indicators/catalogue/*.toml`, so it works from any directory.
+
+use crate::facts::{FactTable, fact_table};
+use crate::filter::Condition;
+use crate::level::Level;
+use crate::period::Grain;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The built-in catalogue files: (file name, contents).
+pub const BUILTIN_FILES: &[(&str, &str)] = &[
+    ("governance.toml", include_str!("../catalogue/governance.toml")),
+    ("public_service.toml", include_str!("../catalogue/public_service.toml")),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Domain {
+    Economy,
+    PublicService,
+    Governance,
+    Environment,
+    DigitalInfrastructure,
+    Safety,
+}
+
+/// How the value follows from the numerator and denominator.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// The numerator's count.
+    Count,
+    /// The numerator's sum.
+    Sum,
+    /// numerator / denominator, a share between 0 and 1.
+    Ratio,
+    /// numerator / denominator × `per` (e.g. per 10 000 residents).
+    Rate,
+    /// numerator / denominator as a mean (e.g. summed hours / orders).
+    Mean,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    HigherIsBetter,
+    LowerIsBetter,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    Count,
+    Sum,
+    CountDistinct,
+}
+
+/// One side of an indicator: an aggregate over a fact table's rows that pass the filters,
+/// bucketed by the time column (or static when there is none, like resident population).
+#[derive(Clone, Debug, Serialize)]
+pub struct Measure {
+    pub fact: &'static str,
+    pub agg: Aggregate,
+    pub column: Option<String>,
+    pub time: Option<String>,
+    pub filter: Vec<String>,
+    #[serde(skip)]
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub value: f64,
+    pub year: i32,
+    pub source: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    pub warning: f64,
+    pub critical: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Warning,
+    Critical,
+    NoData,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+            Status::NoData => "no_data",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Indicator {
+    pub id: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub domain: Domain,
+    pub unit: String,
+    pub kind: Kind,
+    /// Scale of a rate: the value is per this many of the denominator.
+    pub per: Option<f64>,
+    pub direction: Direction,
+    pub levels: Vec<Level>,
+    pub grains: Vec<Grain>,
+    pub numerator: Measure,
+    pub denominator: Option<Measure>,
+    pub target: Option<Target>,
+    pub thresholds: Option<Thresholds>,
+    pub description: String,
+    pub standard: Option<String>,
+    /// The catalogue file it was declared in.
+    pub source_file: String,
+}
+
+impl Indicator {
+    /// The value from summed parts; `None` when a ratio's denominator is missing or zero.
+    pub fn value(&self, numerator: f64, denominator: Option<f64>) -> Option<f64> {
+        match self.kind {
+            Kind::Count | Kind::Sum => Some(numerator),
+            Kind::Ratio | Kind::Mean | Kind::Rate => {
+                let d = denominator.filter(|d| *d != 0.0)?;
+                Some(numerator / d * self.per.unwrap_or(1.0))
+            }
+        }
+    }
+
+    /// Status of a value against the warning and critical thresholds, in the indicator's
+    /// direction.
+    pub fn status(&self, value: Option<f64>) -> Status {
+        let Some(v) = value else { return Status::NoData };
+        let Some(t) = self.thresholds else { return Status::Ok };
+        let worse_than = |limit: f64| match self.direction {
+            Direction::HigherIsBetter => v < limit,
+            Direction::LowerIsBetter => v > limit,
+        };
+        if worse_than(t.critical) {
+            Status::Critical
+        } else if worse_than(t.warning) {
+            Status::Warning
+        } else {
+            Status::Ok
+        }
+    }
+
+    /// Signed distance to the target, positive when the value is better than the target.
+    pub fn gap_to_target(&self, value: Option<f64>) -> Option<f64> {
+        let (v, t) = (value?, self.target.as_ref()?);
+        Some(match self.direction {
+            Direction::HigherIsBetter => v - t.value,
+            Direction::LowerIsBetter => t.value - v,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    #[error("cannot read catalogue file: {source}, in {path}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("malformed TOML: {message}, in {file}")]
+    Toml { file: String, message: String },
+    #[error("indicator {indicator:?}, field `{field}`: {message}, in {file}")]
+    Field { file: String, indicator: String, field: String, message: String },
+    #[error("indicator {indicator:?} is declared twice, in {file} and {first_file}")]
+    Duplicate { indicator: String, file: String, first_file: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    indicator: Vec<RawIndicator>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndicator {
+    id: String,
+    name_zh: String,
+    name_en: String,
+    domain: Domain,
+    unit: String,
+    kind: Kind,
+    per: Option<f64>,
+    direction: Direction,
+    levels: Vec<Level>,
+    grains: Vec<Grain>,
+    numerator: RawMeasure,
+    denominator: Option<RawMeasure>,
+    target: Option<Target>,
+    thresholds: Option<Thresholds>,
+    description: String,
+    standard: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMeasure {
+    fact: String,
+    agg: Aggregate,
+    column: Option<String>,
+    time: Option<String>,
+    #[serde(default)]
+    filter: Vec<String>,
+}
+
+/// A validated set of indicators, in declaration order, with a version that changes whenever
+/// any definition does.
+#[derive(Clone, Debug, Serialize)]
+pub struct Catalogue {
+    pub version: String,
+    pub indicators: Vec<Indicator>,
+}
+
+impl Catalogue {
+    /// The catalogue compiled into the binary.
+    pub fn builtin() -> Catalogue {
+        Catalogue::from_sources(BUILTIN_FILES.iter().map(|(n, s)| (n.to_string(), s.to_string())))
+            .expect("the built-in catalogue is valid (checked by tests)")
+    }
+
+    /// Loads every `*.toml` file of a directory, in name order.
+    pub fn load_dir(dir: &Path) -> Result<Catalogue, CatalogueError> {
+        let read_err = |source| CatalogueError::Read { path: dir.to_owned(), source };
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(read_err)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        let mut sources = Vec::new();
+        for path in paths {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| CatalogueError::Read { path: path.clone(), source })?;
+            sources.push((path.display().to_string(), text));
+        }
+        Catalogue::from_sources(sources)
+    }
+
+    /// Parses and validates (file name, text) pairs.
+    pub fn from_sources(
+        sources: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Catalogue, CatalogueError> {
+        let mut indicators: Vec<Indicator> = Vec::new();
+        let mut hash = Fnv64::default();
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for (file, text) in sources {
+            hash.write(file.as_bytes());
+            hash.write(text.as_bytes());
+            let raw: RawFile = toml::from_str(&text)
+                .map_err(|e| CatalogueError::Toml { file: file.clone(), message: e.to_string() })?;
+            for r in raw.indicator {
+                if let Some(first) = seen.get(&r.id) {
+                    return Err(CatalogueError::Duplicate {
+                        indicator: r.id,
+                        file,
+                        first_file: first.clone(),
+                    });
+                }
+                seen.insert(r.id.clone(), file.clone());
+                indicators.push(validate(r, &file)?);
+            }
+        }
+        Ok(Catalogue { version: format!("{:016x}", hash.0), indicators })
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Indicator> {
+        self.indicators.iter().find(|i| i.id == id)
+    }
+}
+
+/// FNV-1a, enough for a stable content version (not for security).
+struct Fnv64(u64);
+
+impl Default for Fnv64 {
+    fn default() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv64 {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+fn validate(r: RawIndicator, file: &str) -> Result<Indicator, CatalogueError> {
+    let fail = |field: &str, message: String| CatalogueError::Field {
+        file: file.to_owned(),
+        indicator: r.id.clone(),
+        field: field.to_owned(),
+        message,
+    };
+    if r.id.is_empty() || !r.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(fail("id", "must be lowercase ascii letters, digits and _".into()));
+    }
+    if r.levels.is_empty() {
+        return Err(fail("levels", "at least one level is required".into()));
+    }
+    if r.grains.is_empty() {
+        return Err(fail("grains", "at least one grain is required".into()));
+    }
+    let numerator = measure(&r.numerator, "numerator", &fail)?;
+    if numerator.time.is_none() {
+        return Err(fail("numerator.time", "the numerator needs a time column".into()));
+    }
+    let denominator = match (&r.denominator, r.kind) {
+        (None, Kind::Count | Kind::Sum) => None,
+        (Some(_), Kind::Count | Kind::Sum) => {
+            return Err(fail("denominator", format!("a {:?} indicator has no denominator", r.kind)));
+        }
+        (None, _) => return Err(fail("denominator", format!("a {:?} indicator needs one", r.kind))),
+        (Some(d), _) => Some(measure(d, "denominator", &fail)?),
+    };
+    match (r.kind, r.per) {
+        (Kind::Rate, Some(p)) if p > 0.0 => {}
+        (Kind::Rate, _) => return Err(fail("per", "a rate needs a positive `per`".into())),
+        (_, Some(_)) => return Err(fail("per", "only rates have `per`".into())),
+        _ => {}
+    }
+    if r.kind == Kind::Ratio {
+        if let Some(t) = &r.target
+            && !(0.0..=1.0).contains(&t.value)
+        {
+            return Err(fail("target.value", format!("{} is outside a ratio's 0-1 range", t.value)));
+        }
+        if let Some(t) = &r.thresholds
+            && !((0.0..=1.0).contains(&t.warning) && (0.0..=1.0).contains(&t.critical))
+        {
+            return Err(fail("thresholds", "outside a ratio's 0-1 range".into()));
+        }
+    }
+    if let Some(t) = &r.thresholds {
+        let ordered = match r.direction {
+            Direction::HigherIsBetter => t.critical <= t.warning,
+            Direction::LowerIsBetter => t.critical >= t.warning,
+        };
+        if !ordered {
+            return Err(fail("thresholds", "critical must be worse than warning".into()));
+        }
+    }
+    let mut levels = r.levels.clone();
+    levels.sort();
+    levels.dedup();
+    let mut grains = r.grains.clone();
+    grains.sort();
+    grains.dedup();
+    Ok(Indicator {
+        id: r.id.clone(),
+        name_zh: r.name_zh.clone(),
+        name_en: r.name_en.clone(),
+        domain: r.domain,
+        unit: r.unit.clone(),
+        kind: r.kind,
+        per: r.per,
+        direction: r.direction,
+        levels,
+        grains,
+        numerator,
+        denominator,
+        target: r.target.clone(),
+        thresholds: r.thresholds,
+        description: r.description.clone(),
+        standard: r.standard.clone(),
+        source_file: file.to_owned(),
+    })
+}
+
+fn measure(
+    m: &RawMeasure,
+    side: &str,
+    fail: &dyn Fn(&str, String) -> CatalogueError,
+) -> Result<Measure, CatalogueError> {
+    let table: &'static FactTable = fact_table(&m.fact)
+        .ok_or_else(|| fail(&format!("{side}.fact"), format!("unknown fact table {:?}", m.fact)))?;
+    match (m.agg, &m.column) {
+        (Aggregate::Count, None) => {}
+        (Aggregate::Count, Some(_)) => {
+            return Err(fail(&format!("{side}.column"), "count takes no column".into()));
+        }
+        (_, None) => {
+            return Err(fail(&format!("{side}.column"), format!("{:?} needs a column", m.agg)));
+        }
+        (agg, Some(c)) => {
+            let col = table.column(c).ok_or_else(|| {
+                fail(&format!("{side}.column"), format!("unknown column {c:?} of {}", table.name))
+            })?;
+            if agg == Aggregate::Sum && !col.ty.is_numeric() {
+                return Err(fail(&format!("{side}.column"), format!("{c:?} is not numeric")));
+            }
+        }
+    }
+    if let Some(t) = &m.time {
+        let col = table.column(t).ok_or_else(|| {
+            fail(&format!("{side}.time"), format!("unknown column {t:?} of {}", table.name))
+        })?;
+        if col.ty != crate::facts::ColumnType::Timestamp {
+            return Err(fail(&format!("{side}.time"), format!("{t:?} is not a timestamp")));
+        }
+    }
+    let conditions = m
+        .filter
+        .iter()
+        .map(|f| Condition::parse(f, table))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(&format!("{side}.filter"), e))?;
+    Ok(Measure {
+        fact: table.name,
+        agg: m.agg,
+        column: m.column.clone(),
+        time: m.time.clone(),
+        filter: m.filter.clone(),
+        conditions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalogue_is_valid() {
+        let c = Catalogue::from_sources(
+            BUILTIN_FILES.iter().map(|(n, s)| (n.to_string(), s.to_string())),
+        )
+        .unwrap();
+        assert!(c.indicators.len() >= 5);
+        let on_time = c.get("hotline_on_time_rate").unwrap();
+        assert_eq!(on_time.kind, Kind::Ratio);
+        let one_thing = c.get("one_thing_completion_rate").unwrap();
+        assert_eq!(one_thing.target.as_ref().unwrap().value, 0.80);
+        assert_eq!(c.get("hotline_intensity").unwrap().per, Some(10_000.0));
+    }
+
+    fn one(body: &str) -> Result<Catalogue, CatalogueError> {
+        let text = format!(
+            r#"[[indicator]]
+id = "x"
+name_zh = "x"
+name_en = "x"
+domain = "governance"
+unit = "%"
+direction = "higher_is_better"
+levels = ["city"]
+grains = ["month"]
+description = "x"
+{body}"#
+        );
+        Catalogue::from_sources([("test.toml".to_string(), text)])
+    }
+
+    #[test]
+    fn errors_name_file_indicator_and_field() {
+        let ratio = "kind = \"ratio\"\n[numerator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due_at\"\n";
+        let cases = [
+            ("kind = \"count\"\n[numerator]\nfact = \"orders\"\nagg = \"count\"\ntime = \"due_at\"\n", "numerator.fact", "unknown fact table"),
+            ("kind = \"count\"\n[numerator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due\"\n", "numerator.time", "unknown column"),
+            ("kind = \"count\"\n[numerator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due_at\"\nfilter = [\"closed <= due_at\"]\n", "numerator.filter", "unknown column"),
+            (ratio, "denominator", "needs one"),
+            (&format!("{ratio}[denominator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due_at\"\n[target]\nvalue = 80.0\nyear = 2025\nsource = \"plan\"\n"), "target.value", "0-1"),
+        ];
+        for (body, field, msg) in cases {
+            let e = one(body).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{field}`")), "{e}");
+            assert!(e.contains(msg), "{e}");
+            assert!(e.contains("\"x\"") && e.ends_with("in test.toml"), "{e}");
+        }
+    }
+
+    #[test]
+    fn status_respects_direction() {
+        let c = Catalogue::builtin();
+        let on_time = c.get("hotline_on_time_rate").unwrap();
+        let t = on_time.thresholds.unwrap();
+        assert_eq!(on_time.status(Some(t.warning + 0.01)), Status::Ok);
+        assert_eq!(on_time.status(Some(t.warning - 0.001)), Status::Warning);
+        assert_eq!(on_time.status(Some(t.critical - 0.001)), Status::Critical);
+        assert_eq!(on_time.status(None), Status::NoData);
+        let intensity = c.get("hotline_intensity").unwrap();
+        let t = intensity.thresholds.unwrap();
+        assert_eq!(intensity.status(Some(t.critical + 1.0)), Status::Critical);
+        assert_eq!(intensity.value(5.0, Some(20_000.0)), Some(2.5));
+        assert_eq!(on_time.value(5.0, Some(0.0)), None);
+    }
+}

@@ -1,0 +1,211 @@
+//! Scene files: what a view of the city twin shows and from where.
+//!
+//! A scene is a small TOML file (see `scenes/*.toml`): the region whose buildings are drawn, the
+//! indicator binding that colours them (indicator id, level, grain, period or `latest`) and the
+//! camera. This crate parses and validates the format and owns the orbit-camera arithmetic; it
+//! knows nothing about how scenes are drawn or where indicator values come from.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The scenes compiled into the binary: (file name, contents).
+pub const BUILTIN_FILES: &[(&str, &str)] = &[
+    ("demo_district.toml", include_str!("../demo_district.toml")),
+    ("demo_district_intensity.toml", include_str!("../demo_district_intensity.toml")),
+];
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scene {
+    pub id: String,
+    pub title_zh: String,
+    pub title_en: String,
+    /// Region code whose buildings are drawn.
+    pub region: String,
+    pub binding: Binding,
+    pub camera: OrbitCamera,
+}
+
+/// Which indicator colours the scene. `level` and `grain` use the catalogue's names; the server
+/// checks them against the catalogue when it loads the scene.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Binding {
+    pub indicator: String,
+    pub level: String,
+    pub grain: String,
+    /// A period label of the grain, or `latest` for the newest period with data.
+    #[serde(default = "latest")]
+    pub period: String,
+}
+
+fn latest() -> String {
+    "latest".to_owned()
+}
+
+/// A camera orbiting a target point on the ground of the scene's local frame, described by
+/// heading, elevation and distance; the target is given in metres east and north of the
+/// scene centre.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrbitCamera {
+    /// Heading of the camera seen from the target, degrees clockwise from north.
+    pub yaw_deg: f32,
+    /// Elevation above the horizon, degrees.
+    pub pitch_deg: f32,
+    pub distance_m: f32,
+    /// Target offset from the scene centre, metres east and north.
+    #[serde(default)]
+    pub target_en_m: [f32; 2],
+}
+
+impl OrbitCamera {
+    pub const MIN_PITCH_DEG: f32 = 5.0;
+    pub const MAX_PITCH_DEG: f32 = 89.0;
+    pub const MIN_DISTANCE_M: f32 = 50.0;
+    pub const MAX_DISTANCE_M: f32 = 200_000.0;
+
+    /// Turns the camera around its target; pitch is clamped so it stays above the ground.
+    pub fn orbit(&mut self, d_yaw_deg: f32, d_pitch_deg: f32) {
+        self.yaw_deg = (self.yaw_deg + d_yaw_deg).rem_euclid(360.0);
+        self.pitch_deg =
+            (self.pitch_deg + d_pitch_deg).clamp(Self::MIN_PITCH_DEG, Self::MAX_PITCH_DEG);
+    }
+
+    /// Moves closer (factor < 1) or further (factor > 1), within limits.
+    pub fn zoom(&mut self, factor: f32) {
+        if factor.is_finite() && factor > 0.0 {
+            self.distance_m =
+                (self.distance_m * factor).clamp(Self::MIN_DISTANCE_M, Self::MAX_DISTANCE_M);
+        }
+    }
+
+    /// Camera position relative to the scene centre, metres east, up and north.
+    pub fn eye_enu_m(&self) -> [f32; 3] {
+        let (yaw, pitch) = (self.yaw_deg.to_radians(), self.pitch_deg.to_radians());
+        let horizontal = self.distance_m * pitch.cos();
+        [
+            self.target_en_m[0] + horizontal * yaw.sin(),
+            self.distance_m * pitch.sin(),
+            self.target_en_m[1] + horizontal * yaw.cos(),
+        ]
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let finite = [self.yaw_deg, self.pitch_deg, self.distance_m, self.target_en_m[0], self.target_en_m[1]]
+            .iter()
+            .all(|v| v.is_finite());
+        if !finite {
+            return Err("camera values must be finite numbers".into());
+        }
+        if !(Self::MIN_PITCH_DEG..=Self::MAX_PITCH_DEG).contains(&self.pitch_deg) {
+            return Err(format!(
+                "camera.pitch_deg {} is outside {}..={}",
+                self.pitch_deg,
+                Self::MIN_PITCH_DEG,
+                Self::MAX_PITCH_DEG
+            ));
+        }
+        if !(Self::MIN_DISTANCE_M..=Self::MAX_DISTANCE_M).contains(&self.distance_m) {
+            return Err(format!(
+                "camera.distance_m {} is outside {}..={}",
+                self.distance_m,
+                Self::MIN_DISTANCE_M,
+                Self::MAX_DISTANCE_M
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SceneError {
+    #[error("cannot read scene file: {source}, in {path}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("malformed scene: {message}, in {file}")]
+    Format { file: String, message: String },
+    #[error("scene id {id:?} is used twice, in {file}")]
+    Duplicate { id: String, file: String },
+}
+
+impl Scene {
+    /// Parses and validates one scene file's text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Scene, SceneError> {
+        let fail = |message: String| SceneError::Format { file: file.to_owned(), message };
+        let scene: Scene = toml::from_str(text).map_err(|e| fail(e.to_string()))?;
+        if scene.id.is_empty()
+            || !scene.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(fail(format!("id {:?} must be ascii letters, digits, _ or -", scene.id)));
+        }
+        if scene.region.is_empty() || !scene.region.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(fail(format!("region {:?} must be a division code", scene.region)));
+        }
+        if scene.binding.indicator.is_empty() {
+            return Err(fail("binding.indicator is empty".into()));
+        }
+        scene.camera.validate().map_err(fail)?;
+        Ok(scene)
+    }
+
+    pub fn load(path: &Path) -> Result<Scene, SceneError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SceneError::Read { path: path.to_owned(), source })?;
+        Scene::parse(&text, &path.display().to_string())
+    }
+}
+
+/// The built-in scenes, in file order.
+pub fn builtin() -> Result<Vec<Scene>, SceneError> {
+    let mut scenes: Vec<Scene> = Vec::new();
+    for (file, text) in BUILTIN_FILES {
+        let scene = Scene::parse(text, file)?;
+        if scenes.iter().any(|s| s.id == scene.id) {
+            return Err(SceneError::Duplicate { id: scene.id, file: file.to_string() });
+        }
+        scenes.push(scene);
+    }
+    Ok(scenes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_scenes_parse() {
+        let scenes = builtin().unwrap();
+        assert!(scenes.iter().any(|s| s.id == "demo_district" && s.region == "320102"));
+    }
+
+    #[test]
+    fn bad_scenes_name_the_problem_and_file() {
+        let good = include_str!("../demo_district.toml");
+        let cases = [
+            (good.replace("pitch_deg = 42.0", "pitch_deg = 120.0"), "camera.pitch_deg 120"),
+            (good.replace("distance_m = 7000.0", "distance_m = -1.0"), "camera.distance_m -1"),
+            (good.replace("region = \"320102\"", "region = \"xuanwu\""), "region \"xuanwu\""),
+            (good.replace("[camera]", "[camera]\nfov = 3"), "unknown field `fov`"),
+            (good.replace("id = \"demo_district\"", "id = \"a b\""), "id \"a b\""),
+        ];
+        for (text, msg) in cases {
+            let e = Scene::parse(&text, "bad.toml").unwrap_err().to_string();
+            assert!(e.contains(msg), "{e}");
+            assert!(e.ends_with("in bad.toml"), "{e}");
+        }
+    }
+
+    #[test]
+    fn orbit_clamps_and_wraps() {
+        let mut c = OrbitCamera { yaw_deg: 350.0, pitch_deg: 80.0, distance_m: 1000.0, target_en_m: [0.0, 0.0] };
+        c.orbit(20.0, 30.0);
+        assert!((c.yaw_deg - 10.0).abs() < 1e-4);
+        assert_eq!(c.pitch_deg, OrbitCamera::MAX_PITCH_DEG);
+        c.zoom(1e-9);
+        assert_eq!(c.distance_m, OrbitCamera::MIN_DISTANCE_M);
+        c.zoom(f32::NAN);
+        assert_eq!(c.distance_m, OrbitCamera::MIN_DISTANCE_M);
+        let eye = OrbitCamera { yaw_deg: 90.0, pitch_deg: 45.0, distance_m: 100.0, target_en_m: [0.0, 0.0] }.eye_enu_m();
+        assert!((eye[0] - 70.7107).abs() < 1e-3 && (eye[1] - 70.7107).abs() < 1e-3 && eye[2].abs() < 1e-3);
+    }
+}

@@ -1,0 +1,73 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Client mistakes are 4xx with a JSON body naming the parameter; a missing renderer or empty
+//! database is 503; anything else is a generic 500 whose detail is logged here, once.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{parameter}: {message}")]
+    BadParameter { parameter: String, message: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn bad(parameter: &str, message: impl Into<String>) -> AppError {
+        AppError::BadParameter { parameter: parameter.to_owned(), message: message.into() }
+    }
+}
+
+impl From<analytics::AnalyticsError> for AppError {
+    fn from(e: analytics::AnalyticsError) -> AppError {
+        use analytics::AnalyticsError as A;
+        match e {
+            A::Query(q) => AppError::bad(q.parameter(), q.to_string()),
+            A::Empty { .. } => AppError::Unavailable(e.to_string()),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<twin::TwinError> for AppError {
+    fn from(e: twin::TwinError) -> AppError {
+        use twin::TwinError as T;
+        match e {
+            T::BadSize { .. } => AppError::bad("width", e.to_string()),
+            T::NoDevice { .. } | T::RendererGone(_) => AppError::Unavailable(e.to_string()),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<tokio::task::JoinError> for AppError {
+    fn from(e: tokio::task::JoinError) -> AppError {
+        AppError::Internal(format!("a blocking task failed: {e}"))
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, body) = match &self {
+            AppError::BadParameter { parameter, message } => (
+                StatusCode::BAD_REQUEST,
+                json!({ "error": self.to_string(), "parameter": parameter, "message": message }),
+            ),
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
+            AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": m })),
+            AppError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": "internal error; see the server log" }))
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}

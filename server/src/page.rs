@@ -1,0 +1,121 @@
+//! The start page, `GET /`: the demo scene's snapshot (streamed live once the page's script
+//! connects to `/ws/view`; drag to orbit, wheel to zoom) and a KPI table of every indicator for
+//! the province in the latest year. Hand-written HTML, no front-end build step.
+
+use crate::error::AppError;
+use crate::routes::blocking;
+use crate::state::{AppState, Rendering};
+use analytics::IndicatorValue;
+use axum::extract::State;
+use axum::response::Html;
+use indicators::{Grain, IndicatorQuery, Level, Status};
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn fmt(v: Option<f64>, unit: &str) -> String {
+    match v {
+        None => "–".into(),
+        Some(v) if unit == "ratio" => format!("{:.1}%", v * 100.0),
+        Some(v) if v.abs() >= 1000.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+/// The latest yearly province value of every indicator computed per year at province level.
+fn kpis(state: &AppState) -> Result<Vec<(indicators::Indicator, Option<IndicatorValue>)>, AppError> {
+    let mut out = Vec::new();
+    for ind in &state.catalogue.indicators {
+        if !(ind.levels.contains(&Level::Province) && ind.grains.contains(&Grain::Year)) {
+            continue;
+        }
+        let q = IndicatorQuery { level: Level::Province, grain: Grain::Year, from: None, to: None, region: None };
+        let rows = state.engine.values(ind, &q)?;
+        out.push((ind.clone(), rows.into_iter().max_by(|a, b| a.period.cmp(&b.period))));
+    }
+    Ok(out)
+}
+
+pub async fn index(State(state): State<AppState>) -> Result<Html<String>, AppError> {
+    let s = state.clone();
+    let rows = blocking(move || kpis(&s)).await?;
+    let mut table = String::new();
+    for (ind, v) in &rows {
+        let status = v.as_ref().map_or(Status::NoData, |v| v.status);
+        table += &format!(
+            "<tr><td>{}<br><small>{}</small></td><td>{}</td><td class=num>{}</td><td class=num>{}</td><td><span class=\"status {st}\">{st}</span></td></tr>\n",
+            esc(&ind.name_zh),
+            esc(&ind.name_en),
+            v.as_ref().map_or("–".into(), |v| esc(&v.period)),
+            fmt(v.as_ref().and_then(|v| v.value), &ind.unit),
+            fmt(ind.target.as_ref().map(|t| t.value), &ind.unit),
+            st = status.as_str(),
+        );
+    }
+    let scene = state.scenes.first().map(|s| s.id.clone()).unwrap_or_default();
+    let view = match &*state.rendering {
+        Rendering::Available(_) => format!(
+            "<img id=view src=\"/api/scenes/{s}/snapshot.png?width=960&amp;height=540\" width=960 height=540 alt=\"city twin\" data-scene=\"{s}\">\
+             <p class=hint>Drag to orbit, scroll to zoom (streamed from the server).</p>",
+            s = esc(&scene)
+        ),
+        Rendering::Unavailable(why) => format!("<p class=warn>Rendering is unavailable on this server: {}</p>", esc(why)),
+    };
+    Ok(Html(format!(
+        r#"<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>databrain 数据大脑</title>
+<style>
+body {{ background:#0b1220; color:#e6edf7; font-family:"Noto Sans CJK SC","Noto Sans",sans-serif; margin:24px; }}
+h1 {{ font-size:24px; margin:0 0 12px; }} h2 {{ font-size:18px; margin:16px 0 8px; }}
+.wrap {{ display:flex; gap:24px; flex-wrap:wrap; align-items:flex-start; }}
+#view {{ border:1px solid #2a3a55; background:#050a14; cursor:grab; }}
+table {{ border-collapse:collapse; min-width:520px; }} td,th {{ border-bottom:1px solid #22324d; padding:6px 10px; text-align:left; }}
+th {{ color:#9fb3d1; font-weight:normal; }} td.num {{ text-align:right; font-variant-numeric:tabular-nums; }}
+small {{ color:#8ea2c0; }} .hint {{ color:#8ea2c0; font-size:13px; }} .warn {{ color:#fc8d59; }}
+.status {{ padding:2px 8px; border-radius:8px; font-size:12px; }} .ok {{ background:#1a9850; }} .warning {{ background:#d9a400; color:#111; }}
+.critical {{ background:#d73027; }} .no_data {{ background:#555; }}
+</style></head>
+<body>
+<h1>databrain 数据大脑 <small>江苏省 · 城市运行监测一张图</small></h1>
+<div class=wrap>
+<section><h2>城市孪生 City twin</h2>{view}</section>
+<section><h2>关键指标 Key indicators (江苏省 Jiangsu, latest year)</h2>
+<table><thead><tr><th>指标 Indicator</th><th>期 Period</th><th>值 Value</th><th>目标 Target</th><th>状态 Status</th></tr></thead>
+<tbody>
+{table}</tbody></table>
+<p class=hint>Catalogue {version}. API: <a href="/api/indicators" style="color:#9fc5ff">/api/indicators</a></p>
+</section></div>
+<script>
+(() => {{
+  const img = document.getElementById('view');
+  if (!img) return;
+  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+  const ws = new WebSocket(`${{proto}}://${{location.host}}/ws/view?scene=${{img.dataset.scene}}&width=960&height=540`);
+  ws.binaryType = 'blob';
+  ws.onmessage = (ev) => {{
+    if (typeof ev.data === 'string') return;
+    const url = URL.createObjectURL(ev.data);
+    const old = img.src; img.src = url;
+    if (old.startsWith('blob:')) URL.revokeObjectURL(old);
+  }};
+  let drag = null;
+  img.addEventListener('mousedown', (e) => {{ drag = [e.clientX, e.clientY]; e.preventDefault(); }});
+  window.addEventListener('mouseup', () => {{ drag = null; }});
+  window.addEventListener('mousemove', (e) => {{
+    if (!drag || ws.readyState !== 1) return;
+    const [dx, dy] = [e.clientX - drag[0], e.clientY - drag[1]];
+    drag = [e.clientX, e.clientY];
+    ws.send(JSON.stringify({{type: 'orbit', d_yaw_deg: dx * 0.3, d_pitch_deg: dy * 0.2}}));
+  }});
+  img.addEventListener('wheel', (e) => {{
+    e.preventDefault();
+    if (ws.readyState === 1) ws.send(JSON.stringify({{type: 'zoom', factor: e.deltaY > 0 ? 1.15 : 0.87}}));
+  }});
+}})();
+</script>
+</body></html>
+"#,
+        version = esc(&state.catalogue.version),
+    )))
+}

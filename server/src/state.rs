@@ -1,0 +1,47 @@
+//! Shared server state.
+
+use analytics::Engine;
+use indicators::Catalogue;
+use scenes::Scene;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use twin::{PreparedScene, Renderer};
+
+/// Whether frames can be rendered, and why not.
+pub enum Rendering {
+    Available(Arc<Renderer>),
+    Unavailable(String),
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub catalogue: Arc<Catalogue>,
+    pub scenes: Arc<Vec<Scene>>,
+    pub rendering: Arc<Rendering>,
+    /// Prepared scenes by scene id, with the ingest they were prepared from.
+    pub prepared: Arc<Mutex<HashMap<String, (i64, Arc<PreparedScene>)>>>,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, catalogue: Catalogue, scenes: Vec<Scene>, rendering: Rendering) -> AppState {
+        AppState {
+            engine: Arc::new(engine),
+            catalogue: Arc::new(catalogue),
+            scenes: Arc::new(scenes),
+            rendering: Arc::new(rendering),
+            prepared: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    pub fn scene(&self, id: &str) -> Option<&Scene> {
+        self.scenes.iter().find(|s| s.id == id)
+    }
+
+    pub fn renderer(&self) -> Result<Arc<Renderer>, crate::error::AppError> {
+        match &*self.rendering {
+            Rendering::Available(r) => Ok(r.clone()),
+            Rendering::Unavailable(why) => Err(crate::error::AppError::Unavailable(why.clone())),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! End-to-end tests of databrain, run against the built `databrain` binary: generate, ingest,
+//! serve on port 0, query the API and check numbers against an independent computation, fetch
+//! rendered snapshots, drive the view stream, load the page in headless Chromium, and check
+//! the workspace's dependency rule with `cargo metadata`. The tests live in `tests/`; this
+//! library only locates the binary and runs the server.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The `databrain` binary built next to the running test executable
+/// (`<target>/release/deps/<test>` → `<target>/release/databrain`).
+pub fn databrain_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let bin = dir.join("databrain");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (cargo build --release -p server), as `make test` does",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `databrain` with arguments and returns its stdout, failing with its stderr.
+pub fn run(args: &[&str]) -> String {
+    let out = Command::new(databrain_bin()).args(args).output().expect("databrain runs");
+    assert!(
+        out.status.success(),
+        "databrain {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// A running `databrain serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    /// Kept open so that later writes to stdout by the server do not fail.
+    _stdout: BufReader<std::process::ChildStdout>,
+    pub base_url: String,
+}
+
+impl Server {
+    /// Starts `databrain serve --db DB --addr 127.0.0.1:0` and waits for its address.
+    pub fn start(db: &Path) -> Server {
+        let mut child = Command::new(databrain_bin())
+            .args(["serve", "--db"])
+            .arg(db)
+            .args(["--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("databrain serve starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stdout = BufReader::new(stdout);
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("server prints its address");
+        let base_url = line
+            .trim()
+            .strip_prefix("databrain listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from the server: {line:?}"))
+            .trim_end_matches('/')
+            .to_owned();
+        Server { child, _stdout: stdout, base_url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

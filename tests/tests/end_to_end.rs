@@ -1,0 +1,179 @@
+//! One thin path through every engine, as a user drives it: `databrain generate`, `ingest`,
+//! `serve` on port 0, then HTTP, WebSocket and a headless browser against the real server.
+
+use databrain_tests::{Server, run};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use tokio_tungstenite::tungstenite::Message;
+
+/// 按时办结率 per (city, year), computed from the raw CSV without the catalogue or DuckDB:
+/// work orders due in the year that were closed by their due time, over all due in the year.
+fn on_time_by_city_year(work_orders: &Path) -> BTreeMap<(String, String), (u64, u64)> {
+    let mut reader = csv::Reader::from_path(work_orders).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let (due, closed, community) = (col("due_at"), col("closed_at"), col("community_code"));
+    let mut out: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    for record in reader.records() {
+        let r = record.unwrap();
+        let key = (r[community][..4].to_owned(), r[due][..4].to_owned());
+        let entry = out.entry(key).or_default();
+        entry.1 += 1;
+        // Timestamps are `YYYY-MM-DD HH:MM:SS`, so text order is time order.
+        if !r[closed].is_empty() && r[closed] <= r[due] {
+            entry.0 += 1;
+        }
+    }
+    out
+}
+
+fn distinct_colours(image: &image::RgbaImage) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    for p in image.pixels() {
+        seen.insert(p.0);
+    }
+    seen.len()
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> (u16, Value) {
+    let response = client.get(url).send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generate_ingest_serve_query_render_stream_and_browse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = tmp.path().join("sample");
+    let db = tmp.path().join("databrain.duckdb");
+    let sample_arg = sample.to_str().unwrap();
+    let db_arg = db.to_str().unwrap();
+    run(&["generate", "--out", sample_arg, "--scale", "small", "--seed", "7"]);
+    let ingested = run(&["ingest", "--db", db_arg, sample_arg]);
+    assert!(ingested.contains("work_orders: 100000 rows"), "{ingested}");
+
+    // The CLI answers too, in CSV.
+    let csv_out = run(&["query", "hotline_on_time_rate", "--db", db_arg, "--level", "province", "--grain", "year", "--format", "csv"]);
+    assert!(csv_out.starts_with("region_code,region_name,period,value"), "{csv_out}");
+    assert_eq!(csv_out.lines().count(), 3, "{csv_out}");
+
+    let server = Server::start(&db);
+    let base = server.base_url.clone();
+    let client = reqwest::Client::new();
+
+    let (status, health) = get_json(&client, &format!("{base}/api/health")).await;
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["rendering_available"], true, "rendering needs Vulkan (lavapipe): {health}");
+
+    // 按时办结率 per city and year against the independent computation.
+    let expected = on_time_by_city_year(&sample.join("work_orders.csv"));
+    let (status, body) = get_json(
+        &client,
+        &format!("{base}/api/indicators/hotline_on_time_rate/values?level=city&grain=year"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rows = body["rows"].as_array().unwrap();
+    let by_key: BTreeMap<(String, String), &Value> = rows
+        .iter()
+        .map(|r| ((r["region_code"].as_str().unwrap().to_owned(), r["period"].as_str().unwrap().to_owned()), r))
+        .collect();
+    assert_eq!(by_key.len(), expected.len(), "one row per city and year");
+    for ((city, year), (numerator, denominator)) in &expected {
+        let row = by_key[&(city.clone(), year.clone())];
+        assert_eq!(row["numerator"].as_f64().unwrap(), *numerator as f64, "{city} {year}");
+        assert_eq!(row["denominator"].as_f64().unwrap(), *denominator as f64, "{city} {year}");
+        let value = row["value"].as_f64().unwrap();
+        assert!((value - *numerator as f64 / *denominator as f64).abs() < 1e-12, "{city} {year}");
+        assert!(!row["region_name"].as_str().unwrap().is_empty());
+        assert!(["ok", "warning", "critical"].contains(&row["status"].as_str().unwrap()));
+    }
+    assert_eq!(by_key[&("3201".to_owned(), "2025".to_owned())]["region_name"], "南京市");
+
+    // Bad parameters are 400s that name the parameter.
+    for (query, parameter) in [
+        ("level=district", "level"),
+        ("grain=month&from=2024-13", "from"),
+        ("region=32x", "region"),
+        ("levle=city", "levle"),
+    ] {
+        let (status, body) =
+            get_json(&client, &format!("{base}/api/indicators/hotline_on_time_rate/values?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["parameter"], parameter, "{query}: {body}");
+    }
+    let (status, _) = get_json(&client, &format!("{base}/api/indicators/nope/values")).await;
+    assert_eq!(status, 404);
+
+    // A snapshot PNG of the demo district, rendered by Bevy.
+    let response = client
+        .get(format!("{base}/api/scenes/demo_district/snapshot.png?width=320&height=180"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["content-type"], "image/png");
+    let png = image::load_from_memory(&response.bytes().await.unwrap()).unwrap().to_rgba8();
+    assert_eq!(png.dimensions(), (320, 180));
+    assert!(distinct_colours(&png) > 20, "the snapshot looks uniform");
+    let (status, body) =
+        get_json(&client, &format!("{base}/api/scenes/demo_district/snapshot.png?width=99999")).await;
+    assert_eq!((status, body["parameter"].as_str()), (400, Some("width")));
+
+    // The view stream: a frame, an orbit, a different frame.
+    let ws_url = format!("{}/ws/view?scene=demo_district&width=320&height=180&fps=10", base.replacen("http", "ws", 1));
+    let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    async fn next_frame(
+        socket: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+    ) -> (Value, Vec<u8>) {
+        let mut meta = None;
+        loop {
+            match socket.next().await.unwrap().unwrap() {
+                Message::Text(t) => meta = Some(serde_json::from_str::<Value>(&t).unwrap()),
+                Message::Binary(b) => return (meta.expect("metadata precedes each frame"), b.to_vec()),
+                _ => {}
+            }
+        }
+    }
+    let (meta1, jpeg1) = next_frame(&mut socket).await;
+    assert_eq!(meta1["scene"], "demo_district");
+    assert_eq!(meta1["bytes"].as_u64().unwrap() as usize, jpeg1.len());
+    let frame1 = image::load_from_memory(&jpeg1).unwrap().to_rgba8();
+    assert_eq!(frame1.dimensions(), (320, 180));
+    socket.send(Message::Text(r#"{"type":"orbit","d_yaw_deg":90,"d_pitch_deg":10}"#.into())).await.unwrap();
+    let (meta2, jpeg2) = next_frame(&mut socket).await;
+    assert!(meta2["seq"].as_u64() > meta1["seq"].as_u64());
+    assert_ne!(meta1["camera"], meta2["camera"]);
+    let frame2 = image::load_from_memory(&jpeg2).unwrap().to_rgba8();
+    let changed = frame1.pixels().zip(frame2.pixels()).filter(|(a, b)| a != b).count();
+    assert!(changed > 320 * 180 / 20, "the orbit barely changed the frame ({changed} pixels)");
+    socket.close(None).await.unwrap();
+
+    // The page, in headless Chromium.
+    let page = client.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("12345按时办结率") && page.contains("一件事通办完成率"), "KPI table missing");
+    let shot = tmp.path().join("page.png");
+    let profile = tmp.path().join("chromium-profile");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let url = format!("{base}/");
+    let (shot_arg, profile_arg) = (format!("--screenshot={}", shot.display()), format!("--user-data-dir={}", profile.display()));
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&chromium)
+            .args([
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--hide-scrollbars", "--window-size=1400,900", "--virtual-time-budget=8000",
+                &shot_arg, &profile_arg, &url,
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {chromium} (install Debian's chromium, as `make test` does): {e}"))
+    })
+    .await
+    .unwrap();
+    assert!(shot.is_file(), "chromium wrote no screenshot: {}", String::from_utf8_lossy(&status.stderr));
+    let screenshot = image::open(&shot).unwrap().to_rgba8();
+    assert!(distinct_colours(&screenshot) > 50, "the page screenshot is blank");
+}

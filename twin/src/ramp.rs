@@ -1,0 +1,148 @@
+//! Colour ramps and legends for indicator overlays.
+//!
+//! Values are split into five equal-interval classes between the smallest and largest value
+//! shown. The ramp runs from red (worse) to green (better) in the indicator's direction, so
+//! for "lower is better" indicators high values are red. Regions without a value are grey.
+
+use crate::OverlaySpec;
+
+/// Five classes, worst to best (ColorBrewer RdYlGn, sRGB).
+const WORST_TO_BEST: [[u8; 3]; 5] =
+    [[215, 48, 39], [252, 141, 89], [254, 224, 139], [145, 207, 96], [26, 152, 80]];
+pub const NO_DATA_SRGB: [f32; 4] = [0.55, 0.55, 0.58, 1.0];
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ramp {
+    pub higher_is_better: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct LegendEntry {
+    pub colour_srgb: [f32; 4],
+    pub label: String,
+}
+
+/// Class breaks, colours and labels, lowest value first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Legend {
+    pub title: String,
+    pub subtitle: String,
+    /// Lower bound of each class, lowest first; the last class ends at `max`.
+    pub lower_bounds: Vec<f64>,
+    pub max: f64,
+    pub entries: Vec<LegendEntry>,
+    ramp: Ramp,
+}
+
+fn rgb(c: [u8; 3]) -> [f32; 4] {
+    [c[0] as f32 / 255.0, c[1] as f32 / 255.0, c[2] as f32 / 255.0, 1.0]
+}
+
+fn format_value(v: f64, unit: &str) -> String {
+    if unit == "ratio" {
+        format!("{:.1}%", v * 100.0)
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+impl Ramp {
+    pub fn new(higher_is_better: bool) -> Ramp {
+        Ramp { higher_is_better }
+    }
+
+    /// Colour of class `k` of `n` counted from the lowest values.
+    fn class_colour(&self, k: usize, n: usize) -> [f32; 4] {
+        if n == 1 {
+            return rgb(WORST_TO_BEST[WORST_TO_BEST.len() / 2]);
+        }
+        let rank = if self.higher_is_better { k } else { n - 1 - k };
+        rgb(WORST_TO_BEST[rank * (WORST_TO_BEST.len() - 1) / (n - 1)])
+    }
+
+    pub fn legend(&self, overlay: &OverlaySpec, values: impl Iterator<Item = f64>) -> Legend {
+        let finite: Vec<f64> = values.filter(|v| v.is_finite()).collect();
+        let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let n = if finite.is_empty() { 0 } else if max > min { WORST_TO_BEST.len() } else { 1 };
+        let step = if n > 1 { (max - min) / n as f64 } else { 0.0 };
+        let lower_bounds: Vec<f64> = (0..n).map(|k| min + step * k as f64).collect();
+        let mut entries: Vec<LegendEntry> = lower_bounds
+            .iter()
+            .enumerate()
+            .map(|(k, lo)| {
+                let hi = if k + 1 < n { lower_bounds[k + 1] } else { max };
+                let label = if n == 1 {
+                    format_value(*lo, &overlay.unit)
+                } else {
+                    format!("{} - {}", format_value(*lo, &overlay.unit), format_value(hi, &overlay.unit))
+                };
+                LegendEntry { colour_srgb: self.class_colour(k, n), label }
+            })
+            .collect();
+        entries.push(LegendEntry { colour_srgb: NO_DATA_SRGB, label: "no data".into() });
+        Legend {
+            title: overlay.title.clone(),
+            subtitle: format!(
+                "{} | {} | {}",
+                overlay.period,
+                if overlay.unit == "ratio" { "%" } else { overlay.unit.as_str() },
+                if self.higher_is_better { "higher is better" } else { "lower is better" }
+            ),
+            lower_bounds,
+            max,
+            entries,
+            ramp: *self,
+        }
+    }
+}
+
+impl Legend {
+    /// The class colour of a value, grey for none.
+    pub fn colour_of(&self, value: Option<f64>) -> [f32; 4] {
+        let Some(v) = value.filter(|v| v.is_finite()) else { return NO_DATA_SRGB };
+        let n = self.lower_bounds.len();
+        if n == 0 {
+            return NO_DATA_SRGB;
+        }
+        let k = self.lower_bounds.iter().rposition(|lo| v >= *lo).unwrap_or(0);
+        self.ramp.class_colour(k, n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(unit: &str) -> OverlaySpec {
+        OverlaySpec { title: "t".into(), unit: unit.into(), period: "2025".into(), higher_is_better: true }
+    }
+
+    #[test]
+    fn classes_follow_direction() {
+        let values = [0.5, 0.6, 0.7, 0.8, 0.9, 1.0];
+        let good = Ramp::new(true).legend(&spec("ratio"), values.iter().copied());
+        let bad = Ramp::new(false).legend(&spec("ratio"), values.iter().copied());
+        let red = rgb(WORST_TO_BEST[0]);
+        let green = rgb(WORST_TO_BEST[4]);
+        assert_eq!(good.colour_of(Some(0.5)), red);
+        assert_eq!(good.colour_of(Some(1.0)), green);
+        assert_eq!(bad.colour_of(Some(0.5)), green);
+        assert_eq!(bad.colour_of(Some(1.0)), red);
+        assert_eq!(good.colour_of(None), NO_DATA_SRGB);
+        assert_eq!(good.entries.len(), 6);
+        assert_eq!(good.entries[0].label, "50.0% - 60.0%");
+        assert_eq!(good.entries[5].label, "no data");
+    }
+
+    #[test]
+    fn a_single_value_gets_one_class() {
+        let l = Ramp::new(true).legend(&spec("h"), [3.0, 3.0].into_iter());
+        assert_eq!(l.entries.len(), 2);
+        assert_eq!(l.colour_of(Some(3.0)), rgb(WORST_TO_BEST[2]));
+        let empty = Ramp::new(true).legend(&spec("h"), std::iter::empty());
+        assert_eq!(empty.colour_of(Some(1.0)), NO_DATA_SRGB);
+    }
+}

@@ -1,0 +1,352 @@
+//! The headless renderer: one Bevy app on its own thread, driven by render jobs.
+//!
+//! The app runs without windows or winit; we pump `App::update` ourselves. A job moves the one
+//! camera, points it at an image target of the requested size, shows the requested scene's
+//! meshes (kept per scene key, so switching back costs nothing) and its legend, then captures
+//! the frame with Bevy's `Screenshot` on an image target, which reads back the frame rendered
+//! in that update, not the one before. MSAA is off and the material unlit, so output is
+//! deterministic for golden images.
+
+use crate::{OrbitCamera, PreparedScene, TwinError};
+use bevy::{
+    app::{PluginsState, TerminalCtrlCHandlerPlugin},
+    asset::RenderAssetUsages,
+    camera::RenderTarget,
+    core_pipeline::tonemapping::{DebandDither, Tonemapping},
+    log::LogPlugin,
+    mesh::{Indices, PrimitiveTopology},
+    prelude::*,
+    render::{
+        RenderPlugin,
+        pipelined_rendering::PipelinedRenderingPlugin,
+        render_resource::{PollType, TextureFormat},
+        renderer::{RenderAdapterInfo, RenderDevice},
+        view::screenshot::{Screenshot, ScreenshotCaptured},
+    },
+    window::ExitCondition,
+    winit::WinitPlugin,
+};
+use image::RgbaImage;
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, mpsc};
+
+const BACKGROUND: Color = Color::srgb(0.02, 0.035, 0.07);
+const GROUND: Color = Color::srgb(0.09, 0.11, 0.15);
+
+struct Job {
+    scene: Arc<PreparedScene>,
+    camera: OrbitCamera,
+    width: u32,
+    height: u32,
+    reply: mpsc::Sender<Result<RgbaImage, TwinError>>,
+}
+
+/// A handle to the render thread. Cheap to share; jobs are served one at a time.
+pub struct Renderer {
+    jobs: mpsc::SyncSender<Job>,
+    adapter: String,
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+impl Renderer {
+    /// Starts the render thread and waits until the GPU (or lavapipe) is initialised.
+    pub fn start() -> Result<Renderer, TwinError> {
+        let (jobs, job_rx) = mpsc::sync_channel::<Job>(32);
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<String, String>>();
+        std::thread::Builder::new()
+            .name("databrain-renderer".into())
+            .spawn(move || {
+                let built = std::panic::catch_unwind(AssertUnwindSafe(Headless::new));
+                match built {
+                    Ok(mut headless) => {
+                        let _ = ready_tx.send(Ok(headless.adapter.clone()));
+                        headless.serve(job_rx);
+                    }
+                    Err(p) => {
+                        let _ = ready_tx.send(Err(panic_text(p)));
+                    }
+                }
+            })
+            .map_err(|e| TwinError::RendererGone(format!("cannot start the render thread: {e}")))?;
+        match ready_rx.recv() {
+            Ok(Ok(adapter)) => Ok(Renderer { jobs, adapter }),
+            Ok(Err(detail)) => Err(TwinError::NoDevice { detail }),
+            Err(_) => Err(TwinError::NoDevice { detail: "the render thread ended during start-up".into() }),
+        }
+    }
+
+    /// Name and driver of the adapter in use, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)`.
+    pub fn adapter(&self) -> &str {
+        &self.adapter
+    }
+
+    /// Renders a scene from a camera into an RGBA image (blocks until done).
+    pub fn render(
+        &self,
+        scene: Arc<PreparedScene>,
+        camera: OrbitCamera,
+        width: u32,
+        height: u32,
+    ) -> Result<RgbaImage, TwinError> {
+        if !(16..=4096).contains(&width) || !(16..=4096).contains(&height) {
+            return Err(TwinError::BadSize { width, height });
+        }
+        let (reply, answer) = mpsc::channel();
+        self.jobs
+            .send(Job { scene, camera, width, height, reply })
+            .map_err(|_| TwinError::RendererGone("the render thread has ended".into()))?;
+        answer
+            .recv()
+            .map_err(|_| TwinError::RendererGone("the render thread ended during a render".into()))?
+    }
+}
+
+struct SceneEntities {
+    entities: Vec<Entity>,
+}
+
+struct Headless {
+    app: App,
+    adapter: String,
+    camera: Entity,
+    material: Handle<StandardMaterial>,
+    targets: HashMap<(u32, u32), Handle<Image>>,
+    scenes: HashMap<String, SceneEntities>,
+    /// What the camera is set up for: scene key and size, and the legend's root entity.
+    current: Option<(String, u32, u32, Entity)>,
+}
+
+impl Headless {
+    fn new() -> Headless {
+        let mut app = App::new();
+        app.add_plugins(
+            DefaultPlugins
+                .set(WindowPlugin {
+                    primary_window: None,
+                    exit_condition: ExitCondition::DontExit,
+                    ..default()
+                })
+                .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
+                .disable::<WinitPlugin>()
+                .disable::<LogPlugin>()
+                .disable::<PipelinedRenderingPlugin>()
+                .disable::<TerminalCtrlCHandlerPlugin>(),
+        );
+        while app.plugins_state() == PluginsState::Adding {
+            bevy::tasks::tick_global_task_pools_on_main_thread();
+        }
+        app.finish();
+        app.cleanup();
+        let adapter = {
+            let info = app.world().resource::<RenderAdapterInfo>();
+            format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
+        };
+        let world = app.world_mut();
+        let material = world.resource_mut::<Assets<StandardMaterial>>().add(StandardMaterial {
+            base_color: Color::WHITE,
+            unlit: true,
+            ..default()
+        });
+        let camera = world
+            .spawn((
+                Camera3d::default(),
+                Camera { clear_color: ClearColorConfig::Custom(BACKGROUND), ..default() },
+                Msaa::Off,
+                Tonemapping::None,
+                DebandDither::Disabled,
+                Projection::Perspective(PerspectiveProjection {
+                    fov: 40f32.to_radians(),
+                    near: 1.0,
+                    far: 500_000.0,
+                    ..default()
+                }),
+                Transform::from_xyz(0.0, 1000.0, 1000.0).looking_at(Vec3::ZERO, Vec3::Y),
+            ))
+            .id();
+        Headless {
+            app,
+            adapter,
+            camera,
+            material,
+            targets: HashMap::new(),
+            scenes: HashMap::new(),
+            current: None,
+        }
+    }
+
+    fn serve(&mut self, jobs: mpsc::Receiver<Job>) {
+        while let Ok(job) = jobs.recv() {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                self.render(&job.scene, job.camera, job.width, job.height)
+            }));
+            match result {
+                Ok(r) => {
+                    let _ = job.reply.send(r);
+                }
+                Err(p) => {
+                    // The app may be inconsistent after a panic: answer and stop serving, so
+                    // callers see the renderer as gone rather than getting wrong frames.
+                    let _ = job.reply.send(Err(TwinError::RendererGone(panic_text(p))));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn update(&mut self) {
+        self.app.update();
+        // Wait for the GPU (or lavapipe) to finish the frame so that readbacks complete.
+        let _ = self
+            .app
+            .world()
+            .resource::<RenderDevice>()
+            .wgpu_device()
+            .poll(PollType::Wait { submission_index: None, timeout: None });
+    }
+
+    fn target(&mut self, width: u32, height: u32) -> Handle<Image> {
+        let world = self.app.world_mut();
+        self.targets
+            .entry((width, height))
+            .or_insert_with(|| {
+                let image = Image::new_target_texture(width, height, TextureFormat::Rgba8UnormSrgb, None);
+                world.resource_mut::<Assets<Image>>().add(image)
+            })
+            .clone()
+    }
+
+    fn spawn_scene(&mut self, scene: &PreparedScene) -> SceneEntities {
+        let world = self.app.world_mut();
+        let m = &scene.mesh;
+        let mut mesh = Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::RENDER_WORLD);
+        mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, m.positions.clone());
+        mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, m.normals.clone());
+        mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, m.colours_linear.clone());
+        mesh.insert_indices(Indices::U32(m.indices.clone()));
+        let side = (scene.radius_m * 2.6).max(100.0);
+        let ground = Plane3d::default().mesh().size(side, side).build();
+        let (buildings, ground) = {
+            let mut meshes = world.resource_mut::<Assets<Mesh>>();
+            (meshes.add(mesh), meshes.add(ground))
+        };
+        let ground_material = world.resource_mut::<Assets<StandardMaterial>>().add(StandardMaterial {
+            base_color: GROUND,
+            unlit: true,
+            ..default()
+        });
+        let b = world
+            .spawn((Mesh3d(buildings), MeshMaterial3d(self.material.clone()), Transform::IDENTITY))
+            .id();
+        let g = world
+            .spawn((Mesh3d(ground), MeshMaterial3d(ground_material), Transform::from_xyz(0.0, -0.2, 0.0)))
+            .id();
+        SceneEntities { entities: vec![b, g] }
+    }
+
+    fn spawn_legend(&mut self, scene: &PreparedScene, height: u32) -> Entity {
+        let s = (height as f32 / 720.0).max(0.4);
+        let px = |v: f32| Val::Px(v * s);
+        let legend = &scene.legend;
+        let camera = self.camera;
+        let world = self.app.world_mut();
+        let text = |t: &str, size: f32, colour: Color| {
+            (Text::new(t), TextFont { font_size: FontSize::Px(size * s), ..default() }, TextColor(colour))
+        };
+        let mut root = world.spawn((
+            Node {
+                position_type: PositionType::Absolute,
+                left: px(16.0),
+                bottom: px(16.0),
+                padding: UiRect::all(px(10.0)),
+                flex_direction: FlexDirection::Column,
+                row_gap: px(4.0),
+                ..default()
+            },
+            BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.65)),
+            UiTargetCamera(camera),
+        ));
+        root.with_children(|p| {
+            p.spawn(text(&legend.title, 18.0, Color::WHITE));
+            p.spawn(text(&legend.subtitle, 13.0, Color::srgb(0.75, 0.78, 0.85)));
+            for e in &legend.entries {
+                p.spawn(Node {
+                    flex_direction: FlexDirection::Row,
+                    align_items: AlignItems::Center,
+                    column_gap: px(8.0),
+                    ..default()
+                })
+                .with_children(|row| {
+                    let [r, g, b, a] = e.colour_srgb;
+                    row.spawn((
+                        Node { width: px(24.0), height: px(14.0), ..default() },
+                        BackgroundColor(Color::srgba(r, g, b, a)),
+                    ));
+                    row.spawn(text(&e.label, 14.0, Color::WHITE));
+                });
+            }
+        });
+        root.id()
+    }
+
+    fn render(
+        &mut self,
+        scene: &PreparedScene,
+        camera: OrbitCamera,
+        width: u32,
+        height: u32,
+    ) -> Result<RgbaImage, TwinError> {
+        let same_setup = matches!(&self.current, Some((k, w, h, _)) if *k == scene.key && *w == width && *h == height);
+        if !same_setup {
+            if !self.scenes.contains_key(&scene.key) {
+                let entities = self.spawn_scene(scene);
+                self.scenes.insert(scene.key.clone(), entities);
+            }
+            for (key, s) in &self.scenes {
+                let visibility = if *key == scene.key { Visibility::Visible } else { Visibility::Hidden };
+                for e in &s.entities {
+                    self.app.world_mut().entity_mut(*e).insert(visibility);
+                }
+            }
+            if let Some((_, _, _, legend)) = self.current.take() {
+                self.app.world_mut().entity_mut(legend).despawn();
+            }
+            let target = self.target(width, height);
+            self.app.world_mut().entity_mut(self.camera).insert(RenderTarget::Image(target.into()));
+            let legend = self.spawn_legend(scene, height);
+            self.current = Some((scene.key.clone(), width, height, legend));
+        }
+        let [e, u, n] = camera.eye_enu_m();
+        let target = Vec3::new(camera.target_en_m[0], 0.0, -camera.target_en_m[1]);
+        *self.app.world_mut().get_mut::<Transform>(self.camera).expect("camera has a transform") =
+            Transform::from_xyz(e, u, -n).looking_at(target, Vec3::Y);
+        if !same_setup {
+            // Let new meshes, pipelines and UI layout settle for one frame before capturing.
+            self.update();
+        }
+        let handle = self.targets[&(width, height)].clone();
+        let (tx, rx) = mpsc::channel::<Image>();
+        self.app
+            .world_mut()
+            .spawn(Screenshot::image(handle))
+            .observe(move |captured: On<ScreenshotCaptured>| {
+                let _ = tx.send(captured.image.clone());
+            });
+        for _ in 0..10 {
+            self.update();
+            if let Ok(image) = rx.try_recv() {
+                let dynamic = image
+                    .try_into_dynamic()
+                    .map_err(|e| TwinError::RendererGone(format!("unreadable frame: {e}")))?;
+                return Ok(dynamic.to_rgba8());
+            }
+        }
+        Err(TwinError::RendererGone("no frame was captured after 10 updates".into()))
+    }
+}
