@@ -25,9 +25,20 @@ pub(crate) fn schema_sql() -> String {
         let cols: Vec<String> = t
             .columns
             .iter()
-            .map(|c| format!("{} {}{}", c.name, c.ty.sql(), if c.nullable { "" } else { " NOT NULL" }))
+            .map(|c| {
+                format!(
+                    "{} {}{}",
+                    c.name,
+                    c.ty.sql(),
+                    if c.nullable { "" } else { " NOT NULL" }
+                )
+            })
             .collect();
-        sql += &format!("CREATE TABLE IF NOT EXISTS {} ({});\n", t.name, cols.join(", "));
+        sql += &format!(
+            "CREATE TABLE IF NOT EXISTS {} ({});\n",
+            t.name,
+            cols.join(", ")
+        );
     }
     sql += "CREATE TABLE IF NOT EXISTS regions (code VARCHAR NOT NULL, name VARCHAR NOT NULL, \
             level VARCHAR NOT NULL, parent_code VARCHAR, lon DOUBLE, lat DOUBLE);\n\
@@ -44,24 +55,44 @@ fn quote(s: &str) -> String {
 }
 
 fn ingest_err(path: &Path, message: impl Into<String>) -> AnalyticsError {
-    AnalyticsError::Ingest { message: message.into(), path: path.to_owned() }
+    AnalyticsError::Ingest {
+        message: message.into(),
+        path: path.to_owned(),
+    }
 }
 
 fn require(path: PathBuf) -> Result<PathBuf> {
-    if path.is_file() { Ok(path) } else { Err(AnalyticsError::MissingFile { path }) }
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(AnalyticsError::MissingFile { path })
+    }
 }
 
 /// Reads the header line and returns the `columns={...}` argument of `read_csv` in file order.
 fn csv_columns(path: &Path, table: &FactTable) -> Result<String> {
-    let file = std::fs::File::open(path).map_err(|e| ingest_err(path, format!("cannot open: {e}")))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| ingest_err(path, format!("cannot open: {e}")))?;
     let mut header = String::new();
     std::io::BufReader::new(file)
         .read_line(&mut header)
         .map_err(|e| ingest_err(path, format!("cannot read the header: {e}")))?;
-    let names: Vec<&str> = header.trim_end().split(',').map(|s| s.trim_matches('"')).collect();
+    let names: Vec<&str> = header
+        .trim_end()
+        .split(',')
+        .map(|s| s.trim_matches('"'))
+        .collect();
     let expected: Vec<&str> = table.file_columns().map(|c| c.name).collect();
-    let missing: Vec<&str> = expected.iter().copied().filter(|e| !names.contains(e)).collect();
-    let unexpected: Vec<&str> = names.iter().copied().filter(|n| !expected.contains(n)).collect();
+    let missing: Vec<&str> = expected
+        .iter()
+        .copied()
+        .filter(|e| !names.contains(e))
+        .collect();
+    let unexpected: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| !expected.contains(n))
+        .collect();
     if !missing.is_empty() || !unexpected.is_empty() {
         return Err(ingest_err(
             path,
@@ -89,7 +120,11 @@ fn load_fact_csv(conn: &Connection, table: &FactTable, path: &Path) -> Result<u6
     let select: Vec<String> = table
         .columns
         .iter()
-        .map(|c| c.derived_sql.map(str::to_owned).unwrap_or_else(|| c.name.to_owned()))
+        .map(|c| {
+            c.derived_sql
+                .map(str::to_owned)
+                .unwrap_or_else(|| c.name.to_owned())
+        })
         .collect();
     let sql = format!(
         "INSERT INTO {t} ({target}) SELECT {select} FROM read_csv({file}, header = true, \
@@ -114,9 +149,16 @@ fn check_region_keys(conn: &Connection, table: &FactTable, path: &Path) -> Resul
         key = table.key,
         t = table.name
     );
-    let mut stmt = conn.prepare(&sql).map_err(AnalyticsError::db("cannot check region keys"))?;
-    let mut rows = stmt.query([]).map_err(AnalyticsError::db("cannot check region keys"))?;
-    if let Some(row) = rows.next().map_err(AnalyticsError::db("cannot check region keys"))? {
+    let mut stmt = conn
+        .prepare(&sql)
+        .map_err(AnalyticsError::db("cannot check region keys"))?;
+    let mut rows = stmt
+        .query([])
+        .map_err(AnalyticsError::db("cannot check region keys"))?;
+    if let Some(row) = rows
+        .next()
+        .map_err(AnalyticsError::db("cannot check region keys"))?
+    {
         let key: String = row.get(0).unwrap_or_default();
         let grid: String = row.get(1).unwrap_or_default();
         let community: String = row.get(2).unwrap_or_default();
@@ -137,7 +179,9 @@ fn load_regions(conn: &Connection, path: &Path) -> Result<u64> {
          columns = {{'code': 'VARCHAR', 'name': 'VARCHAR', 'level': 'VARCHAR', 'parent_code': 'VARCHAR', 'lon': 'DOUBLE', 'lat': 'DOUBLE'}})",
         quote(&path.to_string_lossy())
     );
-    let n = conn.execute(&sql, []).map_err(|e| ingest_err(path, format!("cannot load regions: {e}")))?;
+    let n = conn
+        .execute(&sql, [])
+        .map_err(|e| ingest_err(path, format!("cannot load regions: {e}")))?;
     // Every code must have the shape of its level, and every parent must exist.
     let mut stmt = conn
         .prepare("SELECT code, level FROM regions")
@@ -149,7 +193,12 @@ fn load_regions(conn: &Connection, path: &Path) -> Result<u64> {
         let (code, level) = row.map_err(AnalyticsError::db("cannot read regions"))?;
         match indicators::region_level(&code) {
             Ok(l) if l.as_str() == level => {}
-            _ => return Err(ingest_err(path, format!("region {code:?} does not have the shape of a {level} code"))),
+            _ => {
+                return Err(ingest_err(
+                    path,
+                    format!("region {code:?} does not have the shape of a {level} code"),
+                ));
+            }
         }
     }
     let orphan: Option<String> = conn
@@ -162,7 +211,10 @@ fn load_regions(conn: &Connection, path: &Path) -> Result<u64> {
         .optional()
         .map_err(AnalyticsError::db("cannot check region parents"))?;
     if let Some(code) = orphan {
-        return Err(ingest_err(path, format!("region {code:?} has an unknown parent")));
+        return Err(ingest_err(
+            path,
+            format!("region {code:?} has an unknown parent"),
+        ));
     }
     Ok(n as u64)
 }
@@ -176,14 +228,20 @@ fn ring_of(value: &serde_json::Value) -> std::result::Result<Vec<[f64; 2]>, Stri
         .ok_or("geometry has no Polygon coordinates")?;
     let mut out = Vec::with_capacity(ring.len());
     for (i, p) in ring.iter().enumerate() {
-        let (x, y) = (p.get(0).and_then(|v| v.as_f64()), p.get(1).and_then(|v| v.as_f64()));
+        let (x, y) = (
+            p.get(0).and_then(|v| v.as_f64()),
+            p.get(1).and_then(|v| v.as_f64()),
+        );
         match (x, y) {
             (Some(x), Some(y)) if x.is_finite() && y.is_finite() => out.push([x, y]),
             _ => return Err(format!("vertex {i} is not a finite [lon, lat] pair")),
         }
     }
     if out.len() < 4 {
-        return Err(format!("outer ring has {} vertices, fewer than 4", out.len()));
+        return Err(format!(
+            "outer ring has {} vertices, fewer than 4",
+            out.len()
+        ));
     }
     if out.first() != out.last() {
         return Err("outer ring is not closed".into());
@@ -192,9 +250,10 @@ fn ring_of(value: &serde_json::Value) -> std::result::Result<Vec<[f64; 2]>, Stri
 }
 
 fn features(path: &Path) -> Result<Vec<serde_json::Value>> {
-    let text = std::fs::read_to_string(path).map_err(|e| ingest_err(path, format!("cannot read: {e}")))?;
-    let mut doc: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| ingest_err(path, format!("malformed GeoJSON: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ingest_err(path, format!("cannot read: {e}")))?;
+    let mut doc: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| ingest_err(path, format!("malformed GeoJSON: {e}")))?;
     match doc.get_mut("features").map(serde_json::Value::take) {
         Some(serde_json::Value::Array(f)) => Ok(f),
         _ => Err(ingest_err(path, "not a GeoJSON FeatureCollection")),
@@ -202,11 +261,18 @@ fn features(path: &Path) -> Result<Vec<serde_json::Value>> {
 }
 
 fn load_buildings(conn: &Connection, path: &Path) -> Result<u64> {
-    let mut app = conn.appender("buildings").map_err(AnalyticsError::db("cannot append buildings"))?;
+    let mut app = conn
+        .appender("buildings")
+        .map_err(AnalyticsError::db("cannot append buildings"))?;
     let mut n = 0;
     for (i, f) in features(path)?.iter().enumerate() {
         let props = f.get("properties");
-        let text = |k: &str| props.and_then(|p| p.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
+        let text = |k: &str| {
+            props
+                .and_then(|p| p.get(k))
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
         let id = text("building_id").unwrap_or_else(|| format!("#{i}"));
         let fail = |m: String| ingest_err(path, format!("building {id}: {m}"));
         let grid = text("grid_id").ok_or_else(|| fail("no grid_id".into()))?;
@@ -222,12 +288,15 @@ fn load_buildings(conn: &Connection, path: &Path) -> Result<u64> {
             .map_err(AnalyticsError::db("cannot append a building"))?;
         n += 1;
     }
-    app.flush().map_err(AnalyticsError::db("cannot append buildings"))?;
+    app.flush()
+        .map_err(AnalyticsError::db("cannot append buildings"))?;
     Ok(n)
 }
 
 fn load_region_shapes(conn: &Connection, path: &Path) -> Result<u64> {
-    let mut app = conn.appender("region_shapes").map_err(AnalyticsError::db("cannot append shapes"))?;
+    let mut app = conn
+        .appender("region_shapes")
+        .map_err(AnalyticsError::db("cannot append shapes"))?;
     let mut n = 0;
     for (i, f) in features(path)?.iter().enumerate() {
         let code = f
@@ -237,11 +306,15 @@ fn load_region_shapes(conn: &Connection, path: &Path) -> Result<u64> {
             .ok_or_else(|| ingest_err(path, format!("feature {i}: no code property")))?;
         let ring = ring_of(f.get("geometry").unwrap_or(&serde_json::Value::Null))
             .map_err(|m| ingest_err(path, format!("region {code}: {m}")))?;
-        app.append_row(params![code, serde_json::to_string(&ring).expect("ring serialises")])
-            .map_err(AnalyticsError::db("cannot append a region shape"))?;
+        app.append_row(params![
+            code,
+            serde_json::to_string(&ring).expect("ring serialises")
+        ])
+        .map_err(AnalyticsError::db("cannot append a region shape"))?;
         n += 1;
     }
-    app.flush().map_err(AnalyticsError::db("cannot append shapes"))?;
+    app.flush()
+        .map_err(AnalyticsError::db("cannot append shapes"))?;
     Ok(n)
 }
 
@@ -257,14 +330,23 @@ impl Engine {
             .map(|t| require(dir.join(format!("{}.csv", t.name))).map(|p| (t, p)))
             .collect::<Result<_>>()?;
         let report = self.with_conn(|conn| {
-            conn.execute_batch("BEGIN TRANSACTION").map_err(AnalyticsError::db("cannot begin"))?;
+            conn.execute_batch("BEGIN TRANSACTION")
+                .map_err(AnalyticsError::db("cannot begin"))?;
             let result = (|| {
                 let mut tables = Vec::new();
-                for t in ["regions", "region_shapes", "buildings"].iter().copied().chain(FACT_TABLES.iter().map(|t| t.name)) {
-                    conn.execute(&format!("DELETE FROM {t}"), []).map_err(AnalyticsError::db(format!("cannot clear {t}")))?;
+                for t in ["regions", "region_shapes", "buildings"]
+                    .iter()
+                    .copied()
+                    .chain(FACT_TABLES.iter().map(|t| t.name))
+                {
+                    conn.execute(&format!("DELETE FROM {t}"), [])
+                        .map_err(AnalyticsError::db(format!("cannot clear {t}")))?;
                 }
                 tables.push(("regions".to_owned(), load_regions(conn, &regions)?));
-                tables.push(("region_shapes".to_owned(), load_region_shapes(conn, &shapes)?));
+                tables.push((
+                    "region_shapes".to_owned(),
+                    load_region_shapes(conn, &shapes)?,
+                ));
                 for (t, path) in &facts {
                     let n = load_fact_csv(conn, t, path)?;
                     check_region_keys(conn, t, path)?;
@@ -274,7 +356,11 @@ impl Engine {
                 check_region_keys_buildings(conn, &buildings)?;
                 tables.push(("buildings".to_owned(), n));
                 let ingest_id: i64 = conn
-                    .query_row("SELECT COALESCE(MAX(ingest_id), 0) + 1 FROM ingests", [], |r| r.get(0))
+                    .query_row(
+                        "SELECT COALESCE(MAX(ingest_id), 0) + 1 FROM ingests",
+                        [],
+                        |r| r.get(0),
+                    )
                     .map_err(AnalyticsError::db("cannot number the ingest"))?;
                 conn.execute(
                     "INSERT INTO ingests VALUES (?, CAST(current_timestamp AS TIMESTAMP), ?)",
@@ -285,7 +371,8 @@ impl Engine {
             })();
             match result {
                 Ok(r) => {
-                    conn.execute_batch("COMMIT").map_err(AnalyticsError::db("cannot commit"))?;
+                    conn.execute_batch("COMMIT")
+                        .map_err(AnalyticsError::db("cannot commit"))?;
                     Ok(r)
                 }
                 Err(e) => {
@@ -312,7 +399,10 @@ fn check_region_keys_buildings(conn: &Connection, path: &Path) -> Result<()> {
         .optional()
         .map_err(AnalyticsError::db("cannot check building grid cells"))?;
     match bad {
-        Some((id, grid)) => Err(ingest_err(path, format!("building {id}: unknown grid cell {grid:?}"))),
+        Some((id, grid)) => Err(ingest_err(
+            path,
+            format!("building {id}: unknown grid cell {grid:?}"),
+        )),
         None => Ok(()),
     }
 }

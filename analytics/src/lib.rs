@@ -20,7 +20,10 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyticsError {
     #[error("{context}: {source}")]
-    Db { context: String, source: duckdb::Error },
+    Db {
+        context: String,
+        source: duckdb::Error,
+    },
     #[error(transparent)]
     Query(#[from] indicators::QueryError),
     #[error("{message}, in {path}")]

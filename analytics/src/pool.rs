@@ -26,8 +26,10 @@ impl Engine {
                 path: dir.to_owned(),
             })?;
         }
-        let conn = Connection::open(path)
-            .map_err(AnalyticsError::db(format!("cannot open DuckDB file {}", path.display())))?;
+        let conn = Connection::open(path).map_err(AnalyticsError::db(format!(
+            "cannot open DuckDB file {}",
+            path.display()
+        )))?;
         conn.execute_batch(&crate::ingest::schema_sql())
             .map_err(AnalyticsError::db("cannot create the schema"))?;
         let engine = Engine {

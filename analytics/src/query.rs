@@ -97,23 +97,38 @@ impl Engine {
             .optional()
             .map_err(AnalyticsError::db("cannot read the ingest log"))
         })?;
-        found.ok_or_else(|| AnalyticsError::Empty { path: self.path().to_owned() })
+        found.ok_or_else(|| AnalyticsError::Empty {
+            path: self.path().to_owned(),
+        })
     }
 
     /// Values of `indicator` for a query, ordered by period then region code.
-    pub fn values(&self, indicator: &Indicator, query: &IndicatorQuery) -> Result<Vec<IndicatorValue>> {
+    pub fn values(
+        &self,
+        indicator: &Indicator,
+        query: &IndicatorQuery,
+    ) -> Result<Vec<IndicatorValue>> {
         let compiled = sql::compile(indicator, query)?;
         let rows: Vec<(String, String, f64, Option<f64>)> = self.with_conn(|conn| {
             let mut stmt = conn
                 .prepare(&compiled.sql)
-                .map_err(AnalyticsError::db(format!("cannot prepare the query for {}", indicator.id)))?;
+                .map_err(AnalyticsError::db(format!(
+                    "cannot prepare the query for {}",
+                    indicator.id
+                )))?;
             let rows = stmt
                 .query_map(params_from_iter(compiled.params.iter()), |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })
-                .map_err(AnalyticsError::db(format!("cannot run the query for {}", indicator.id)))?;
+                .map_err(AnalyticsError::db(format!(
+                    "cannot run the query for {}",
+                    indicator.id
+                )))?;
             rows.collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(AnalyticsError::db(format!("cannot read the result for {}", indicator.id)))
+                .map_err(AnalyticsError::db(format!(
+                    "cannot read the result for {}",
+                    indicator.id
+                )))
         })?;
         let regions = self.regions();
         Ok(rows
@@ -122,7 +137,10 @@ impl Engine {
                 let value = indicator.value(numerator, denominator);
                 IndicatorValue {
                     indicator: indicator.id.clone(),
-                    region_name: regions.get(&region_code).map(|r| r.name.clone()).unwrap_or_default(),
+                    region_name: regions
+                        .get(&region_code)
+                        .map(|r| r.name.clone())
+                        .unwrap_or_default(),
                     region_code,
                     period,
                     value,
@@ -147,18 +165,28 @@ impl Engine {
                 )
                 .map_err(AnalyticsError::db("cannot read buildings"))?;
             let rows = stmt
-                .query_map([format!("{region}%")], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .query_map([format!("{region}%")], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
                 .map_err(AnalyticsError::db("cannot read buildings"))?;
             rows.collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(AnalyticsError::db("cannot read buildings"))
         })?;
         rows.into_iter()
             .map(|(building_id, grid_id, height_m, footprint)| {
-                let footprint_lon_lat = serde_json::from_str(&footprint).map_err(|e| AnalyticsError::Ingest {
-                    message: format!("building {building_id}: stored footprint is not a ring: {e}"),
-                    path: self.path().to_owned(),
-                })?;
-                Ok(BuildingRecord { building_id, grid_id, height_m, footprint_lon_lat })
+                let footprint_lon_lat =
+                    serde_json::from_str(&footprint).map_err(|e| AnalyticsError::Ingest {
+                        message: format!(
+                            "building {building_id}: stored footprint is not a ring: {e}"
+                        ),
+                        path: self.path().to_owned(),
+                    })?;
+                Ok(BuildingRecord {
+                    building_id,
+                    grid_id,
+                    height_m,
+                    footprint_lon_lat,
+                })
             })
             .collect()
     }

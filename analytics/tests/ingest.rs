@@ -7,20 +7,37 @@ use std::collections::HashMap;
 use std::path::Path;
 
 fn sample(dir: &Path) {
-    data_samples::generate(dir, &Config { scale: Scale::Small, seed: 11, progress: false }).unwrap();
+    data_samples::generate(
+        dir,
+        &Config {
+            scale: Scale::Small,
+            seed: 11,
+            progress: false,
+        },
+    )
+    .unwrap();
 }
 
 fn count(engine: &Engine, table: &str) -> i64 {
     engine
         .with_conn(|c| {
             c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-                .map_err(|e| AnalyticsError::Db { context: table.into(), source: e })
+                .map_err(|e| AnalyticsError::Db {
+                    context: table.into(),
+                    source: e,
+                })
         })
         .unwrap()
 }
 
 fn query(level: Level, grain: Grain) -> IndicatorQuery {
-    IndicatorQuery { level, grain, from: None, to: None, region: None }
+    IndicatorQuery {
+        level,
+        grain,
+        from: None,
+        to: None,
+        region: None,
+    }
 }
 
 #[test]
@@ -29,7 +46,10 @@ fn ingest_is_complete_idempotent_and_all_or_nothing() {
     let dir = tmp.path().join("sample");
     sample(&dir);
     let engine = Engine::open(&tmp.path().join("db.duckdb")).unwrap();
-    assert!(matches!(engine.snapshot(), Err(AnalyticsError::Empty { .. })));
+    assert!(matches!(
+        engine.snapshot(),
+        Err(AnalyticsError::Empty { .. })
+    ));
     let report = engine.ingest_dir(&dir).unwrap();
     let tables: HashMap<String, u64> = report.tables.into_iter().collect();
     assert_eq!(tables["work_orders"], 100_000);
@@ -49,20 +69,35 @@ fn ingest_is_complete_idempotent_and_all_or_nothing() {
     let text = std::fs::read_to_string(&path).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     let fields: Vec<&str> = lines[5].split(',').collect();
-    let bad_row = format!("{},{}", fields[..8].join(","), "320102001001-999,".to_owned() + &fields[9..].join(","));
+    let bad_row = format!(
+        "{},{}",
+        fields[..8].join(","),
+        "320102001001-999,".to_owned() + &fields[9..].join(",")
+    );
     let bad_id = fields[0].to_owned();
     lines[5] = bad_row;
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     let e = engine.ingest_dir(&broken).unwrap_err().to_string();
     assert!(e.contains(&bad_id) && e.contains("320102001001-999"), "{e}");
     assert!(e.ends_with(&format!("in {}", path.display())), "{e}");
-    assert_eq!(count(&engine, "work_orders"), 100_000, "nothing half-loaded");
+    assert_eq!(
+        count(&engine, "work_orders"),
+        100_000,
+        "nothing half-loaded"
+    );
     assert_eq!(engine.snapshot().unwrap().ingest_id, again.ingest_id);
 
     // A file with the wrong header names the table and the columns.
-    std::fs::write(broken.join("population.csv"), "grid,community_code,residents\n").unwrap();
+    std::fs::write(
+        broken.join("population.csv"),
+        "grid,community_code,residents\n",
+    )
+    .unwrap();
     let e = engine.ingest_dir(&broken).unwrap_err().to_string();
-    assert!(e.contains("missing [grid_id]") && e.contains("unexpected [grid]"), "{e}");
+    assert!(
+        e.contains("missing [grid_id]") && e.contains("unexpected [grid]"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -73,9 +108,16 @@ fn ratios_are_recomputed_from_parts_at_every_level() {
     let engine = Engine::open(&tmp.path().join("db.duckdb")).unwrap();
     engine.ingest_dir(&dir).unwrap();
     let catalogue = Catalogue::builtin();
-    for id in ["hotline_on_time_rate", "one_thing_completion_rate", "hotline_intensity", "hotline_mean_handling_hours"] {
+    for id in [
+        "hotline_on_time_rate",
+        "one_thing_completion_rate",
+        "hotline_intensity",
+        "hotline_mean_handling_hours",
+    ] {
         let ind = catalogue.get(id).unwrap();
-        let province = engine.values(ind, &query(Level::Province, Grain::Year)).unwrap();
+        let province = engine
+            .values(ind, &query(Level::Province, Grain::Year))
+            .unwrap();
         assert_eq!(province.len(), 2, "{id}: 2024 and 2025");
         for level in [Level::City, Level::County, Level::Community, Level::Grid] {
             let rows = engine.values(ind, &query(level, Grain::Year)).unwrap();
@@ -84,13 +126,23 @@ fn ratios_are_recomputed_from_parts_at_every_level() {
                 let num: f64 = children.iter().map(|r| r.numerator).sum();
                 let den: f64 = children.iter().filter_map(|r| r.denominator).sum();
                 let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
-                assert!(close(num, p.numerator), "{id} {level} {}: {num} vs {}", p.period, p.numerator);
-                assert!(close(den, p.denominator.unwrap()), "{id} {level} {}", p.period);
+                assert!(
+                    close(num, p.numerator),
+                    "{id} {level} {}: {num} vs {}",
+                    p.period,
+                    p.numerator
+                );
+                assert!(
+                    close(den, p.denominator.unwrap()),
+                    "{id} {level} {}",
+                    p.period
+                );
                 let value = ind.value(num, Some(den)).unwrap();
                 assert!((value - p.value.unwrap()).abs() < 1e-9, "{id} {level}");
                 // Summed parts differ from the mean of child values in general.
                 if level == Level::Grid && ind.id == "hotline_on_time_rate" {
-                    let mean = children.iter().filter_map(|r| r.value).sum::<f64>() / children.len() as f64;
+                    let mean = children.iter().filter_map(|r| r.value).sum::<f64>()
+                        / children.len() as f64;
                     assert!((mean - value).abs() > 1e-9);
                 }
             }
@@ -104,17 +156,43 @@ fn ratios_are_recomputed_from_parts_at_every_level() {
     q.to = Some("2024-06".into());
     let months = engine.values(ind, &q).unwrap();
     assert!(months.iter().all(|r| r.region_code.starts_with("3201")));
-    assert_eq!(months.iter().map(|r| r.period.as_str()).collect::<std::collections::BTreeSet<_>>().len(), 3);
+    assert_eq!(
+        months
+            .iter()
+            .map(|r| r.period.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        3
+    );
     q.grain = Grain::Quarter;
     q.from = Some("2024-Q2".into());
     q.to = Some("2024-Q2".into());
     let quarter = engine.values(ind, &q).unwrap();
-    let xuanwu_q: f64 = quarter.iter().find(|r| r.region_code == "320102").unwrap().numerator;
-    let xuanwu_m: f64 = months.iter().filter(|r| r.region_code == "320102").map(|r| r.numerator).sum();
+    let xuanwu_q: f64 = quarter
+        .iter()
+        .find(|r| r.region_code == "320102")
+        .unwrap()
+        .numerator;
+    let xuanwu_m: f64 = months
+        .iter()
+        .filter(|r| r.region_code == "320102")
+        .map(|r| r.numerator)
+        .sum();
     assert_eq!(xuanwu_q, xuanwu_m);
-    assert_eq!(quarter.iter().find(|r| r.region_code == "320102").unwrap().region_name, "玄武区");
+    assert_eq!(
+        quarter
+            .iter()
+            .find(|r| r.region_code == "320102")
+            .unwrap()
+            .region_name,
+        "玄武区"
+    );
 
     let buildings = engine.buildings("320102").unwrap();
     assert!(!buildings.is_empty());
-    assert!(buildings.iter().all(|b| b.grid_id.starts_with("320102") && b.footprint_lon_lat.len() == 5));
+    assert!(
+        buildings
+            .iter()
+            .all(|b| b.grid_id.starts_with("320102") && b.footprint_lon_lat.len() == 5)
+    );
 }

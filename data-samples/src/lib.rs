@@ -89,7 +89,10 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     #[error("cannot write sample data: {source}, in {path}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write CSV: {source}, in {path}")]
     Csv { path: PathBuf, source: csv::Error },
 }
@@ -126,8 +129,13 @@ const REQUEST_TYPES: [(&str, f64, f64); 5] = [
     ("建议", 0.10, 240.0),
 ];
 
-const CHANNELS: [(&str, f64); 5] =
-    [("电话", 0.55), ("网站", 0.10), ("微信", 0.15), ("APP", 0.10), ("小程序", 0.10)];
+const CHANNELS: [(&str, f64); 5] = [
+    ("电话", 0.55),
+    ("网站", 0.10),
+    ("微信", 0.15),
+    ("APP", 0.10),
+    ("小程序", 0.10),
+];
 
 /// Content categories (codes in the style of the GB/T 39666 classification) and their shares.
 const CONTENT: [(&str, f64); 12] = [
@@ -177,12 +185,18 @@ fn ts(t: NaiveDateTime) -> String {
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> GenerateError + '_ {
-    move |source| GenerateError::Io { path: path.to_owned(), source }
+    move |source| GenerateError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn csv_writer(path: &Path) -> Result<csv::Writer<BufWriter<File>>, GenerateError> {
     let file = File::create(path).map_err(io_err(path))?;
-    Ok(csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, file)))
+    Ok(csv::Writer::from_writer(BufWriter::with_capacity(
+        1 << 20,
+        file,
+    )))
 }
 
 fn rect_polygon(r: &[f64; 4]) -> serde_json::Value {
@@ -227,7 +241,7 @@ pub fn generate(out: &Path, config: &Config) -> Result<Manifest, GenerateError> 
     let mut drifting: Vec<String> = (0..3)
         .map(|_| counties[rng.below(counties.len())].code.clone())
         .collect();
-    drifting.push(format!("{DEMO_DISTRICT}004"));
+    drifting.push(format!("{DEMO_DISTRICT}002"));
     let mut behaviour: HashMap<String, Behaviour> = HashMap::new();
     for r in &tree {
         if matches!(r.level, "county" | "township" | "community" | "grid") {
@@ -247,13 +261,12 @@ pub fn generate(out: &Path, config: &Config) -> Result<Manifest, GenerateError> 
         .iter()
         .map(|g| {
             let community = &g.code[..12];
-            [&g.code[..], community, &g.code[..9], &g.code[..6]].iter().fold(
-                (1.0, 0.0, 1.0),
-                |(s, d, i), code| {
+            [&g.code[..], community, &g.code[..9], &g.code[..6]]
+                .iter()
+                .fold((1.0, 0.0, 1.0), |(s, d, i), code| {
                     let b = &behaviour[*code];
                     (s * b.slowness, d + b.drift, i * b.intensity)
-                },
-            )
+                })
         })
         .collect();
 
@@ -261,7 +274,9 @@ pub fn generate(out: &Path, config: &Config) -> Result<Manifest, GenerateError> 
     let mut rng = root.fork(3);
     let mut residents = vec![0u64; grids.len()];
     for c in &CITIES {
-        let idx: Vec<usize> = (0..grids.len()).filter(|&i| grids[i].code.starts_with(c.code)).collect();
+        let idx: Vec<usize> = (0..grids.len())
+            .filter(|&i| grids[i].code.starts_with(c.code))
+            .collect();
         let weights: Vec<f64> = idx.iter().map(|_| rng.lognormal(1.0, 0.5)).collect();
         let total = (c.residents_2023_10k * 10_000.0).round() as u64;
         for (i, part) in idx.iter().zip(apportion(total, &weights)) {
@@ -272,10 +287,15 @@ pub fn generate(out: &Path, config: &Config) -> Result<Manifest, GenerateError> 
     write_regions(out, &tree)?;
     let path = out.join("population.csv");
     let mut w = csv_writer(&path)?;
-    let werr = |source| GenerateError::Csv { path: path.clone(), source };
-    w.write_record(["grid_id", "community_code", "residents"]).map_err(werr)?;
+    let werr = |source| GenerateError::Csv {
+        path: path.clone(),
+        source,
+    };
+    w.write_record(["grid_id", "community_code", "residents"])
+        .map_err(werr)?;
     for (g, n) in grids.iter().zip(&residents) {
-        w.write_record([g.code.as_str(), &g.code[..12], &n.to_string()]).map_err(werr)?;
+        let record: [&str; 3] = [&g.code, &g.code[..12], &n.to_string()];
+        w.write_record(record).map_err(werr)?;
     }
     w.flush().map_err(io_err(&path))?;
 
@@ -295,14 +315,28 @@ pub fn generate(out: &Path, config: &Config) -> Result<Manifest, GenerateError> 
     let day_weights = Weighted::new((0..DAYS).map(|d| {
         let date = first_day() + Duration::days(d);
         let season = 1.0 + 0.25 * ((d as f64 - 100.0) / 365.25 * std::f64::consts::TAU).sin();
-        let weekday = if chrono::Datelike::weekday(&date).num_days_from_monday() >= 5 { 0.6 } else { 1.0 };
+        let weekday = if chrono::Datelike::weekday(&date).num_days_from_monday() >= 5 {
+            0.6
+        } else {
+            1.0
+        };
         season * weekday
     }));
-    let hour_weights = Weighted::new((0..24).map(|h| if (8..21).contains(&h) { 1.0 } else { 0.08 }));
+    let hour_weights =
+        Weighted::new((0..24).map(|h| if (8..21).contains(&h) { 1.0 } else { 0.08 }));
     let request_grids = Weighted::new(
-        residents.iter().zip(&grid_behaviour).map(|(n, b)| *n as f64 * b.2),
+        residents
+            .iter()
+            .zip(&grid_behaviour)
+            .map(|(n, b)| *n as f64 * b.2),
     );
-    let ctx = Ctx { grids: &grids, behaviour: &grid_behaviour, day_weights, hour_weights, request_grids };
+    let ctx = Ctx {
+        grids: &grids,
+        behaviour: &grid_behaviour,
+        day_weights,
+        hour_weights,
+        request_grids,
+    };
 
     bar.set_message("12345 work orders");
     write_work_orders(out, &ctx, orders, &mut root.fork(4), &bar)?;
@@ -341,7 +375,9 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn end(&self) -> NaiveDateTime {
-        (first_day() + Duration::days(DAYS)).and_hms_opt(0, 0, 0).expect("midnight")
+        (first_day() + Duration::days(DAYS))
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
     }
 
     /// A creation time with seasonality, weekday and office-hour effects, and the fraction of
@@ -350,33 +386,42 @@ impl Ctx<'_> {
         let day = self.day_weights.sample(rng) as i64;
         let hour = self.hour_weights.sample(rng) as i64;
         let second = rng.below(3600) as i64;
-        let t = (first_day() + Duration::days(day)).and_hms_opt(0, 0, 0).expect("midnight")
+        let t = (first_day() + Duration::days(day))
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
             + Duration::hours(hour)
             + Duration::seconds(second);
         (t, day as f64 / DAYS as f64)
     }
 
     fn point_in(&self, g: &Region, rng: &mut Rng) -> (f64, f64) {
-        (rng.range(g.rect[0], g.rect[2]), rng.range(g.rect[1], g.rect[3]))
+        (
+            rng.range(g.rect[0], g.rect[2]),
+            rng.range(g.rect[1], g.rect[3]),
+        )
     }
 }
 
 fn write_regions(out: &Path, tree: &[Region]) -> Result<(), GenerateError> {
     let path = out.join("regions.csv");
     let mut w = csv_writer(&path)?;
-    let werr = |source| GenerateError::Csv { path: path.clone(), source };
-    w.write_record(["code", "name", "level", "parent_code", "lon", "lat"]).map_err(werr)?;
+    let werr = |source| GenerateError::Csv {
+        path: path.clone(),
+        source,
+    };
+    w.write_record(["code", "name", "level", "parent_code", "lon", "lat"])
+        .map_err(werr)?;
     for r in tree {
         let [lon, lat] = r.centre();
-        w.write_record([
-            r.code.as_str(),
+        let record: [&str; 6] = [
+            &r.code,
             &r.name,
             r.level,
             r.parent.as_deref().unwrap_or(""),
             &format!("{lon:.6}"),
             &format!("{lat:.6}"),
-        ])
-        .map_err(werr)?;
+        ];
+        w.write_record(record).map_err(werr)?;
     }
     w.flush().map_err(io_err(&path))?;
 
@@ -395,7 +440,10 @@ fn write_regions(out: &Path, tree: &[Region]) -> Result<(), GenerateError> {
     let fc = json!({ "type": "FeatureCollection", "features": features });
     let file = File::create(&path).map_err(io_err(&path))?;
     let mut bw = BufWriter::new(file);
-    serde_json::to_writer(&mut bw, &fc).map_err(|e| GenerateError::Io { path: path.clone(), source: e.into() })?;
+    serde_json::to_writer(&mut bw, &fc).map_err(|e| GenerateError::Io {
+        path: path.clone(),
+        source: e.into(),
+    })?;
     bw.flush().map_err(io_err(&path))
 }
 
@@ -408,10 +456,23 @@ fn write_work_orders(
 ) -> Result<(), GenerateError> {
     let path = out.join("work_orders.csv");
     let mut w = csv_writer(&path)?;
-    let werr = |source| GenerateError::Csv { path: path.clone(), source };
+    let werr = |source| GenerateError::Csv {
+        path: path.clone(),
+        source,
+    };
     w.write_record([
-        "order_id", "created_at", "due_at", "closed_at", "request_type", "content_code", "channel",
-        "community_code", "grid_id", "lon", "lat", "satisfaction",
+        "order_id",
+        "created_at",
+        "due_at",
+        "closed_at",
+        "request_type",
+        "content_code",
+        "channel",
+        "community_code",
+        "grid_id",
+        "lon",
+        "lat",
+        "satisfaction",
     ])
     .map_err(werr)?;
     let types = Weighted::new(REQUEST_TYPES.iter().map(|t| t.1));
@@ -433,13 +494,17 @@ fn write_work_orders(
         let satisfaction = match closed {
             Some(c) if rng.chance(0.7) => {
                 let happy = if c <= due { 0.9 } else { 0.5 };
-                Some(if rng.chance(happy) { 4 + rng.below(2) } else { 1 + rng.below(3) })
+                Some(if rng.chance(happy) {
+                    4 + rng.below(2)
+                } else {
+                    1 + rng.below(3)
+                })
             }
             _ => None,
         };
         let (lon, lat) = ctx.point_in(g, rng);
-        w.write_record([
-            format!("WO{i:09}").as_str(),
+        let record: [&str; 12] = [
+            &format!("WO{i:09}"),
             &ts(created),
             &ts(due),
             &closed.map(ts).unwrap_or_default(),
@@ -451,8 +516,8 @@ fn write_work_orders(
             &format!("{lon:.6}"),
             &format!("{lat:.6}"),
             &satisfaction.map(|s| s.to_string()).unwrap_or_default(),
-        ])
-        .map_err(werr)?;
+        ];
+        w.write_record(record).map_err(werr)?;
         if i % 10_000 == 9_999 {
             bar.inc(10_000);
         }
@@ -470,10 +535,23 @@ fn write_applications(
 ) -> Result<(), GenerateError> {
     let path = out.join("service_applications.csv");
     let mut w = csv_writer(&path)?;
-    let werr = |source| GenerateError::Csv { path: path.clone(), source };
+    let werr = |source| GenerateError::Csv {
+        path: path.clone(),
+        source,
+    };
     w.write_record([
-        "app_id", "item_code", "item_name", "one_thing", "joint_handled", "online", "submitted_at",
-        "due_at", "completed_at", "rating", "community_code", "grid_id",
+        "app_id",
+        "item_code",
+        "item_name",
+        "one_thing",
+        "joint_handled",
+        "online",
+        "submitted_at",
+        "due_at",
+        "completed_at",
+        "rating",
+        "community_code",
+        "grid_id",
     ])
     .map_err(werr)?;
     let items = Weighted::new(ITEMS.iter().map(|i| i.3));
@@ -490,18 +568,24 @@ fn write_applications(
         let joint = one_thing && rng.chance(joint_p.clamp(0.05, 0.98));
         let online = rng.chance((0.55 + 0.25 * progress).clamp(0.0, 0.95));
         let due = submitted + Duration::hours(120);
-        let hours = rng.lognormal(40.0 * slowness * (1.0 + drift * progress), 0.6).max(0.1);
+        let hours = rng
+            .lognormal(40.0 * slowness * (1.0 + drift * progress), 0.6)
+            .max(0.1);
         let completed = submitted + Duration::seconds((hours * 3600.0) as i64);
         let completed = (completed < end && !rng.chance(0.01)).then_some(completed);
         let rating = match completed {
             Some(c) if rng.chance(0.6) => {
                 let happy = if c <= due { 0.93 } else { 0.6 };
-                Some(if rng.chance(happy) { 4 + rng.below(2) } else { 1 + rng.below(3) })
+                Some(if rng.chance(happy) {
+                    4 + rng.below(2)
+                } else {
+                    1 + rng.below(3)
+                })
             }
             _ => None,
         };
-        w.write_record([
-            format!("SA{i:09}").as_str(),
+        let record: [&str; 12] = [
+            &format!("SA{i:09}"),
             code,
             name,
             if one_thing { "true" } else { "false" },
@@ -513,8 +597,8 @@ fn write_applications(
             &rating.map(|r| r.to_string()).unwrap_or_default(),
             &g.code[..12],
             &g.code,
-        ])
-        .map_err(werr)?;
+        ];
+        w.write_record(record).map_err(werr)?;
         if i % 10_000 == 9_999 {
             bar.inc(10_000);
         }
@@ -525,17 +609,34 @@ fn write_applications(
 
 /// Procedural blocks on a plot grid inside every grid cell of the demo district: rectangular
 /// footprints, taller towards the district centre. Returns how many were written.
-fn write_buildings(out: &Path, tree: &[Region], scale: Scale, rng: &mut Rng) -> Result<usize, GenerateError> {
-    let district = tree.iter().find(|r| r.code == DEMO_DISTRICT).expect("demo district exists");
+fn write_buildings(
+    out: &Path,
+    tree: &[Region],
+    scale: Scale,
+    rng: &mut Rng,
+) -> Result<usize, GenerateError> {
+    let district = tree
+        .iter()
+        .find(|r| r.code == DEMO_DISTRICT)
+        .expect("demo district exists");
     let centre = district.centre();
     let [dlon, dlat] = degrees_per_m(centre[1]);
     let spacing = scale.plot_spacing_m();
     let mut features = Vec::new();
-    for g in tree.iter().filter(|r| r.level == "grid" && r.code.starts_with(DEMO_DISTRICT)) {
+    for g in tree
+        .iter()
+        .filter(|r| r.level == "grid" && r.code.starts_with(DEMO_DISTRICT))
+    {
         let width_m = (g.rect[2] - g.rect[0]) / dlon;
         let height_m = (g.rect[3] - g.rect[1]) / dlat;
-        let (nx, ny) = ((width_m / spacing).floor() as usize, (height_m / spacing).floor() as usize);
-        let (mx, my) = ((width_m - nx as f64 * spacing) / 2.0, (height_m - ny as f64 * spacing) / 2.0);
+        let (nx, ny) = (
+            (width_m / spacing).floor() as usize,
+            (height_m / spacing).floor() as usize,
+        );
+        let (mx, my) = (
+            (width_m - nx as f64 * spacing) / 2.0,
+            (height_m - ny as f64 * spacing) / 2.0,
+        );
         for ix in 0..nx {
             for iy in 0..ny {
                 if !rng.chance(0.75) {
@@ -545,8 +646,10 @@ fn write_buildings(out: &Path, tree: &[Region], scale: Scale, rng: &mut Rng) -> 
                 let cy = g.rect[1] + (my + (iy as f64 + 0.5) * spacing) * dlat;
                 let w = rng.range(0.35, 0.8) * spacing / 2.0;
                 let h = rng.range(0.35, 0.8) * spacing / 2.0;
-                let dist_m = (((cx - centre[0]) / dlon).powi(2) + ((cy - centre[1]) / dlat).powi(2)).sqrt();
-                let height = (rng.lognormal(15.0, 0.5) * (1.0 + 4.0 * (-dist_m / 1200.0).exp())).clamp(4.0, 250.0);
+                let dist_m =
+                    (((cx - centre[0]) / dlon).powi(2) + ((cy - centre[1]) / dlat).powi(2)).sqrt();
+                let height = (rng.lognormal(15.0, 0.5) * (1.0 + 4.0 * (-dist_m / 1200.0).exp()))
+                    .clamp(4.0, 250.0);
                 let height = (height * 10.0).round() / 10.0;
                 let id = format!("{DEMO_DISTRICT}-B{:06}", features.len() + 1);
                 let ring = [
@@ -580,7 +683,10 @@ fn write_buildings(out: &Path, tree: &[Region], scale: Scale, rng: &mut Rng) -> 
     let fc = json!({ "type": "FeatureCollection", "name": "demo district buildings", "features": features });
     let file = File::create(&path).map_err(io_err(&path))?;
     let mut bw = BufWriter::new(file);
-    serde_json::to_writer(&mut bw, &fc).map_err(|e| GenerateError::Io { path: path.clone(), source: e.into() })?;
+    serde_json::to_writer(&mut bw, &fc).map_err(|e| GenerateError::Io {
+        path: path.clone(),
+        source: e.into(),
+    })?;
     bw.flush().map_err(io_err(&path))?;
     Ok(n)
 }

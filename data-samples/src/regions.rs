@@ -28,25 +28,137 @@ const fn city(
     centre_lon_lat: [f64; 2],
     area_km2: f64,
 ) -> CityFact {
-    CityFact { code, name_zh, name_en, gdp_2023_100m_cny, residents_2023_10k, centre_lon_lat, area_km2 }
+    CityFact {
+        code,
+        name_zh,
+        name_en,
+        gdp_2023_100m_cny,
+        residents_2023_10k,
+        centre_lon_lat,
+        area_km2,
+    }
 }
 
 /// Jiangsu's 13 prefecture-level cities (codes from the statistics bureau's division codes;
 /// GDP and population from the 2023 statistical communiqués).
 pub const CITIES: [CityFact; 13] = [
-    city("3201", "南京市", "Nanjing", 17421.40, 954.7, [118.80, 32.06], 6587.0),
-    city("3202", "无锡市", "Wuxi", 15456.19, 749.5, [120.31, 31.49], 4627.0),
-    city("3203", "徐州市", "Xuzhou", 8900.44, 902.0, [117.28, 34.21], 11765.0),
-    city("3204", "常州市", "Changzhou", 10116.36, 537.5, [119.97, 31.81], 4372.0),
-    city("3205", "苏州市", "Suzhou", 24653.37, 1295.8, [120.59, 31.30], 8657.0),
-    city("3206", "南通市", "Nantong", 11813.27, 774.9, [120.89, 32.01], 8001.0),
-    city("3207", "连云港市", "Lianyungang", 4363.61, 459.4, [119.22, 34.60], 7615.0),
-    city("3208", "淮安市", "Huai'an", 5015.06, 453.8, [119.02, 33.61], 10030.0),
-    city("3209", "盐城市", "Yancheng", 7403.87, 668.9, [120.16, 33.35], 16931.0),
-    city("3210", "扬州市", "Yangzhou", 7423.26, 458.5, [119.41, 32.39], 6591.0),
-    city("3211", "镇江市", "Zhenjiang", 5264.07, 322.6, [119.45, 32.20], 3840.0),
-    city("3212", "泰州市", "Taizhou", 6731.66, 450.7, [119.92, 32.46], 5787.0),
-    city("3213", "宿迁市", "Suqian", 4398.07, 497.75, [118.28, 33.96], 8524.0),
+    city(
+        "3201",
+        "南京市",
+        "Nanjing",
+        17421.40,
+        954.7,
+        [118.80, 32.06],
+        6587.0,
+    ),
+    city(
+        "3202",
+        "无锡市",
+        "Wuxi",
+        15456.19,
+        749.5,
+        [120.31, 31.49],
+        4627.0,
+    ),
+    city(
+        "3203",
+        "徐州市",
+        "Xuzhou",
+        8900.44,
+        902.0,
+        [117.28, 34.21],
+        11765.0,
+    ),
+    city(
+        "3204",
+        "常州市",
+        "Changzhou",
+        10116.36,
+        537.5,
+        [119.97, 31.81],
+        4372.0,
+    ),
+    city(
+        "3205",
+        "苏州市",
+        "Suzhou",
+        24653.37,
+        1295.8,
+        [120.59, 31.30],
+        8657.0,
+    ),
+    city(
+        "3206",
+        "南通市",
+        "Nantong",
+        11813.27,
+        774.9,
+        [120.89, 32.01],
+        8001.0,
+    ),
+    city(
+        "3207",
+        "连云港市",
+        "Lianyungang",
+        4363.61,
+        459.4,
+        [119.22, 34.60],
+        7615.0,
+    ),
+    city(
+        "3208",
+        "淮安市",
+        "Huai'an",
+        5015.06,
+        453.8,
+        [119.02, 33.61],
+        10030.0,
+    ),
+    city(
+        "3209",
+        "盐城市",
+        "Yancheng",
+        7403.87,
+        668.9,
+        [120.16, 33.35],
+        16931.0,
+    ),
+    city(
+        "3210",
+        "扬州市",
+        "Yangzhou",
+        7423.26,
+        458.5,
+        [119.41, 32.39],
+        6591.0,
+    ),
+    city(
+        "3211",
+        "镇江市",
+        "Zhenjiang",
+        5264.07,
+        322.6,
+        [119.45, 32.20],
+        3840.0,
+    ),
+    city(
+        "3212",
+        "泰州市",
+        "Taizhou",
+        6731.66,
+        450.7,
+        [119.92, 32.46],
+        5787.0,
+    ),
+    city(
+        "3213",
+        "宿迁市",
+        "Suqian",
+        4398.07,
+        497.75,
+        [118.28, 33.96],
+        8524.0,
+    ),
 ];
 
 /// Nanjing's 11 districts (real codes and names).
@@ -68,8 +180,15 @@ pub const NANJING_DISTRICTS: [(&str, &str); 11] = [
 pub const DEMO_DISTRICT: &str = "320102";
 
 /// Real street (township) names of the demo district.
-const DEMO_TOWNSHIPS: [&str; 7] =
-    ["梅园新村街道", "新街口街道", "玄武门街道", "锁金村街道", "红山街道", "孝陵卫街道", "玄武湖街道"];
+const DEMO_TOWNSHIPS: [&str; 7] = [
+    "梅园新村街道",
+    "新街口街道",
+    "玄武门街道",
+    "锁金村街道",
+    "红山街道",
+    "孝陵卫街道",
+    "玄武湖街道",
+];
 
 /// An axis-aligned rectangle in degrees: [min_lon, min_lat, max_lon, max_lat].
 pub type Rect = [f64; 4];
@@ -85,7 +204,10 @@ pub struct Region {
 
 impl Region {
     pub fn centre(&self) -> [f64; 2] {
-        [(self.rect[0] + self.rect[2]) / 2.0, (self.rect[1] + self.rect[3]) / 2.0]
+        [
+            (self.rect[0] + self.rect[2]) / 2.0,
+            (self.rect[1] + self.rect[3]) / 2.0,
+        ]
     }
 }
 
@@ -105,7 +227,11 @@ pub fn subdivide(rect: Rect, n: usize) -> Vec<Rect> {
     let height = (rect[3] - rect[1]) / rows as f64;
     let mut out = Vec::with_capacity(n);
     for row in 0..rows {
-        let in_row = if row == rows - 1 { n - cols * (rows - 1) } else { cols };
+        let in_row = if row == rows - 1 {
+            n - cols * (rows - 1)
+        } else {
+            cols
+        };
         let width = (rect[2] - rect[0]) / in_row as f64;
         let top = rect[3] - height * row as f64;
         for col in 0..in_row {
@@ -150,16 +276,32 @@ pub fn build_tree(fanout: Fanout, rng: &mut Rng) -> Vec<Region> {
             rect,
         });
         let counties: Vec<(String, String)> = if c.code == "3201" {
-            NANJING_DISTRICTS.iter().map(|(code, name)| (code.to_string(), name.to_string())).collect()
+            NANJING_DISTRICTS
+                .iter()
+                .map(|(code, name)| (code.to_string(), name.to_string()))
+                .collect()
         } else {
             (0..fanout.counties_per_city)
-                .map(|i| (format!("{}{:02}", c.code, 81 + i), format!("{}第{}区县", c.name_zh, i + 1)))
+                .map(|i| {
+                    (
+                        format!("{}{:02}", c.code, 81 + i),
+                        format!("{}第{}区县", c.name_zh, i + 1),
+                    )
+                })
                 .collect()
         };
         for ((county_code, county_name), county_rect) in
             counties.iter().zip(subdivide(rect, counties.len()))
         {
-            push_county(&mut out, c.code, county_code, county_name, county_rect, fanout, rng);
+            push_county(
+                &mut out,
+                c.code,
+                county_code,
+                county_name,
+                county_rect,
+                fanout,
+                rng,
+            );
         }
     }
     out
@@ -182,7 +324,10 @@ fn push_county(
         rect,
     });
     let short = name.trim_end_matches('区').trim_end_matches('县');
-    for (t, t_rect) in subdivide(rect, fanout.townships_per_county).into_iter().enumerate() {
+    for (t, t_rect) in subdivide(rect, fanout.townships_per_county)
+        .into_iter()
+        .enumerate()
+    {
         let t_code = format!("{code}{:03}", t + 1);
         let t_name = if code == DEMO_DISTRICT && t < DEMO_TOWNSHIPS.len() {
             DEMO_TOWNSHIPS[t].to_string()
@@ -197,7 +342,10 @@ fn push_county(
             rect: t_rect,
         });
         let t_short = t_name.trim_end_matches("街道").to_string();
-        for (m, m_rect) in subdivide(t_rect, fanout.communities_per_township).into_iter().enumerate() {
+        for (m, m_rect) in subdivide(t_rect, fanout.communities_per_township)
+            .into_iter()
+            .enumerate()
+        {
             let m_code = format!("{t_code}{:03}", m + 1);
             let m_name = format!("{t_short}第{}社区", m + 1);
             out.push(Region {
@@ -207,7 +355,10 @@ fn push_county(
                 parent: Some(t_code.clone()),
                 rect: m_rect,
             });
-            for (g, g_rect) in subdivide(m_rect, fanout.grids_per_community).into_iter().enumerate() {
+            for (g, g_rect) in subdivide(m_rect, fanout.grids_per_community)
+                .into_iter()
+                .enumerate()
+            {
                 out.push(Region {
                     code: format!("{m_code}-{:03}", g + 1),
                     name: format!("{m_name}网格{:03}", g + 1),

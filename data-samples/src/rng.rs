@@ -18,7 +18,9 @@ impl Rng {
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             z ^ (z >> 31)
         };
-        Rng { s: [next(), next(), next(), next()] }
+        Rng {
+            s: [next(), next(), next(), next()],
+        }
     }
 
     /// An independent stream for a named part of the generator, so that adding rows to one
@@ -92,7 +94,9 @@ impl Weighted {
     pub fn sample(&self, rng: &mut Rng) -> usize {
         let total = *self.cumulative.last().expect("at least one weight");
         let x = rng.f64() * total;
-        self.cumulative.partition_point(|c| *c <= x).min(self.cumulative.len() - 1)
+        self.cumulative
+            .partition_point(|c| *c <= x)
+            .min(self.cumulative.len() - 1)
     }
 }
 

@@ -8,7 +8,10 @@ fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
         .unwrap()
         .map(|e| {
             let p = e.unwrap().path();
-            (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
         })
         .collect();
     out.sort();
@@ -17,14 +20,28 @@ fn files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn same_seed_same_bytes_and_consistent_keys() {
-    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let config = |seed| Config { scale: Scale::Small, seed, progress: false };
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let config = |seed| Config {
+        scale: Scale::Small,
+        seed,
+        progress: false,
+    };
     let manifest = generate(a.path(), &config(3)).unwrap();
     generate(b.path(), &config(3)).unwrap();
     generate(c.path(), &config(4)).unwrap();
     let (fa, fb, fc) = (files(a.path()), files(b.path()), files(c.path()));
     assert_eq!(fa, fb, "same seed, same files");
-    let orders = |f: &[(String, Vec<u8>)]| f.iter().find(|(n, _)| n == "work_orders.csv").unwrap().1.clone();
+    let orders = |f: &[(String, Vec<u8>)]| {
+        f.iter()
+            .find(|(n, _)| n == "work_orders.csv")
+            .unwrap()
+            .1
+            .clone()
+    };
     assert_ne!(orders(&fa), orders(&fc), "another seed, other data");
 
     assert_eq!(manifest.work_orders, 100_000);
@@ -45,7 +62,13 @@ fn same_seed_same_bytes_and_consistent_keys() {
     for r in orders.records() {
         let r = r.unwrap();
         assert!(grids.contains(&r[8]), "unknown grid {}", &r[8]);
-        assert_eq!(&r[8][..12], &r[7], "grid {} outside community {}", &r[8], &r[7]);
+        assert_eq!(
+            &r[8][..12],
+            &r[7],
+            "grid {} outside community {}",
+            &r[8],
+            &r[7]
+        );
         assert!(r[2] > r[1], "due before created");
         assert!(r[3].is_empty() || r[3] > r[1], "closed before created");
         types.insert(r[4].to_owned());

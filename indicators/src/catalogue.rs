@@ -13,8 +13,14 @@ use std::path::{Path, PathBuf};
 
 /// The built-in catalogue files: (file name, contents).
 pub const BUILTIN_FILES: &[(&str, &str)] = &[
-    ("governance.toml", include_str!("../catalogue/governance.toml")),
-    ("public_service.toml", include_str!("../catalogue/public_service.toml")),
+    (
+        "governance.toml",
+        include_str!("../catalogue/governance.toml"),
+    ),
+    (
+        "public_service.toml",
+        include_str!("../catalogue/public_service.toml"),
+    ),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,8 +151,12 @@ impl Indicator {
     /// Status of a value against the warning and critical thresholds, in the indicator's
     /// direction.
     pub fn status(&self, value: Option<f64>) -> Status {
-        let Some(v) = value else { return Status::NoData };
-        let Some(t) = self.thresholds else { return Status::Ok };
+        let Some(v) = value else {
+            return Status::NoData;
+        };
+        let Some(t) = self.thresholds else {
+            return Status::Ok;
+        };
         let worse_than = |limit: f64| match self.direction {
             Direction::HigherIsBetter => v < limit,
             Direction::LowerIsBetter => v > limit,
@@ -173,13 +183,25 @@ impl Indicator {
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogueError {
     #[error("cannot read catalogue file: {source}, in {path}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("malformed TOML: {message}, in {file}")]
     Toml { file: String, message: String },
     #[error("indicator {indicator:?}, field `{field}`: {message}, in {file}")]
-    Field { file: String, indicator: String, field: String, message: String },
+    Field {
+        file: String,
+        indicator: String,
+        field: String,
+        message: String,
+    },
     #[error("indicator {indicator:?} is declared twice, in {file} and {first_file}")]
-    Duplicate { indicator: String, file: String, first_file: String },
+    Duplicate {
+        indicator: String,
+        file: String,
+        first_file: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -232,13 +254,20 @@ pub struct Catalogue {
 impl Catalogue {
     /// The catalogue compiled into the binary.
     pub fn builtin() -> Catalogue {
-        Catalogue::from_sources(BUILTIN_FILES.iter().map(|(n, s)| (n.to_string(), s.to_string())))
-            .expect("the built-in catalogue is valid (checked by tests)")
+        Catalogue::from_sources(
+            BUILTIN_FILES
+                .iter()
+                .map(|(n, s)| (n.to_string(), s.to_string())),
+        )
+        .expect("the built-in catalogue is valid (checked by tests)")
     }
 
     /// Loads every `*.toml` file of a directory, in name order.
     pub fn load_dir(dir: &Path) -> Result<Catalogue, CatalogueError> {
-        let read_err = |source| CatalogueError::Read { path: dir.to_owned(), source };
+        let read_err = |source| CatalogueError::Read {
+            path: dir.to_owned(),
+            source,
+        };
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(read_err)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -247,8 +276,10 @@ impl Catalogue {
         paths.sort();
         let mut sources = Vec::new();
         for path in paths {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|source| CatalogueError::Read { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| CatalogueError::Read {
+                path: path.clone(),
+                source,
+            })?;
             sources.push((path.display().to_string(), text));
         }
         Catalogue::from_sources(sources)
@@ -264,8 +295,10 @@ impl Catalogue {
         for (file, text) in sources {
             hash.write(file.as_bytes());
             hash.write(text.as_bytes());
-            let raw: RawFile = toml::from_str(&text)
-                .map_err(|e| CatalogueError::Toml { file: file.clone(), message: e.to_string() })?;
+            let raw: RawFile = toml::from_str(&text).map_err(|e| CatalogueError::Toml {
+                file: file.clone(),
+                message: e.to_string(),
+            })?;
             for r in raw.indicator {
                 if let Some(first) = seen.get(&r.id) {
                     return Err(CatalogueError::Duplicate {
@@ -278,7 +311,10 @@ impl Catalogue {
                 indicators.push(validate(r, &file)?);
             }
         }
-        Ok(Catalogue { version: format!("{:016x}", hash.0), indicators })
+        Ok(Catalogue {
+            version: format!("{:016x}", hash.0),
+            indicators,
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<&Indicator> {
@@ -311,9 +347,16 @@ fn validate(r: RawIndicator, file: &str) -> Result<Indicator, CatalogueError> {
         field: field.to_owned(),
         message,
     };
-    if r.id.is_empty() || !r.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    if r.id.is_empty()
+        || !r
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     {
-        return Err(fail("id", "must be lowercase ascii letters, digits and _".into()));
+        return Err(fail(
+            "id",
+            "must be lowercase ascii letters, digits and _".into(),
+        ));
     }
     if r.levels.is_empty() {
         return Err(fail("levels", "at least one level is required".into()));
@@ -323,14 +366,25 @@ fn validate(r: RawIndicator, file: &str) -> Result<Indicator, CatalogueError> {
     }
     let numerator = measure(&r.numerator, "numerator", &fail)?;
     if numerator.time.is_none() {
-        return Err(fail("numerator.time", "the numerator needs a time column".into()));
+        return Err(fail(
+            "numerator.time",
+            "the numerator needs a time column".into(),
+        ));
     }
     let denominator = match (&r.denominator, r.kind) {
         (None, Kind::Count | Kind::Sum) => None,
         (Some(_), Kind::Count | Kind::Sum) => {
-            return Err(fail("denominator", format!("a {:?} indicator has no denominator", r.kind)));
+            return Err(fail(
+                "denominator",
+                format!("a {:?} indicator has no denominator", r.kind),
+            ));
         }
-        (None, _) => return Err(fail("denominator", format!("a {:?} indicator needs one", r.kind))),
+        (None, _) => {
+            return Err(fail(
+                "denominator",
+                format!("a {:?} indicator needs one", r.kind),
+            ));
+        }
         (Some(d), _) => Some(measure(d, "denominator", &fail)?),
     };
     match (r.kind, r.per) {
@@ -343,7 +397,10 @@ fn validate(r: RawIndicator, file: &str) -> Result<Indicator, CatalogueError> {
         if let Some(t) = &r.target
             && !(0.0..=1.0).contains(&t.value)
         {
-            return Err(fail("target.value", format!("{} is outside a ratio's 0-1 range", t.value)));
+            return Err(fail(
+                "target.value",
+                format!("{} is outside a ratio's 0-1 range", t.value),
+            ));
         }
         if let Some(t) = &r.thresholds
             && !((0.0..=1.0).contains(&t.warning) && (0.0..=1.0).contains(&t.critical))
@@ -357,7 +414,10 @@ fn validate(r: RawIndicator, file: &str) -> Result<Indicator, CatalogueError> {
             Direction::LowerIsBetter => t.critical >= t.warning,
         };
         if !ordered {
-            return Err(fail("thresholds", "critical must be worse than warning".into()));
+            return Err(fail(
+                "thresholds",
+                "critical must be worse than warning".into(),
+            ));
         }
     }
     let mut levels = r.levels.clone();
@@ -392,31 +452,53 @@ fn measure(
     side: &str,
     fail: &dyn Fn(&str, String) -> CatalogueError,
 ) -> Result<Measure, CatalogueError> {
-    let table: &'static FactTable = fact_table(&m.fact)
-        .ok_or_else(|| fail(&format!("{side}.fact"), format!("unknown fact table {:?}", m.fact)))?;
+    let table: &'static FactTable = fact_table(&m.fact).ok_or_else(|| {
+        fail(
+            &format!("{side}.fact"),
+            format!("unknown fact table {:?}", m.fact),
+        )
+    })?;
     match (m.agg, &m.column) {
         (Aggregate::Count, None) => {}
         (Aggregate::Count, Some(_)) => {
-            return Err(fail(&format!("{side}.column"), "count takes no column".into()));
+            return Err(fail(
+                &format!("{side}.column"),
+                "count takes no column".into(),
+            ));
         }
         (_, None) => {
-            return Err(fail(&format!("{side}.column"), format!("{:?} needs a column", m.agg)));
+            return Err(fail(
+                &format!("{side}.column"),
+                format!("{:?} needs a column", m.agg),
+            ));
         }
         (agg, Some(c)) => {
             let col = table.column(c).ok_or_else(|| {
-                fail(&format!("{side}.column"), format!("unknown column {c:?} of {}", table.name))
+                fail(
+                    &format!("{side}.column"),
+                    format!("unknown column {c:?} of {}", table.name),
+                )
             })?;
             if agg == Aggregate::Sum && !col.ty.is_numeric() {
-                return Err(fail(&format!("{side}.column"), format!("{c:?} is not numeric")));
+                return Err(fail(
+                    &format!("{side}.column"),
+                    format!("{c:?} is not numeric"),
+                ));
             }
         }
     }
     if let Some(t) = &m.time {
         let col = table.column(t).ok_or_else(|| {
-            fail(&format!("{side}.time"), format!("unknown column {t:?} of {}", table.name))
+            fail(
+                &format!("{side}.time"),
+                format!("unknown column {t:?} of {}", table.name),
+            )
         })?;
         if col.ty != crate::facts::ColumnType::Timestamp {
-            return Err(fail(&format!("{side}.time"), format!("{t:?} is not a timestamp")));
+            return Err(fail(
+                &format!("{side}.time"),
+                format!("{t:?} is not a timestamp"),
+            ));
         }
     }
     let conditions = m
@@ -442,7 +524,9 @@ mod tests {
     #[test]
     fn builtin_catalogue_is_valid() {
         let c = Catalogue::from_sources(
-            BUILTIN_FILES.iter().map(|(n, s)| (n.to_string(), s.to_string())),
+            BUILTIN_FILES
+                .iter()
+                .map(|(n, s)| (n.to_string(), s.to_string())),
         )
         .unwrap();
         assert!(c.indicators.len() >= 5);
@@ -472,13 +556,31 @@ description = "x"
 
     #[test]
     fn errors_name_file_indicator_and_field() {
-        let ratio = "kind = \"ratio\"\n[numerator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due_at\"\n";
+        let ratio = "kind = \"ratio\"\n[indicator.numerator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due_at\"\n";
         let cases = [
-            ("kind = \"count\"\n[numerator]\nfact = \"orders\"\nagg = \"count\"\ntime = \"due_at\"\n", "numerator.fact", "unknown fact table"),
-            ("kind = \"count\"\n[numerator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due\"\n", "numerator.time", "unknown column"),
-            ("kind = \"count\"\n[numerator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due_at\"\nfilter = [\"closed <= due_at\"]\n", "numerator.filter", "unknown column"),
+            (
+                "kind = \"count\"\n[indicator.numerator]\nfact = \"orders\"\nagg = \"count\"\ntime = \"due_at\"\n",
+                "numerator.fact",
+                "unknown fact table",
+            ),
+            (
+                "kind = \"count\"\n[indicator.numerator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due\"\n",
+                "numerator.time",
+                "unknown column",
+            ),
+            (
+                "kind = \"count\"\n[indicator.numerator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due_at\"\nfilter = [\"closed <= due_at\"]\n",
+                "numerator.filter",
+                "unknown column",
+            ),
             (ratio, "denominator", "needs one"),
-            (&format!("{ratio}[denominator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due_at\"\n[target]\nvalue = 80.0\nyear = 2025\nsource = \"plan\"\n"), "target.value", "0-1"),
+            (
+                &format!(
+                    "{ratio}[indicator.denominator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due_at\"\n[indicator.target]\nvalue = 80.0\nyear = 2025\nsource = \"plan\"\n"
+                ),
+                "target.value",
+                "0-1",
+            ),
         ];
         for (body, field, msg) in cases {
             let e = one(body).unwrap_err().to_string();
@@ -497,10 +599,17 @@ description = "x"
         assert_eq!(on_time.status(Some(t.warning - 0.001)), Status::Warning);
         assert_eq!(on_time.status(Some(t.critical - 0.001)), Status::Critical);
         assert_eq!(on_time.status(None), Status::NoData);
+        let hours = c.get("hotline_mean_handling_hours").unwrap();
+        let t = hours.thresholds.unwrap();
+        assert_eq!(hours.status(Some(t.critical + 1.0)), Status::Critical);
+        assert_eq!(hours.status(Some(t.warning - 1.0)), Status::Ok);
         let intensity = c.get("hotline_intensity").unwrap();
-        let t = intensity.thresholds.unwrap();
-        assert_eq!(intensity.status(Some(t.critical + 1.0)), Status::Critical);
         assert_eq!(intensity.value(5.0, Some(20_000.0)), Some(2.5));
+        assert_eq!(
+            intensity.status(Some(1e9)),
+            Status::Ok,
+            "no thresholds, no alarm"
+        );
         assert_eq!(on_time.value(5.0, Some(0.0)), None);
     }
 }

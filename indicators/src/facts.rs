@@ -42,15 +42,30 @@ pub struct Column {
 }
 
 const fn col(name: &'static str, ty: ColumnType) -> Column {
-    Column { name, ty, nullable: false, derived_sql: None }
+    Column {
+        name,
+        ty,
+        nullable: false,
+        derived_sql: None,
+    }
 }
 
 const fn opt(name: &'static str, ty: ColumnType) -> Column {
-    Column { name, ty, nullable: true, derived_sql: None }
+    Column {
+        name,
+        ty,
+        nullable: true,
+        derived_sql: None,
+    }
 }
 
 const fn derived(name: &'static str, ty: ColumnType, sql: &'static str) -> Column {
-    Column { name, ty, nullable: true, derived_sql: Some(sql) }
+    Column {
+        name,
+        ty,
+        nullable: true,
+        derived_sql: Some(sql),
+    }
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -18,9 +18,19 @@ pub enum Operand {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Condition {
-    Compare { column: String, op: &'static str, operand: Operand },
-    IsNull { column: String, negated: bool },
-    Flag { column: String, negated: bool },
+    Compare {
+        column: String,
+        op: &'static str,
+        operand: Operand,
+    },
+    IsNull {
+        column: String,
+        negated: bool,
+    },
+    Flag {
+        column: String,
+        negated: bool,
+    },
 }
 
 const OPS: [&str; 7] = ["<=", ">=", "!=", "<>", "=", "<", ">"];
@@ -87,7 +97,10 @@ impl Condition {
         match words.as_slice() {
             [_, "IS", "NULL"] | [_, "IS", "NOT", "NULL"] => {
                 column_of(table, &t[0])?;
-                Ok(Condition::IsNull { column: t[0].clone(), negated: words.len() == 4 })
+                Ok(Condition::IsNull {
+                    column: t[0].clone(),
+                    negated: words.len() == 4,
+                })
             }
             [_] | ["NOT", _] => {
                 let name = t.last().expect("one token");
@@ -95,7 +108,10 @@ impl Condition {
                 if c.ty != ColumnType::Boolean {
                     return Err(format!("column {name:?} is not boolean"));
                 }
-                Ok(Condition::Flag { column: name.clone(), negated: words.len() == 2 })
+                Ok(Condition::Flag {
+                    column: name.clone(),
+                    negated: words.len() == 2,
+                })
             }
             [_, op, _] => {
                 let op = OPS
@@ -129,7 +145,11 @@ impl Condition {
                     }
                     Operand::Column(raw.clone())
                 };
-                Ok(Condition::Compare { column: t[0].clone(), op, operand })
+                Ok(Condition::Compare {
+                    column: t[0].clone(),
+                    op,
+                    operand,
+                })
             }
             _ => Err(format!(
                 "cannot parse filter {text:?} (expected `column OP value`, `column IS [NOT] NULL` or `[NOT] flag`)"
@@ -140,7 +160,11 @@ impl Condition {
     /// The condition as SQL, rebuilt from its parsed parts.
     pub fn sql(&self) -> String {
         match self {
-            Condition::Compare { column, op, operand } => {
+            Condition::Compare {
+                column,
+                op,
+                operand,
+            } => {
                 let rhs = match operand {
                     Operand::Column(c) => c.clone(),
                     Operand::Text(s) => format!("'{}'", s.replace('\'', "''")),

@@ -91,7 +91,10 @@ pub fn region_level(code: &str) -> Result<Level, RegionCodeError> {
     let bad = || RegionCodeError(code.to_owned());
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if let Some((community, cell)) = code.split_once('-') {
-        return if community.len() == 12 && all_digits(community) && cell.len() == 3 && all_digits(cell)
+        return if community.len() == 12
+            && all_digits(community)
+            && cell.len() == 3
+            && all_digits(cell)
         {
             Ok(Level::Grid)
         } else {
@@ -137,7 +140,15 @@ mod tests {
         for (code, level) in cases {
             assert_eq!(region_level(code), Ok(level), "{code}");
         }
-        for bad in ["", "3", "32a1", "3201020", "320102002001-7", "32010200200-001", "32;--"] {
+        for bad in [
+            "",
+            "3",
+            "32a1",
+            "3201020",
+            "320102002001-7",
+            "32010200200-001",
+            "32;--",
+        ] {
             assert!(region_level(bad).is_err(), "{bad} should be rejected");
         }
     }
@@ -145,7 +156,10 @@ mod tests {
     #[test]
     fn ancestors_are_prefixes() {
         assert_eq!(ancestor("320102002001-003", Level::City), Some("3201"));
-        assert_eq!(ancestor("320102002001-003", Level::Grid), Some("320102002001-003"));
+        assert_eq!(
+            ancestor("320102002001-003", Level::Grid),
+            Some("320102002001-003")
+        );
         assert_eq!(ancestor("3201", Level::County), None);
         assert_eq!(Level::Grid.parent(), Some(Level::Community));
         assert_eq!(Level::Province.parent(), None);

@@ -19,7 +19,13 @@ pub enum Grain {
 }
 
 impl Grain {
-    pub const ALL: [Grain; 5] = [Grain::Day, Grain::Week, Grain::Month, Grain::Quarter, Grain::Year];
+    pub const ALL: [Grain; 5] = [
+        Grain::Day,
+        Grain::Week,
+        Grain::Month,
+        Grain::Quarter,
+        Grain::Year,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -34,9 +40,8 @@ impl Grain {
     /// Portable SQL that labels the timestamp column `column` with this grain's period label.
     pub fn sql_label(self, column: &str) -> String {
         let part = |field: &str| format!("CAST(EXTRACT({field} FROM {column}) AS VARCHAR)");
-        let padded = |field: &str| {
-            format!("LPAD(CAST(EXTRACT({field} FROM {column}) AS VARCHAR), 2, '0')")
-        };
+        let padded =
+            |field: &str| format!("LPAD(CAST(EXTRACT({field} FROM {column}) AS VARCHAR), 2, '0')");
         match self {
             Grain::Year => part("YEAR"),
             Grain::Quarter => format!("{} || '-Q' || {}", part("YEAR"), part("QUARTER")),
@@ -153,14 +158,10 @@ impl Period {
     pub fn containing(grain: Grain, date: NaiveDate) -> Period {
         let start = match grain {
             Grain::Day => date,
-            Grain::Week => {
-                date - Days::new(u64::from(date.weekday().num_days_from_monday()))
-            }
+            Grain::Week => date - Days::new(u64::from(date.weekday().num_days_from_monday())),
             Grain::Month => date.with_day(1).expect("day 1 exists"),
-            Grain::Quarter => {
-                NaiveDate::from_ymd_opt(date.year(), (date.month0() / 3) * 3 + 1, 1)
-                    .expect("quarter start exists")
-            }
+            Grain::Quarter => NaiveDate::from_ymd_opt(date.year(), (date.month0() / 3) * 3 + 1, 1)
+                .expect("quarter start exists"),
             Grain::Year => NaiveDate::from_ymd_opt(date.year(), 1, 1).expect("1 January exists"),
         };
         Period { grain, start }
@@ -178,7 +179,10 @@ impl Period {
     }
 
     pub fn next(self) -> Period {
-        Period { grain: self.grain, start: self.end() }
+        Period {
+            grain: self.grain,
+            start: self.end(),
+        }
     }
 
     pub fn previous(self) -> Period {
@@ -251,6 +255,9 @@ mod tests {
         assert_eq!(Period::containing(Grain::Quarter, d).label(), "2024-Q3");
         assert_eq!(Period::containing(Grain::Month, d).label(), "2024-08");
         assert_eq!(Period::containing(Grain::Week, d).label(), "2024-W33");
-        assert_eq!(Period::containing(Grain::Year, d).previous().label(), "2023");
+        assert_eq!(
+            Period::containing(Grain::Year, d).previous().label(),
+            "2023"
+        );
     }
 }

@@ -26,15 +26,30 @@ pub struct IndicatorQuery {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum QueryError {
     #[error("indicator {indicator} is not computed at level {level} (allowed: {allowed})")]
-    LevelNotAllowed { indicator: String, level: Level, allowed: String },
+    LevelNotAllowed {
+        indicator: String,
+        level: Level,
+        allowed: String,
+    },
     #[error("indicator {indicator} is not computed per {grain} (allowed: {allowed})")]
-    GrainNotAllowed { indicator: String, grain: Grain, allowed: String },
+    GrainNotAllowed {
+        indicator: String,
+        grain: Grain,
+        allowed: String,
+    },
     #[error("{parameter}: {source}")]
-    Period { parameter: &'static str, source: PeriodError },
+    Period {
+        parameter: &'static str,
+        source: PeriodError,
+    },
     #[error("region: {0}")]
     Region(RegionCodeError),
     #[error("region {region} is a {region_level}, below the requested level {level}")]
-    RegionBelowLevel { region: String, region_level: Level, level: Level },
+    RegionBelowLevel {
+        region: String,
+        region_level: Level,
+        level: Level,
+    },
     #[error("from {from} is after to {to}")]
     EmptyRange { from: String, to: String },
 }
@@ -87,7 +102,9 @@ fn scope(ind: &Indicator, q: &IndicatorQuery) -> Result<Scope, QueryError> {
     let period = |parameter: &'static str, label: &Option<String>| {
         label
             .as_deref()
-            .map(|l| Period::parse(q.grain, l).map_err(|source| QueryError::Period { parameter, source }))
+            .map(|l| {
+                Period::parse(q.grain, l).map_err(|source| QueryError::Period { parameter, source })
+            })
             .transpose()
     };
     let from = period("from", &q.from)?;
@@ -95,7 +112,10 @@ fn scope(ind: &Indicator, q: &IndicatorQuery) -> Result<Scope, QueryError> {
     if let (Some(f), Some(t)) = (from, to)
         && f > t
     {
-        return Err(QueryError::EmptyRange { from: f.label(), to: t.label() });
+        return Err(QueryError::EmptyRange {
+            from: f.label(),
+            to: t.label(),
+        });
     }
     let region = match &q.region {
         None => None,
@@ -111,7 +131,13 @@ fn scope(ind: &Indicator, q: &IndicatorQuery) -> Result<Scope, QueryError> {
             Some((code.clone(), region_level))
         }
     };
-    Ok(Scope { level: q.level, grain: q.grain, from, to, region })
+    Ok(Scope {
+        level: q.level,
+        grain: q.grain,
+        from,
+        to,
+        region,
+    })
 }
 
 /// The SQL expression giving a fact row's region code at `level`.
@@ -129,7 +155,11 @@ fn measure_sql(m: &Measure, s: &Scope, params: &mut Vec<String>) -> String {
         (Aggregate::CountDistinct, Some(c)) => format!("COUNT(DISTINCT {c})"),
         (_, None) => unreachable!("validated: sum and count_distinct have a column"),
     };
-    let mut conds: Vec<String> = m.conditions.iter().map(|c| format!("({})", c.sql())).collect();
+    let mut conds: Vec<String> = m
+        .conditions
+        .iter()
+        .map(|c| format!("({})", c.sql()))
+        .collect();
     if let Some(column) = &m.column {
         conds.push(format!("{column} IS NOT NULL"));
     }
@@ -161,7 +191,11 @@ fn measure_sql(m: &Measure, s: &Scope, params: &mut Vec<String>) -> String {
         None => String::new(),
     };
     let group = if m.time.is_some() { "1, 2" } else { "1" };
-    let where_ = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let where_ = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
     format!(
         "SELECT {region} AS region_code{select_period}, CAST({value} AS DOUBLE) AS v FROM {fact}{where_} GROUP BY {group}",
         fact = m.fact
@@ -210,7 +244,13 @@ mod tests {
     use crate::Catalogue;
 
     fn q(level: Level, grain: Grain) -> IndicatorQuery {
-        IndicatorQuery { level, grain, from: None, to: None, region: None }
+        IndicatorQuery {
+            level,
+            grain,
+            from: None,
+            to: None,
+            region: None,
+        }
     }
 
     #[test]
@@ -222,12 +262,24 @@ mod tests {
         query.to = Some("2024-Q3".into());
         query.region = Some("3201".into());
         let out = compile(ind, &query).unwrap();
-        assert!(out.sql.contains("SUBSTR(community_code, 1, 4) AS region_code"), "{}", out.sql);
+        assert!(
+            out.sql
+                .contains("SUBSTR(community_code, 1, 4) AS region_code"),
+            "{}",
+            out.sql
+        );
         assert!(out.sql.contains("FULL OUTER JOIN"));
         assert!(out.sql.contains("(closed_at <= due_at)"));
         assert_eq!(
             out.params,
-            ["3201%", "2024-04-01 00:00:00", "2024-10-01 00:00:00", "3201%", "2024-04-01 00:00:00", "2024-10-01 00:00:00"]
+            [
+                "3201%",
+                "2024-04-01 00:00:00",
+                "2024-10-01 00:00:00",
+                "3201%",
+                "2024-04-01 00:00:00",
+                "2024-10-01 00:00:00"
+            ]
         );
         assert_eq!(out.sql.matches('?').count(), out.params.len());
     }

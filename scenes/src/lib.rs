@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 /// The scenes compiled into the binary: (file name, contents).
 pub const BUILTIN_FILES: &[(&str, &str)] = &[
     ("demo_district.toml", include_str!("../demo_district.toml")),
-    ("demo_district_intensity.toml", include_str!("../demo_district_intensity.toml")),
+    (
+        "demo_district_intensity.toml",
+        include_str!("../demo_district_intensity.toml"),
+    ),
 ];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,9 +95,15 @@ impl OrbitCamera {
     }
 
     fn validate(&self) -> Result<(), String> {
-        let finite = [self.yaw_deg, self.pitch_deg, self.distance_m, self.target_en_m[0], self.target_en_m[1]]
-            .iter()
-            .all(|v| v.is_finite());
+        let finite = [
+            self.yaw_deg,
+            self.pitch_deg,
+            self.distance_m,
+            self.target_en_m[0],
+            self.target_en_m[1],
+        ]
+        .iter()
+        .all(|v| v.is_finite());
         if !finite {
             return Err("camera values must be finite numbers".into());
         }
@@ -121,7 +130,10 @@ impl OrbitCamera {
 #[derive(Debug, thiserror::Error)]
 pub enum SceneError {
     #[error("cannot read scene file: {source}, in {path}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("malformed scene: {message}, in {file}")]
     Format { file: String, message: String },
     #[error("scene id {id:?} is used twice, in {file}")]
@@ -131,15 +143,27 @@ pub enum SceneError {
 impl Scene {
     /// Parses and validates one scene file's text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Scene, SceneError> {
-        let fail = |message: String| SceneError::Format { file: file.to_owned(), message };
+        let fail = |message: String| SceneError::Format {
+            file: file.to_owned(),
+            message,
+        };
         let scene: Scene = toml::from_str(text).map_err(|e| fail(e.to_string()))?;
         if scene.id.is_empty()
-            || !scene.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            || !scene
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
-            return Err(fail(format!("id {:?} must be ascii letters, digits, _ or -", scene.id)));
+            return Err(fail(format!(
+                "id {:?} must be ascii letters, digits, _ or -",
+                scene.id
+            )));
         }
         if scene.region.is_empty() || !scene.region.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(fail(format!("region {:?} must be a division code", scene.region)));
+            return Err(fail(format!(
+                "region {:?} must be a division code",
+                scene.region
+            )));
         }
         if scene.binding.indicator.is_empty() {
             return Err(fail("binding.indicator is empty".into()));
@@ -149,8 +173,10 @@ impl Scene {
     }
 
     pub fn load(path: &Path) -> Result<Scene, SceneError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| SceneError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SceneError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Scene::parse(&text, &path.display().to_string())
     }
 }
@@ -161,7 +187,10 @@ pub fn builtin() -> Result<Vec<Scene>, SceneError> {
     for (file, text) in BUILTIN_FILES {
         let scene = Scene::parse(text, file)?;
         if scenes.iter().any(|s| s.id == scene.id) {
-            return Err(SceneError::Duplicate { id: scene.id, file: file.to_string() });
+            return Err(SceneError::Duplicate {
+                id: scene.id,
+                file: file.to_string(),
+            });
         }
         scenes.push(scene);
     }
@@ -175,18 +204,37 @@ mod tests {
     #[test]
     fn builtin_scenes_parse() {
         let scenes = builtin().unwrap();
-        assert!(scenes.iter().any(|s| s.id == "demo_district" && s.region == "320102"));
+        assert!(
+            scenes
+                .iter()
+                .any(|s| s.id == "demo_district" && s.region == "320102")
+        );
     }
 
     #[test]
     fn bad_scenes_name_the_problem_and_file() {
         let good = include_str!("../demo_district.toml");
         let cases = [
-            (good.replace("pitch_deg = 42.0", "pitch_deg = 120.0"), "camera.pitch_deg 120"),
-            (good.replace("distance_m = 7000.0", "distance_m = -1.0"), "camera.distance_m -1"),
-            (good.replace("region = \"320102\"", "region = \"xuanwu\""), "region \"xuanwu\""),
-            (good.replace("[camera]", "[camera]\nfov = 3"), "unknown field `fov`"),
-            (good.replace("id = \"demo_district\"", "id = \"a b\""), "id \"a b\""),
+            (
+                good.replace("pitch_deg = 42.0", "pitch_deg = 120.0"),
+                "camera.pitch_deg 120",
+            ),
+            (
+                good.replace("distance_m = 7000.0", "distance_m = -1.0"),
+                "camera.distance_m -1",
+            ),
+            (
+                good.replace("region = \"320102\"", "region = \"xuanwu\""),
+                "region \"xuanwu\"",
+            ),
+            (
+                good.replace("[camera]", "[camera]\nfov = 3"),
+                "unknown field `fov`",
+            ),
+            (
+                good.replace("id = \"demo_district\"", "id = \"a b\""),
+                "id \"a b\"",
+            ),
         ];
         for (text, msg) in cases {
             let e = Scene::parse(&text, "bad.toml").unwrap_err().to_string();
@@ -197,7 +245,12 @@ mod tests {
 
     #[test]
     fn orbit_clamps_and_wraps() {
-        let mut c = OrbitCamera { yaw_deg: 350.0, pitch_deg: 80.0, distance_m: 1000.0, target_en_m: [0.0, 0.0] };
+        let mut c = OrbitCamera {
+            yaw_deg: 350.0,
+            pitch_deg: 80.0,
+            distance_m: 1000.0,
+            target_en_m: [0.0, 0.0],
+        };
         c.orbit(20.0, 30.0);
         assert!((c.yaw_deg - 10.0).abs() < 1e-4);
         assert_eq!(c.pitch_deg, OrbitCamera::MAX_PITCH_DEG);
@@ -205,7 +258,17 @@ mod tests {
         assert_eq!(c.distance_m, OrbitCamera::MIN_DISTANCE_M);
         c.zoom(f32::NAN);
         assert_eq!(c.distance_m, OrbitCamera::MIN_DISTANCE_M);
-        let eye = OrbitCamera { yaw_deg: 90.0, pitch_deg: 45.0, distance_m: 100.0, target_en_m: [0.0, 0.0] }.eye_enu_m();
-        assert!((eye[0] - 70.7107).abs() < 1e-3 && (eye[1] - 70.7107).abs() < 1e-3 && eye[2].abs() < 1e-3);
+        let eye = OrbitCamera {
+            yaw_deg: 90.0,
+            pitch_deg: 45.0,
+            distance_m: 100.0,
+            target_en_m: [0.0, 0.0],
+        }
+        .eye_enu_m();
+        assert!(
+            (eye[0] - 70.7107).abs() < 1e-3
+                && (eye[1] - 70.7107).abs() < 1e-3
+                && eye[2].abs() < 1e-3
+        );
     }
 }

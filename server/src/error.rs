@@ -22,7 +22,10 @@ pub enum AppError {
 
 impl AppError {
     pub fn bad(parameter: &str, message: impl Into<String>) -> AppError {
-        AppError::BadParameter { parameter: parameter.to_owned(), message: message.into() }
+        AppError::BadParameter {
+            parameter: parameter.to_owned(),
+            message: message.into(),
+        }
     }
 }
 
@@ -65,7 +68,10 @@ impl IntoResponse for AppError {
             AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": m })),
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": "internal error; see the server log" }))
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({ "error": "internal error; see the server log" }),
+                )
             }
         };
         (status, Json(body)).into_response()

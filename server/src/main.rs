@@ -9,7 +9,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
-#[command(name = "databrain", version, about = "Decision-support indicators and a city digital twin for a provincial data brain")]
+#[command(
+    name = "databrain",
+    version,
+    about = "Decision-support indicators and a city digital twin for a provincial data brain"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -107,12 +111,38 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Generate { out, scale, seed } => generate(&out, scale, seed),
         Command::Ingest { db, dir } => ingest(&db, &dir),
-        Command::Query { indicator, db, level, grain, from, to, region, format } => {
+        Command::Query {
+            indicator,
+            db,
+            level,
+            grain,
+            from,
+            to,
+            region,
+            format,
+        } => {
             let level: Level = level.parse().context("--level")?;
             let grain: Grain = grain.parse().context("--grain")?;
-            query(&db, &indicator, IndicatorQuery { level, grain, from, to, region }, format)
+            query(
+                &db,
+                &indicator,
+                IndicatorQuery {
+                    level,
+                    grain,
+                    from,
+                    to,
+                    region,
+                },
+                format,
+            )
         }
-        Command::Render { db, scene, out, width, height } => render(&db, &scene, &out, width, height),
+        Command::Render {
+            db,
+            scene,
+            out,
+            width,
+            height,
+        } => render(&db, &scene, &out, width, height),
         Command::Serve { db, addr } => serve(&db, addr),
         Command::Demo { addr, dir } => demo(&dir, addr),
     }
@@ -124,7 +154,11 @@ fn generate(out: &Path, scale: ScaleArg, seed: u64) -> Result<()> {
         ScaleArg::Medium => data_samples::Scale::Medium,
         ScaleArg::Large => data_samples::Scale::Large,
     };
-    let config = data_samples::Config { scale, seed, progress: true };
+    let config = data_samples::Config {
+        scale,
+        seed,
+        progress: true,
+    };
     let m = data_samples::generate(out, &config)?;
     println!(
         "generated {} scale (seed {}): {} regions, {} grid cells, {} work orders, {} service applications, {} buildings in {}",
@@ -164,10 +198,20 @@ fn query(db: &Path, id: &str, q: IndicatorQuery, format: Format) -> Result<()> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         Format::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout());
-            w.write_record(["region_code", "region_name", "period", "value", "numerator", "denominator", "unit", "target", "status"])?;
+            w.write_record([
+                "region_code",
+                "region_name",
+                "period",
+                "value",
+                "numerator",
+                "denominator",
+                "unit",
+                "target",
+                "status",
+            ])?;
             for r in &rows {
-                w.write_record([
-                    r.region_code.as_str(),
+                let record: [&str; 9] = [
+                    &r.region_code,
                     &r.region_name,
                     &r.period,
                     &cell(r.value),
@@ -176,12 +220,16 @@ fn query(db: &Path, id: &str, q: IndicatorQuery, format: Format) -> Result<()> {
                     &r.unit,
                     &cell(r.target),
                     r.status.as_str(),
-                ])?;
+                ];
+                w.write_record(record)?;
             }
             w.flush()?;
         }
         Format::Table => {
-            println!("{} {} ({}), {} by {}", indicator.id, indicator.name_zh, indicator.name_en, q.level, q.grain);
+            println!(
+                "{} {} ({}), {} by {}",
+                indicator.id, indicator.name_zh, indicator.name_en, q.level, q.grain
+            );
             println!(
                 "{:<18} {:<14} {:<10} {:>12} {:>12} {:>12} {:>8} {:<8}",
                 "region", "name", "period", "value", "numerator", "denominator", "target", "status"
@@ -192,10 +240,16 @@ fn query(db: &Path, id: &str, q: IndicatorQuery, format: Format) -> Result<()> {
                     r.region_code,
                     r.region_name,
                     r.period,
-                    r.value.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
+                    r.value
+                        .map(|v| format!("{v:.4}"))
+                        .unwrap_or_else(|| "-".into()),
                     r.numerator,
-                    r.denominator.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
-                    r.target.map(|t| format!("{t}")).unwrap_or_else(|| "-".into()),
+                    r.denominator
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    r.target
+                        .map(|t| format!("{t}"))
+                        .unwrap_or_else(|| "-".into()),
                     r.status.as_str()
                 );
             }
@@ -216,19 +270,32 @@ fn load_scene(scene: &str) -> Result<scenes::Scene> {
         return Ok(scenes::Scene::load(path)?);
     }
     let ids: Vec<&str> = builtin.iter().map(|s| s.id.as_str()).collect();
-    bail!("unknown scene {scene:?}: not a built-in scene ({}) nor a file", ids.join(", "))
+    bail!(
+        "unknown scene {scene:?}: not a built-in scene ({}) nor a file",
+        ids.join(", ")
+    )
 }
 
 fn render(db: &Path, scene: &str, out: &Path, width: u32, height: u32) -> Result<()> {
     let scene = load_scene(scene)?;
     let catalogue = Catalogue::builtin();
-    server::views::check_scenes(&catalogue, std::slice::from_ref(&scene)).map_err(anyhow::Error::msg)?;
+    server::views::check_scenes(&catalogue, std::slice::from_ref(&scene))
+        .map_err(anyhow::Error::msg)?;
     let engine = analytics::Engine::open(db)?;
     let prepared = server::views::prepare(&engine, &catalogue, &scene)?;
     let renderer = twin::Renderer::start()?;
     let image = renderer.render(std::sync::Arc::new(prepared), scene.camera, width, height)?;
-    image.save(out).with_context(|| format!("cannot write {}", out.display()))?;
-    println!("rendered {} ({}x{}) on {} to {}", scene.id, width, height, renderer.adapter(), out.display());
+    image
+        .save(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "rendered {} ({}x{}) on {} to {}",
+        scene.id,
+        width,
+        height,
+        renderer.adapter(),
+        out.display()
+    );
     Ok(())
 }
 
@@ -254,19 +321,24 @@ fn serve(db: &Path, addr: SocketAddr) -> Result<()> {
     let state = state_for(db)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         println!("databrain listening on http://{local}/");
         use std::io::Write;
         std::io::stdout().flush()?;
-        axum::serve(listener, server::app(state)).with_graceful_shutdown(shutdown()).await?;
+        axum::serve(listener, server::app(state))
+            .with_graceful_shutdown(shutdown())
+            .await?;
         Ok(())
     })
 }
 
 async fn shutdown() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = ctrl_c => {},
         _ = term.recv() => {},

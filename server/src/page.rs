@@ -11,7 +11,10 @@ use axum::response::Html;
 use indicators::{Grain, IndicatorQuery, Level, Status};
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn fmt(v: Option<f64>, unit: &str) -> String {
@@ -24,15 +27,26 @@ fn fmt(v: Option<f64>, unit: &str) -> String {
 }
 
 /// The latest yearly province value of every indicator computed per year at province level.
-fn kpis(state: &AppState) -> Result<Vec<(indicators::Indicator, Option<IndicatorValue>)>, AppError> {
+fn kpis(
+    state: &AppState,
+) -> Result<Vec<(indicators::Indicator, Option<IndicatorValue>)>, AppError> {
     let mut out = Vec::new();
     for ind in &state.catalogue.indicators {
         if !(ind.levels.contains(&Level::Province) && ind.grains.contains(&Grain::Year)) {
             continue;
         }
-        let q = IndicatorQuery { level: Level::Province, grain: Grain::Year, from: None, to: None, region: None };
+        let q = IndicatorQuery {
+            level: Level::Province,
+            grain: Grain::Year,
+            from: None,
+            to: None,
+            region: None,
+        };
         let rows = state.engine.values(ind, &q)?;
-        out.push((ind.clone(), rows.into_iter().max_by(|a, b| a.period.cmp(&b.period))));
+        out.push((
+            ind.clone(),
+            rows.into_iter().max_by(|a, b| a.period.cmp(&b.period)),
+        ));
     }
     Ok(out)
 }
@@ -53,14 +67,21 @@ pub async fn index(State(state): State<AppState>) -> Result<Html<String>, AppErr
             st = status.as_str(),
         );
     }
-    let scene = state.scenes.first().map(|s| s.id.clone()).unwrap_or_default();
+    let scene = state
+        .scenes
+        .first()
+        .map(|s| s.id.clone())
+        .unwrap_or_default();
     let view = match &*state.rendering {
         Rendering::Available(_) => format!(
             "<img id=view src=\"/api/scenes/{s}/snapshot.png?width=960&amp;height=540\" width=960 height=540 alt=\"city twin\" data-scene=\"{s}\">\
              <p class=hint>Drag to orbit, scroll to zoom (streamed from the server).</p>",
             s = esc(&scene)
         ),
-        Rendering::Unavailable(why) => format!("<p class=warn>Rendering is unavailable on this server: {}</p>", esc(why)),
+        Rendering::Unavailable(why) => format!(
+            "<p class=warn>Rendering is unavailable on this server: {}</p>",
+            esc(why)
+        ),
     };
     Ok(Html(format!(
         r#"<!doctype html>

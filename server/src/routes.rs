@@ -34,7 +34,10 @@ pub async fn blocking<T: Send + 'static>(
 /// Rejects query parameters the route does not know, naming them.
 pub fn only_known(params: &HashMap<String, String>, known: &[&str]) -> Result<(), AppError> {
     match params.keys().find(|k| !known.contains(&k.as_str())) {
-        Some(k) => Err(AppError::bad(k, format!("unknown parameter (expected one of: {})", known.join(", ")))),
+        Some(k) => Err(AppError::bad(
+            k,
+            format!("unknown parameter (expected one of: {})", known.join(", ")),
+        )),
         None => Ok(()),
     }
 }
@@ -46,17 +49,27 @@ pub fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
     default: T,
     range: std::ops::RangeInclusive<T>,
 ) -> Result<T, AppError> {
-    let Some(text) = params.get(name) else { return Ok(default) };
-    let v: T = text.parse().map_err(|_| AppError::bad(name, format!("{text:?} is not a number")))?;
+    let Some(text) = params.get(name) else {
+        return Ok(default);
+    };
+    let v: T = text
+        .parse()
+        .map_err(|_| AppError::bad(name, format!("{text:?} is not a number")))?;
     if !range.contains(&v) {
-        return Err(AppError::bad(name, format!("{v} is outside {}..={}", range.start(), range.end())));
+        return Err(AppError::bad(
+            name,
+            format!("{v} is outside {}..={}", range.start(), range.end()),
+        ));
     }
     Ok(v)
 }
 
 async fn health(State(state): State<AppState>) -> Json<Value> {
     let engine = state.engine.clone();
-    let snapshot = blocking(move || Ok(engine.snapshot().ok())).await.ok().flatten();
+    let snapshot = blocking(move || Ok(engine.snapshot().ok()))
+        .await
+        .ok()
+        .flatten();
     let rendering = match &*state.rendering {
         Rendering::Available(r) => json!({ "available": true, "adapter": r.adapter() }),
         Rendering::Unavailable(why) => json!({ "available": false, "reason": why }),
@@ -138,7 +151,10 @@ async fn snapshot(
     only_known(&params, &["width", "height"])?;
     let width = number(&params, "width", 960u32, 16..=4096)?;
     let height = number(&params, "height", 540u32, 16..=4096)?;
-    let scene = state.scene(&id).cloned().ok_or_else(|| AppError::NotFound(format!("unknown scene {id:?}")))?;
+    let scene = state
+        .scene(&id)
+        .cloned()
+        .ok_or_else(|| AppError::NotFound(format!("unknown scene {id:?}")))?;
     let renderer = state.renderer()?;
     let png = blocking(move || {
         let prepared = views::prepared(&state, &scene)?;
@@ -146,5 +162,12 @@ async fn snapshot(
         views::encode_png(&image)
     })
     .await?;
-    Ok(([(header::CONTENT_TYPE, "image/png"), (header::CACHE_CONTROL, "no-store")], png).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        png,
+    )
+        .into_response())
 }

@@ -24,7 +24,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(engine: Engine, catalogue: Catalogue, scenes: Vec<Scene>, rendering: Rendering) -> AppState {
+    pub fn new(
+        engine: Engine,
+        catalogue: Catalogue,
+        scenes: Vec<Scene>,
+        rendering: Rendering,
+    ) -> AppState {
         AppState {
             engine: Arc::new(engine),
             catalogue: Arc::new(catalogue),

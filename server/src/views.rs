@@ -24,23 +24,41 @@ pub fn binding<'a>(catalogue: &'a Catalogue, scene: &Scene) -> Result<Binding<'a
     let indicator = catalogue
         .get(&b.indicator)
         .ok_or_else(|| format!("scene {}: unknown indicator {:?}", scene.id, b.indicator))?;
-    let level: Level = b.level.parse().map_err(|e| format!("scene {}: binding.level: {e}", scene.id))?;
-    let grain: Grain = b.grain.parse().map_err(|e| format!("scene {}: binding.grain: {e}", scene.id))?;
+    let level: Level = b
+        .level
+        .parse()
+        .map_err(|e| format!("scene {}: binding.level: {e}", scene.id))?;
+    let grain: Grain = b
+        .grain
+        .parse()
+        .map_err(|e| format!("scene {}: binding.grain: {e}", scene.id))?;
     let period = (b.period != "latest").then(|| b.period.clone());
     if let Some(p) = &period {
-        indicators::Period::parse(grain, p).map_err(|e| format!("scene {}: binding.period: {e}", scene.id))?;
+        indicators::Period::parse(grain, p)
+            .map_err(|e| format!("scene {}: binding.period: {e}", scene.id))?;
     }
-    Ok(Binding { indicator, level, grain, period })
+    Ok(Binding {
+        indicator,
+        level,
+        grain,
+        period,
+    })
 }
 
 /// Checks every scene's binding; used at start-up so a bad scene fails loudly, once.
 pub fn check_scenes(catalogue: &Catalogue, scenes: &[Scene]) -> Result<(), String> {
-    scenes.iter().try_for_each(|s| binding(catalogue, s).map(|_| ()))
+    scenes
+        .iter()
+        .try_for_each(|s| binding(catalogue, s).map(|_| ()))
 }
 
 /// The values a scene shows: its binding at its level within its region, for its period (the
 /// newest one with data for `latest`).
-pub fn scene_values(engine: &Engine, catalogue: &Catalogue, scene: &Scene) -> Result<(Vec<IndicatorValue>, String), AppError> {
+pub fn scene_values(
+    engine: &Engine,
+    catalogue: &Catalogue,
+    scene: &Scene,
+) -> Result<(Vec<IndicatorValue>, String), AppError> {
     let b = binding(catalogue, scene).map_err(AppError::Internal)?;
     let query = IndicatorQuery {
         level: b.level,
@@ -59,7 +77,11 @@ pub fn scene_values(engine: &Engine, catalogue: &Catalogue, scene: &Scene) -> Re
 }
 
 /// Prepares a scene for rendering from the current data.
-pub fn prepare(engine: &Engine, catalogue: &Catalogue, scene: &Scene) -> Result<PreparedScene, AppError> {
+pub fn prepare(
+    engine: &Engine,
+    catalogue: &Catalogue,
+    scene: &Scene,
+) -> Result<PreparedScene, AppError> {
     let snapshot = engine.snapshot()?;
     let b = binding(catalogue, scene).map_err(AppError::Internal)?;
     let (rows, period) = scene_values(engine, catalogue, scene)?;
@@ -76,7 +98,10 @@ pub fn prepare(engine: &Engine, catalogue: &Catalogue, scene: &Scene) -> Result<
     let input = SceneInput {
         key: format!("{}@{}", scene.id, snapshot.ingest_id),
         buildings,
-        values: rows.iter().filter_map(|r| r.value.map(|v| (r.region_code.clone(), v))).collect(),
+        values: rows
+            .iter()
+            .filter_map(|r| r.value.map(|v| (r.region_code.clone(), v)))
+            .collect(),
         overlay: OverlaySpec {
             title: b.indicator.name_en.clone(),
             unit: b.indicator.unit.clone(),
@@ -96,7 +121,11 @@ pub fn prepared(state: &AppState, scene: &Scene) -> Result<Arc<PreparedScene>, A
         return Ok(p.clone());
     }
     let p = Arc::new(prepare(&state.engine, &state.catalogue, scene)?);
-    state.prepared.lock().expect("cache lock").insert(scene.id.clone(), (ingest, p.clone()));
+    state
+        .prepared
+        .lock()
+        .expect("cache lock")
+        .insert(scene.id.clone(), (ingest, p.clone()));
     Ok(p)
 }
 

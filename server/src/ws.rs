@@ -54,17 +54,30 @@ enum Command {
 fn parse_command(text: &str) -> Result<Command, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let num = |k: &str| -> Result<f32, String> {
-        let x = v.get(k).and_then(Value::as_f64).ok_or_else(|| format!("{k} must be a number"))? as f32;
-        if x.is_finite() { Ok(x) } else { Err(format!("{k} must be finite")) }
+        let x = v
+            .get(k)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| format!("{k} must be a number"))? as f32;
+        if x.is_finite() {
+            Ok(x)
+        } else {
+            Err(format!("{k} must be finite"))
+        }
     };
     match v.get("type").and_then(Value::as_str) {
         Some("orbit") => Ok(Command::Orbit {
             d_yaw_deg: v.get("d_yaw_deg").map_or(Ok(0.0), |_| num("d_yaw_deg"))?,
-            d_pitch_deg: v.get("d_pitch_deg").map_or(Ok(0.0), |_| num("d_pitch_deg"))?,
+            d_pitch_deg: v
+                .get("d_pitch_deg")
+                .map_or(Ok(0.0), |_| num("d_pitch_deg"))?,
         }),
-        Some("zoom") => Ok(Command::Zoom { factor: num("factor")? }),
+        Some("zoom") => Ok(Command::Zoom {
+            factor: num("factor")?,
+        }),
         Some("reset") => Ok(Command::Reset),
-        Some(other) => Err(format!("unknown command type {other:?} (expected orbit, zoom or reset)")),
+        Some(other) => Err(format!(
+            "unknown command type {other:?} (expected orbit, zoom or reset)"
+        )),
         None => Err("missing command type".into()),
     }
 }
@@ -131,17 +144,31 @@ pub async fn view(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
-    only_known(&params, &["scene", "width", "height", "fps", "spin", "quality"])?;
-    let id = params.get("scene").ok_or_else(|| AppError::bad("scene", "required"))?;
-    let scene = state.scene(id).cloned().ok_or_else(|| AppError::NotFound(format!("unknown scene {id:?}")))?;
+    only_known(
+        &params,
+        &["scene", "width", "height", "fps", "spin", "quality"],
+    )?;
+    let id = params
+        .get("scene")
+        .ok_or_else(|| AppError::bad("scene", "required"))?;
+    let scene = state
+        .scene(id)
+        .cloned()
+        .ok_or_else(|| AppError::NotFound(format!("unknown scene {id:?}")))?;
     let width = number(&params, "width", 640u32, 16..=4096)?;
     let height = number(&params, "height", 360u32, 16..=4096)?;
     let fps = number(&params, "fps", 4.0f32, 0.5..=30.0)?;
     let spin = number(&params, "spin", 0.0f32, -90.0..=90.0)?;
     let quality = number(&params, "quality", 80u8, 10..=100)?;
-    let ws = ws.map_err(|e| AppError::bad("upgrade", format!("not a WebSocket request: {}", e.body_text())))?;
+    let ws = ws.map_err(|e| {
+        AppError::bad(
+            "upgrade",
+            format!("not a WebSocket request: {}", e.body_text()),
+        )
+    })?;
     let renderer = state.renderer()?;
-    let (engine, catalogue, scene_for_prep) = (state.engine.clone(), state.catalogue.clone(), scene.clone());
+    let (engine, catalogue, scene_for_prep) =
+        (state.engine.clone(), state.catalogue.clone(), scene.clone());
     let (period, snapshot) = blocking(move || {
         let (_, period) = views::scene_values(&engine, &catalogue, &scene_for_prep)?;
         Ok((period, engine.snapshot()?))
@@ -156,6 +183,7 @@ pub async fn view(
         "width": width,
         "height": height,
     });
+    let initial = scene.camera;
     Ok(ws.on_upgrade(move |socket| async move {
         let (sink, stream) = socket.split();
         let sink = Box::pin(sink.with(|o: Outgoing| async move {
@@ -183,8 +211,11 @@ pub async fn view(
                 .map_err(|e| e.to_string())
             }
         };
-        let config = ViewConfig { fps, spin_deg_per_s: spin };
-        if let Err(e) = run_view(sink, stream, scene.camera, config, provenance, render).await {
+        let config = ViewConfig {
+            fps,
+            spin_deg_per_s: spin,
+        };
+        if let Err(e) = run_view(sink, stream, initial, config, provenance, render).await {
             tracing::info!(error = %e, "view stream ended");
         }
     }))
@@ -197,26 +228,47 @@ mod tests {
     use tokio::sync::mpsc;
 
     fn camera() -> OrbitCamera {
-        OrbitCamera { yaw_deg: 0.0, pitch_deg: 45.0, distance_m: 1000.0, target_en_m: [0.0, 0.0] }
+        OrbitCamera {
+            yaw_deg: 0.0,
+            pitch_deg: 45.0,
+            distance_m: 1000.0,
+            target_en_m: [0.0, 0.0],
+        }
     }
 
     #[test]
     fn commands_parse() {
         assert_eq!(
             parse_command(r#"{"type":"orbit","d_yaw_deg":10,"d_pitch_deg":-5}"#),
-            Ok(Command::Orbit { d_yaw_deg: 10.0, d_pitch_deg: -5.0 })
+            Ok(Command::Orbit {
+                d_yaw_deg: 10.0,
+                d_pitch_deg: -5.0
+            })
         );
-        assert_eq!(parse_command(r#"{"type":"zoom","factor":0.5}"#), Ok(Command::Zoom { factor: 0.5 }));
-        assert!(parse_command(r#"{"type":"fly"}"#).unwrap_err().contains("unknown command type"));
+        assert_eq!(
+            parse_command(r#"{"type":"zoom","factor":0.5}"#),
+            Ok(Command::Zoom { factor: 0.5 })
+        );
+        assert!(
+            parse_command(r#"{"type":"fly"}"#)
+                .unwrap_err()
+                .contains("unknown command type")
+        );
         assert!(parse_command("nope").unwrap_err().starts_with("not JSON"));
-        assert!(parse_command(r#"{"type":"zoom"}"#).unwrap_err().contains("factor"));
+        assert!(
+            parse_command(r#"{"type":"zoom"}"#)
+                .unwrap_err()
+                .contains("factor")
+        );
     }
 
     #[tokio::test]
     async fn orbit_renders_a_new_frame_and_idle_views_render_nothing() {
         let (in_tx, in_rx) = mpsc::channel::<Incoming>(8);
         let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(8);
-        let incoming = Box::pin(stream::unfold(in_rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) }));
+        let incoming = Box::pin(stream::unfold(in_rx, |mut rx| async move {
+            rx.recv().await.map(|m| (m, rx))
+        }));
         let sink = Box::pin(sink::unfold(out_tx, |tx, item: Outgoing| async move {
             tx.send(item).await.map_err(|_| ())?;
             Ok::<_, ()>(tx)
@@ -227,26 +279,54 @@ mod tests {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async move { Ok(format!("yaw={}", c.yaw_deg).into_bytes()) }
         };
-        let config = ViewConfig { fps: 50.0, spin_deg_per_s: 0.0 };
-        let task = tokio::spawn(run_view(sink, incoming, camera(), config, json!({"scene": "s"}), render));
+        let config = ViewConfig {
+            fps: 50.0,
+            spin_deg_per_s: 0.0,
+        };
+        let task = tokio::spawn(run_view(
+            sink,
+            incoming,
+            camera(),
+            config,
+            json!({"scene": "s"}),
+            render,
+        ));
 
-        let Outgoing::Text(meta) = out_rx.recv().await.unwrap() else { panic!("expected metadata") };
+        let Outgoing::Text(meta) = out_rx.recv().await.unwrap() else {
+            panic!("expected metadata")
+        };
         let meta: Value = serde_json::from_str(&meta).unwrap();
         assert_eq!(meta["seq"], 1);
         assert_eq!(meta["scene"], "s");
-        assert_eq!(out_rx.recv().await.unwrap(), Outgoing::Binary(b"yaw=0".to_vec()));
+        assert_eq!(
+            out_rx.recv().await.unwrap(),
+            Outgoing::Binary(b"yaw=0".to_vec())
+        );
 
         // Idle: several ticks pass without a render.
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(renders.load(std::sync::atomic::Ordering::SeqCst), 1);
 
-        in_tx.send(Incoming::Text(r#"{"type":"orbit","d_yaw_deg":30}"#.into())).await.unwrap();
-        let Outgoing::Text(meta) = out_rx.recv().await.unwrap() else { panic!("expected metadata") };
+        in_tx
+            .send(Incoming::Text(r#"{"type":"orbit","d_yaw_deg":30}"#.into()))
+            .await
+            .unwrap();
+        let Outgoing::Text(meta) = out_rx.recv().await.unwrap() else {
+            panic!("expected metadata")
+        };
         assert!(meta.contains("\"seq\":2"));
-        assert_eq!(out_rx.recv().await.unwrap(), Outgoing::Binary(b"yaw=30".to_vec()));
+        assert_eq!(
+            out_rx.recv().await.unwrap(),
+            Outgoing::Binary(b"yaw=30".to_vec())
+        );
 
-        in_tx.send(Incoming::Text(r#"{"type":"warp"}"#.into())).await.unwrap();
-        let Outgoing::Text(err) = out_rx.recv().await.unwrap() else { panic!("expected an error") };
+        in_tx
+            .send(Incoming::Text(r#"{"type":"warp"}"#.into()))
+            .await
+            .unwrap();
+        let Outgoing::Text(err) = out_rx.recv().await.unwrap() else {
+            panic!("expected an error")
+        };
         assert!(err.contains("unknown command type"));
 
         in_tx.send(Incoming::Close).await.unwrap();

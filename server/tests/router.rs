@@ -10,8 +10,15 @@ use tower::ServiceExt;
 
 fn state(dir: &std::path::Path) -> AppState {
     let sample = dir.join("sample");
-    data_samples::generate(&sample, &data_samples::Config { scale: data_samples::Scale::Small, seed: 5, progress: false })
-        .unwrap();
+    data_samples::generate(
+        &sample,
+        &data_samples::Config {
+            scale: data_samples::Scale::Small,
+            seed: 5,
+            progress: false,
+        },
+    )
+    .unwrap();
     let engine = analytics::Engine::open(&dir.join("db.duckdb")).unwrap();
     engine.ingest_dir(&sample).unwrap();
     AppState::new(
@@ -29,7 +36,10 @@ async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
         .unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -44,28 +54,61 @@ async fn api_answers_and_names_bad_parameters() {
     assert_eq!(health["snapshot"]["ingest_id"], 1);
 
     let (_, catalogue) = get(&state, "/api/indicators").await;
-    let ids: Vec<&str> = catalogue["indicators"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-    assert!(ids.len() >= 5 && ids.contains(&"one_thing_completion_rate"), "{ids:?}");
+    let ids: Vec<&str> = catalogue["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.len() >= 5 && ids.contains(&"one_thing_completion_rate"),
+        "{ids:?}"
+    );
 
-    let (status, body) =
-        get(&state, "/api/indicators/one_thing_completion_rate/values?level=city&grain=year&from=2025&to=2025").await;
+    let (status, body) = get(
+        &state,
+        "/api/indicators/one_thing_completion_rate/values?level=city&grain=year&from=2025&to=2025",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let rows = body["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 13);
     for r in rows {
         assert_eq!(r["target"], 0.8);
         assert_eq!(r["period"], "2025");
-        for key in ["region_code", "region_name", "value", "numerator", "denominator", "status"] {
+        for key in [
+            "region_code",
+            "region_name",
+            "value",
+            "numerator",
+            "denominator",
+            "status",
+        ] {
             assert!(!r[key].is_null(), "{key} in {r}");
         }
     }
 
     for (uri, parameter) in [
-        ("/api/indicators/hotline_on_time_rate/values?grain=fortnight", "grain"),
-        ("/api/indicators/hotline_on_time_rate/values?grain=quarter&to=2024-Q9", "to"),
-        ("/api/indicators/hotline_on_time_rate/values?level=city&region=320102", "region"),
-        ("/api/indicators/hotline_satisfaction_rate/values?grain=day", "grain"),
-        ("/api/scenes/demo_district/snapshot.png?height=abc", "height"),
+        (
+            "/api/indicators/hotline_on_time_rate/values?grain=fortnight",
+            "grain",
+        ),
+        (
+            "/api/indicators/hotline_on_time_rate/values?grain=quarter&to=2024-Q9",
+            "to",
+        ),
+        (
+            "/api/indicators/hotline_on_time_rate/values?level=city&region=320102",
+            "region",
+        ),
+        (
+            "/api/indicators/hotline_satisfaction_rate/values?grain=day",
+            "grain",
+        ),
+        (
+            "/api/scenes/demo_district/snapshot.png?height=abc",
+            "height",
+        ),
         ("/ws/view", "scene"),
     ] {
         let (status, body) = get(&state, uri).await;
@@ -75,10 +118,19 @@ async fn api_answers_and_names_bad_parameters() {
 
     let (status, body) = get(&state, "/api/scenes/demo_district/snapshot.png").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(body["error"].as_str().unwrap().contains("no renderer"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("no renderer"),
+        "{body}"
+    );
     let (status, _) = get(&state, "/api/scenes/nowhere/snapshot.png").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     let (_, scenes) = get(&state, "/api/scenes").await;
-    assert!(scenes["scenes"].as_array().unwrap().iter().any(|s| s["id"] == "demo_district"));
+    assert!(
+        scenes["scenes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == "demo_district")
+    );
 }

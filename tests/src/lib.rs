@@ -12,7 +12,10 @@ use std::process::{Child, Command, Stdio};
 /// (`<target>/release/deps/<test>` → `<target>/release/databrain`).
 pub fn databrain_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target profile directory");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
     let bin = dir.join("databrain");
     assert!(
         bin.is_file(),
@@ -24,7 +27,10 @@ pub fn databrain_bin() -> PathBuf {
 
 /// Runs `databrain` with arguments and returns its stdout, failing with its stderr.
 pub fn run(args: &[&str]) -> String {
-    let out = Command::new(databrain_bin()).args(args).output().expect("databrain runs");
+    let out = Command::new(databrain_bin())
+        .args(args)
+        .output()
+        .expect("databrain runs");
     assert!(
         out.status.success(),
         "databrain {} failed: {}",
@@ -45,7 +51,13 @@ pub struct Server {
 impl Server {
     /// Starts `databrain serve --db DB --addr 127.0.0.1:0` and waits for its address.
     pub fn start(db: &Path) -> Server {
+        Server::start_with_env(db, &[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables.
+    pub fn start_with_env(db: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(databrain_bin())
+            .envs(env.iter().copied())
             .args(["serve", "--db"])
             .arg(db)
             .args(["--addr", "127.0.0.1:0"])
@@ -56,14 +68,20 @@ impl Server {
         let stdout = child.stdout.take().expect("piped stdout");
         let mut stdout = BufReader::new(stdout);
         let mut line = String::new();
-        stdout.read_line(&mut line).expect("server prints its address");
+        stdout
+            .read_line(&mut line)
+            .expect("server prints its address");
         let base_url = line
             .trim()
             .strip_prefix("databrain listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from the server: {line:?}"))
             .trim_end_matches('/')
             .to_owned();
-        Server { child, _stdout: stdout, base_url }
+        Server {
+            child,
+            _stdout: stdout,
+            base_url,
+        }
     }
 }
 

@@ -10,20 +10,42 @@ fn metadata() -> Value {
     let cargo = option_env!("CARGO").unwrap_or("cargo");
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--manifest-path", manifest])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--manifest-path",
+            manifest,
+        ])
         .output()
         .expect("cargo metadata runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("metadata is JSON")
 }
 
 /// Package name by id, the workspace members' names, and the normal (non-dev) dependency edges.
-fn graph(meta: &Value) -> (HashMap<String, String>, BTreeSet<String>, HashMap<String, Vec<String>>) {
+fn graph(
+    meta: &Value,
+) -> (
+    HashMap<String, String>,
+    BTreeSet<String>,
+    HashMap<String, Vec<String>>,
+) {
     let names: HashMap<String, String> = meta["packages"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["id"].as_str().unwrap().to_owned(), p["name"].as_str().unwrap().to_owned()))
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_owned(),
+                p["name"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     let members: BTreeSet<String> = meta["workspace_members"]
         .as_array()
@@ -37,7 +59,13 @@ fn graph(meta: &Value) -> (HashMap<String, String>, BTreeSet<String>, HashMap<St
             .as_array()
             .unwrap()
             .iter()
-            .filter(|d| d["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null() || k["kind"] == "build"))
+            .filter(|d| {
+                d["dep_kinds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k["kind"].is_null() || k["kind"] == "build")
+            })
             .map(|d| d["pkg"].as_str().unwrap().to_owned())
             .collect();
         edges.insert(node["id"].as_str().unwrap().to_owned(), deps);
@@ -62,19 +90,43 @@ fn closure(start: &str, edges: &HashMap<String, Vec<String>>) -> BTreeSet<String
 fn dependency_rule_holds() {
     let meta = metadata();
     let (names, members, edges) = graph(&meta);
-    for expected in ["indicators", "analytics", "scenes", "twin", "server", "data-samples", "databrain-tests"] {
-        assert!(members.contains(expected), "workspace member {expected} is missing");
+    for expected in [
+        "indicators",
+        "analytics",
+        "scenes",
+        "twin",
+        "server",
+        "data-samples",
+        "databrain-tests",
+    ] {
+        assert!(
+            members.contains(expected),
+            "workspace member {expected} is missing"
+        );
     }
-    let id_of = |name: &str| names.iter().find(|(id, n)| *n == name && edges.contains_key(*id)).unwrap().0.clone();
+    let id_of = |name: &str| {
+        names
+            .iter()
+            .find(|(id, n)| *n == name && edges.contains_key(*id))
+            .unwrap()
+            .0
+            .clone()
+    };
     for pure in ["indicators", "scenes"] {
         let internal: Vec<String> = edges[&id_of(pure)]
             .iter()
             .map(|d| names[d].clone())
             .filter(|n| members.contains(n))
             .collect();
-        assert!(internal.is_empty(), "{pure} must not depend on crates of ours, found {internal:?}");
+        assert!(
+            internal.is_empty(),
+            "{pure} must not depend on crates of ours, found {internal:?}"
+        );
     }
-    let analytics: BTreeSet<String> = closure(&id_of("analytics"), &edges).iter().map(|d| names[d].clone()).collect();
+    let analytics: BTreeSet<String> = closure(&id_of("analytics"), &edges)
+        .iter()
+        .map(|d| names[d].clone())
+        .collect();
     for banned in ["bevy", "wgpu", "winit"] {
         let hits: Vec<&String> = analytics.iter().filter(|n| n.starts_with(banned)).collect();
         assert!(hits.is_empty(), "analytics reaches {hits:?}");
@@ -82,7 +134,15 @@ fn dependency_rule_holds() {
     // Nothing depends on the server, counting dev-dependencies too.
     let server = id_of("server");
     for node in meta["resolve"]["nodes"].as_array().unwrap() {
-        let depends = node["deps"].as_array().unwrap().iter().any(|d| d["pkg"] == server.as_str());
-        assert!(!depends, "{} depends on server", names[node["id"].as_str().unwrap()]);
+        let depends = node["deps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["pkg"] == server.as_str());
+        assert!(
+            !depends,
+            "{} depends on server",
+            names[node["id"].as_str().unwrap()]
+        );
     }
 }

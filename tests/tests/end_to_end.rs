@@ -50,13 +50,29 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
     let db = tmp.path().join("databrain.duckdb");
     let sample_arg = sample.to_str().unwrap();
     let db_arg = db.to_str().unwrap();
-    run(&["generate", "--out", sample_arg, "--scale", "small", "--seed", "7"]);
+    run(&[
+        "generate", "--out", sample_arg, "--scale", "small", "--seed", "7",
+    ]);
     let ingested = run(&["ingest", "--db", db_arg, sample_arg]);
     assert!(ingested.contains("work_orders: 100000 rows"), "{ingested}");
 
     // The CLI answers too, in CSV.
-    let csv_out = run(&["query", "hotline_on_time_rate", "--db", db_arg, "--level", "province", "--grain", "year", "--format", "csv"]);
-    assert!(csv_out.starts_with("region_code,region_name,period,value"), "{csv_out}");
+    let csv_out = run(&[
+        "query",
+        "hotline_on_time_rate",
+        "--db",
+        db_arg,
+        "--level",
+        "province",
+        "--grain",
+        "year",
+        "--format",
+        "csv",
+    ]);
+    assert!(
+        csv_out.starts_with("region_code,region_name,period,value"),
+        "{csv_out}"
+    );
     assert_eq!(csv_out.lines().count(), 3, "{csv_out}");
 
     let server = Server::start(&db);
@@ -66,7 +82,10 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
     let (status, health) = get_json(&client, &format!("{base}/api/health")).await;
     assert_eq!(status, 200);
     assert_eq!(health["status"], "ok");
-    assert_eq!(health["rendering_available"], true, "rendering needs Vulkan (lavapipe): {health}");
+    assert_eq!(
+        health["rendering_available"], true,
+        "rendering needs Vulkan (lavapipe): {health}"
+    );
 
     // 按时办结率 per city and year against the independent computation.
     let expected = on_time_by_city_year(&sample.join("work_orders.csv"));
@@ -79,19 +98,41 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
     let rows = body["rows"].as_array().unwrap();
     let by_key: BTreeMap<(String, String), &Value> = rows
         .iter()
-        .map(|r| ((r["region_code"].as_str().unwrap().to_owned(), r["period"].as_str().unwrap().to_owned()), r))
+        .map(|r| {
+            (
+                (
+                    r["region_code"].as_str().unwrap().to_owned(),
+                    r["period"].as_str().unwrap().to_owned(),
+                ),
+                r,
+            )
+        })
         .collect();
     assert_eq!(by_key.len(), expected.len(), "one row per city and year");
     for ((city, year), (numerator, denominator)) in &expected {
         let row = by_key[&(city.clone(), year.clone())];
-        assert_eq!(row["numerator"].as_f64().unwrap(), *numerator as f64, "{city} {year}");
-        assert_eq!(row["denominator"].as_f64().unwrap(), *denominator as f64, "{city} {year}");
+        assert_eq!(
+            row["numerator"].as_f64().unwrap(),
+            *numerator as f64,
+            "{city} {year}"
+        );
+        assert_eq!(
+            row["denominator"].as_f64().unwrap(),
+            *denominator as f64,
+            "{city} {year}"
+        );
         let value = row["value"].as_f64().unwrap();
-        assert!((value - *numerator as f64 / *denominator as f64).abs() < 1e-12, "{city} {year}");
+        assert!(
+            (value - *numerator as f64 / *denominator as f64).abs() < 1e-12,
+            "{city} {year}"
+        );
         assert!(!row["region_name"].as_str().unwrap().is_empty());
         assert!(["ok", "warning", "critical"].contains(&row["status"].as_str().unwrap()));
     }
-    assert_eq!(by_key[&("3201".to_owned(), "2025".to_owned())]["region_name"], "南京市");
+    assert_eq!(
+        by_key[&("3201".to_owned(), "2025".to_owned())]["region_name"],
+        "南京市"
+    );
 
     // Bad parameters are 400s that name the parameter.
     for (query, parameter) in [
@@ -100,8 +141,11 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
         ("region=32x", "region"),
         ("levle=city", "levle"),
     ] {
-        let (status, body) =
-            get_json(&client, &format!("{base}/api/indicators/hotline_on_time_rate/values?{query}")).await;
+        let (status, body) = get_json(
+            &client,
+            &format!("{base}/api/indicators/hotline_on_time_rate/values?{query}"),
+        )
+        .await;
         assert_eq!(status, 400, "{query}: {body}");
         assert_eq!(body["parameter"], parameter, "{query}: {body}");
     }
@@ -110,30 +154,44 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
 
     // A snapshot PNG of the demo district, rendered by Bevy.
     let response = client
-        .get(format!("{base}/api/scenes/demo_district/snapshot.png?width=320&height=180"))
+        .get(format!(
+            "{base}/api/scenes/demo_district/snapshot.png?width=320&height=180"
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(response.headers()["content-type"], "image/png");
-    let png = image::load_from_memory(&response.bytes().await.unwrap()).unwrap().to_rgba8();
+    let png = image::load_from_memory(&response.bytes().await.unwrap())
+        .unwrap()
+        .to_rgba8();
     assert_eq!(png.dimensions(), (320, 180));
     assert!(distinct_colours(&png) > 20, "the snapshot looks uniform");
-    let (status, body) =
-        get_json(&client, &format!("{base}/api/scenes/demo_district/snapshot.png?width=99999")).await;
+    let (status, body) = get_json(
+        &client,
+        &format!("{base}/api/scenes/demo_district/snapshot.png?width=99999"),
+    )
+    .await;
     assert_eq!((status, body["parameter"].as_str()), (400, Some("width")));
 
     // The view stream: a frame, an orbit, a different frame.
-    let ws_url = format!("{}/ws/view?scene=demo_district&width=320&height=180&fps=10", base.replacen("http", "ws", 1));
+    let ws_url = format!(
+        "{}/ws/view?scene=demo_district&width=320&height=180&fps=10",
+        base.replacen("http", "ws", 1)
+    );
     let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
     async fn next_frame(
-        socket: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
+        socket: &mut (
+                 impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin
+             ),
     ) -> (Value, Vec<u8>) {
         let mut meta = None;
         loop {
             match socket.next().await.unwrap().unwrap() {
                 Message::Text(t) => meta = Some(serde_json::from_str::<Value>(&t).unwrap()),
-                Message::Binary(b) => return (meta.expect("metadata precedes each frame"), b.to_vec()),
+                Message::Binary(b) => {
+                    return (meta.expect("metadata precedes each frame"), b.to_vec());
+                }
                 _ => {}
             }
         }
@@ -143,37 +201,165 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
     assert_eq!(meta1["bytes"].as_u64().unwrap() as usize, jpeg1.len());
     let frame1 = image::load_from_memory(&jpeg1).unwrap().to_rgba8();
     assert_eq!(frame1.dimensions(), (320, 180));
-    socket.send(Message::Text(r#"{"type":"orbit","d_yaw_deg":90,"d_pitch_deg":10}"#.into())).await.unwrap();
+    socket
+        .send(Message::Text(
+            r#"{"type":"orbit","d_yaw_deg":90,"d_pitch_deg":10}"#.into(),
+        ))
+        .await
+        .unwrap();
     let (meta2, jpeg2) = next_frame(&mut socket).await;
     assert!(meta2["seq"].as_u64() > meta1["seq"].as_u64());
     assert_ne!(meta1["camera"], meta2["camera"]);
     let frame2 = image::load_from_memory(&jpeg2).unwrap().to_rgba8();
-    let changed = frame1.pixels().zip(frame2.pixels()).filter(|(a, b)| a != b).count();
-    assert!(changed > 320 * 180 / 20, "the orbit barely changed the frame ({changed} pixels)");
+    let changed = frame1
+        .pixels()
+        .zip(frame2.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(
+        changed > 320 * 180 / 20,
+        "the orbit barely changed the frame ({changed} pixels)"
+    );
     socket.close(None).await.unwrap();
 
     // The page, in headless Chromium.
-    let page = client.get(format!("{base}/")).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains("12345按时办结率") && page.contains("一件事通办完成率"), "KPI table missing");
+    let page = client
+        .get(format!("{base}/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("12345按时办结率") && page.contains("一件事通办完成率"),
+        "KPI table missing"
+    );
     let shot = tmp.path().join("page.png");
     let profile = tmp.path().join("chromium-profile");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
     let url = format!("{base}/");
-    let (shot_arg, profile_arg) = (format!("--screenshot={}", shot.display()), format!("--user-data-dir={}", profile.display()));
+    let shot_path = shot.clone();
     let status = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(&chromium)
+        // `timeout` bounds a browser that never finishes loading.
+        std::process::Command::new("timeout")
+            .arg("120")
+            .arg(&chromium)
             .args([
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--hide-scrollbars", "--window-size=1400,900", "--virtual-time-budget=8000",
-                &shot_arg, &profile_arg, &url,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                "--window-size=1400,900",
+                "--virtual-time-budget=8000",
             ])
+            .arg(format!("--screenshot={}", shot_path.display()))
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(&url)
             .output()
-            .unwrap_or_else(|e| panic!("cannot run {chromium} (install Debian's chromium, as `make test` does): {e}"))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {chromium} (install Debian's chromium, as `make test` does): {e}"
+                )
+            })
     })
     .await
     .unwrap();
-    assert!(shot.is_file(), "chromium wrote no screenshot: {}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        shot.is_file(),
+        "chromium wrote no screenshot: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     let screenshot = image::open(&shot).unwrap().to_rgba8();
-    assert!(distinct_colours(&screenshot) > 50, "the page screenshot is blank");
+    assert!(
+        distinct_colours(&screenshot) > 50,
+        "the page screenshot is blank"
+    );
+}
+
+/// With no Vulkan driver at all, `render` fails with a clear message and the server still
+/// answers everything but pictures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_vulkan_rendering_fails_clearly_and_the_api_still_serves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = tmp.path().join("sample");
+    let db = tmp.path().join("databrain.duckdb");
+    run(&[
+        "generate",
+        "--out",
+        sample.to_str().unwrap(),
+        "--scale",
+        "small",
+        "--seed",
+        "1",
+    ]);
+    run(&[
+        "ingest",
+        "--db",
+        db.to_str().unwrap(),
+        sample.to_str().unwrap(),
+    ]);
+    let no_vulkan = [
+        ("VK_ICD_FILENAMES", "/nonexistent.json"),
+        ("VK_DRIVER_FILES", "/nonexistent.json"),
+    ];
+
+    let out = std::process::Command::new(databrain_tests::databrain_bin())
+        .args([
+            "render",
+            "--db",
+            db.to_str().unwrap(),
+            "--scene",
+            "demo_district",
+            "--out",
+        ])
+        .arg(tmp.path().join("x.png"))
+        .envs(no_vulkan)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rendering is unavailable") && stderr.contains("mesa-vulkan-drivers"),
+        "{stderr}"
+    );
+
+    let server = databrain_tests::Server::start_with_env(&db, &no_vulkan);
+    let client = reqwest::Client::new();
+    let (status, health) = get_json(&client, &format!("{}/api/health", server.base_url)).await;
+    assert_eq!(status, 200);
+    assert_eq!(health["rendering_available"], false, "{health}");
+    let (status, body) = get_json(
+        &client,
+        &format!(
+            "{}/api/indicators/hotline_intensity/values?level=city&grain=quarter",
+            server.base_url
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["rows"].as_array().unwrap().len(), 13 * 8);
+    let (status, body) = get_json(
+        &client,
+        &format!("{}/api/scenes/demo_district/snapshot.png", server.base_url),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    let page = client
+        .get(format!("{}/", server.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("Rendering is unavailable")
+    );
 }

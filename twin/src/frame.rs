@@ -25,13 +25,21 @@ impl LocalFrame {
         let m = A_M * (1.0 - E2) / s2.powf(1.5);
         LocalFrame {
             origin_lon_lat,
-            m_per_deg: [n * lat.cos() * std::f64::consts::PI / 180.0, m * std::f64::consts::PI / 180.0],
+            m_per_deg: [
+                n * lat.cos() * std::f64::consts::PI / 180.0,
+                m * std::f64::consts::PI / 180.0,
+            ],
         }
     }
 
     /// A frame centred on the bounding box of the points.
     pub fn around(points: impl Iterator<Item = [f64; 2]>) -> LocalFrame {
-        let mut b = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+        let mut b = [
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        ];
         for [x, y] in points.filter(|p| p[0].is_finite() && p[1].is_finite()) {
             b = [b[0].min(x), b[1].min(y), b[2].max(x), b[3].max(y)];
         }
@@ -52,7 +60,10 @@ impl LocalFrame {
     /// Checks a closed lon/lat ring and returns it open (without the repeated first vertex)
     /// in local metres.
     pub fn ring_to_local(&self, ring: &[[f64; 2]]) -> Result<Vec<[f32; 2]>, String> {
-        if let Some(i) = ring.iter().position(|p| !(p[0].is_finite() && p[1].is_finite())) {
+        if let Some(i) = ring
+            .iter()
+            .position(|p| !(p[0].is_finite() && p[1].is_finite()))
+        {
             return Err(format!("vertex {i} is not a finite coordinate"));
         }
         if ring.len() < 4 {
@@ -61,7 +72,10 @@ impl LocalFrame {
         if ring.first() != ring.last() {
             return Err("ring is not closed".into());
         }
-        Ok(ring[..ring.len() - 1].iter().map(|p| self.to_local(*p)).collect())
+        Ok(ring[..ring.len() - 1]
+            .iter()
+            .map(|p| self.to_local(*p))
+            .collect())
     }
 }
 
@@ -82,7 +96,10 @@ mod tests {
     #[test]
     fn rings_are_checked() {
         let f = LocalFrame::new([0.0, 0.0]);
-        assert!(f.ring_to_local(&[[0.0, 0.0], [1e-4, 0.0], [1e-4, 1e-4], [0.0, 0.0]]).is_ok());
+        assert!(
+            f.ring_to_local(&[[0.0, 0.0], [1e-4, 0.0], [1e-4, 1e-4], [0.0, 0.0]])
+                .is_ok()
+        );
         let open = f.ring_to_local(&[[0.0, 0.0], [1e-4, 0.0], [1e-4, 1e-4], [0.0, 1e-4]]);
         assert_eq!(open.unwrap_err(), "ring is not closed");
         let nan = f.ring_to_local(&[[0.0, 0.0], [f64::NAN, 0.0], [1e-4, 1e-4], [0.0, 0.0]]);

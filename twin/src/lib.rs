@@ -82,20 +82,34 @@ pub fn prepare(input: &SceneInput) -> Result<PreparedScene, TwinError> {
     if input.buildings.is_empty() {
         return Err(TwinError::NoBuildings);
     }
-    let frame = LocalFrame::around(input.buildings.iter().flat_map(|b| b.footprint_lon_lat.iter().copied()));
+    let frame = LocalFrame::around(
+        input
+            .buildings
+            .iter()
+            .flat_map(|b| b.footprint_lon_lat.iter().copied()),
+    );
     let ramp = Ramp::new(input.overlay.higher_is_better);
     let legend = ramp.legend(&input.overlay, input.values.values().copied());
     let mut footprints = Vec::with_capacity(input.buildings.len());
     for b in &input.buildings {
-        let ring = frame.ring_to_local(&b.footprint_lon_lat).map_err(|message| TwinError::BadFootprint {
-            id: b.id.clone(),
-            message,
-        })?;
+        let ring = frame
+            .ring_to_local(&b.footprint_lon_lat)
+            .map_err(|message| TwinError::BadFootprint {
+                id: b.id.clone(),
+                message,
+            })?;
         if !(b.height_m.is_finite() && b.height_m > 0.0) {
-            return Err(TwinError::BadFootprint { id: b.id.clone(), message: format!("height {} m is not positive", b.height_m) });
+            return Err(TwinError::BadFootprint {
+                id: b.id.clone(),
+                message: format!("height {} m is not positive", b.height_m),
+            });
         }
         let colour = legend.colour_of(input.values.get(&b.grid_id).copied());
-        footprints.push(mesh::Footprint { ring_en_m: ring, height_m: b.height_m as f32, colour_srgb: colour });
+        footprints.push(mesh::Footprint {
+            ring_en_m: ring,
+            height_m: b.height_m as f32,
+            colour_srgb: colour,
+        });
     }
     let mesh = mesh::extrude(&footprints).map_err(|(i, message)| TwinError::BadFootprint {
         id: input.buildings[i].id.clone(),

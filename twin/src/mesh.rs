@@ -31,7 +31,11 @@ pub struct MeshData {
 const LIGHT_DIR_EN: [f32; 2] = [0.6, -0.8];
 
 fn srgb_to_linear(c: f32) -> f32 {
-    if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+    if c <= 0.04045 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
 }
 
 fn shaded(colour_srgb: [f32; 4], shade: f32) -> [f32; 4] {
@@ -65,7 +69,13 @@ pub fn extrude(footprints: &[Footprint]) -> Result<MeshData, (usize, String)> {
         // Drop repeated consecutive vertices, which make zero-length walls.
         ring.dedup();
         if ring.len() < 3 {
-            return Err((index, format!("footprint has {} distinct vertices, fewer than 3", ring.len())));
+            return Err((
+                index,
+                format!(
+                    "footprint has {} distinct vertices, fewer than 3",
+                    ring.len()
+                ),
+            ));
         }
         let area = signed_area(&ring);
         if area.abs() < 1e-6 {
@@ -92,7 +102,8 @@ pub fn extrude(footprints: &[Footprint]) -> Result<MeshData, (usize, String)> {
                 out.colours_linear.push(colour);
                 out.building_index.push(id);
             }
-            out.indices.extend([base, base + 1, base + 2, base, base + 2, base + 3]);
+            out.indices
+                .extend([base, base + 1, base + 2, base, base + 2, base + 3]);
         }
         // Roof: ear-cut triangulation of the ring, made counter-clockwise seen from above.
         let base = out.positions.len() as u32;
@@ -103,14 +114,26 @@ pub fn extrude(footprints: &[Footprint]) -> Result<MeshData, (usize, String)> {
             out.colours_linear.push(colour);
             out.building_index.push(id);
         }
-        earcut.earcut(ring.iter().map(|p| [p[0] as f64, p[1] as f64]), &[] as &[u32], &mut triangles);
+        earcut.earcut(
+            ring.iter().map(|p| [p[0] as f64, p[1] as f64]),
+            &[] as &[u32],
+            &mut triangles,
+        );
         if triangles.is_empty() {
             return Err((index, "footprint cannot be triangulated".into()));
         }
         for t in triangles.chunks_exact(3) {
-            let tri = [ring[t[0] as usize], ring[t[1] as usize], ring[t[2] as usize]];
+            let tri = [
+                ring[t[0] as usize],
+                ring[t[1] as usize],
+                ring[t[2] as usize],
+            ];
             let ccw = signed_area(&tri) > 0.0;
-            let (i0, i1, i2) = if ccw { (t[0], t[1], t[2]) } else { (t[0], t[2], t[1]) };
+            let (i0, i1, i2) = if ccw {
+                (t[0], t[1], t[2])
+            } else {
+                (t[0], t[2], t[1])
+            };
             out.indices.extend([base + i0, base + i1, base + i2]);
         }
     }
@@ -126,7 +149,11 @@ mod tests {
         if clockwise {
             ring.reverse();
         }
-        Footprint { ring_en_m: ring, height_m: 20.0, colour_srgb: [1.0, 0.5, 0.0, 1.0] }
+        Footprint {
+            ring_en_m: ring,
+            height_m: 20.0,
+            colour_srgb: [1.0, 0.5, 0.0, 1.0],
+        }
     }
 
     fn sub(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
@@ -134,7 +161,11 @@ mod tests {
     }
 
     fn cross(a: [f32; 3], b: [f32; 3]) -> [f32; 3] {
-        [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+        [
+            a[1] * b[2] - a[2] * b[1],
+            a[2] * b[0] - a[0] * b[2],
+            a[0] * b[1] - a[1] * b[0],
+        ]
     }
 
     #[test]
@@ -148,7 +179,10 @@ mod tests {
                 let [a, b, c] = [0, 1, 2].map(|k| m.positions[t[k] as usize]);
                 let n = cross(sub(b, a), sub(c, a));
                 let vn = m.normals[t[0] as usize];
-                assert!(n[0] * vn[0] + n[1] * vn[1] + n[2] * vn[2] > 0.0, "clockwise={clockwise}");
+                assert!(
+                    n[0] * vn[0] + n[1] * vn[1] + n[2] * vn[2] > 0.0,
+                    "clockwise={clockwise}"
+                );
             }
             let top = m.positions.iter().map(|p| p[1]).fold(0.0f32, f32::max);
             assert_eq!(top, 20.0);
@@ -158,7 +192,14 @@ mod tests {
     #[test]
     fn concave_footprints_triangulate() {
         let l_shape = Footprint {
-            ring_en_m: vec![[0.0, 0.0], [20.0, 0.0], [20.0, 5.0], [5.0, 5.0], [5.0, 20.0], [0.0, 20.0]],
+            ring_en_m: vec![
+                [0.0, 0.0],
+                [20.0, 0.0],
+                [20.0, 5.0],
+                [5.0, 5.0],
+                [5.0, 20.0],
+                [0.0, 20.0],
+            ],
             height_m: 9.0,
             colour_srgb: [0.2, 0.4, 0.6, 1.0],
         };
@@ -178,7 +219,14 @@ mod tests {
 
     #[test]
     fn degenerate_footprints_are_errors() {
-        let flat = Footprint { ring_en_m: vec![[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]], height_m: 3.0, colour_srgb: [1.0; 4] };
-        assert_eq!(extrude(&[square(false), flat]).unwrap_err(), (1, "footprint has no area".to_string()));
+        let flat = Footprint {
+            ring_en_m: vec![[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]],
+            height_m: 3.0,
+            colour_srgb: [1.0; 4],
+        };
+        assert_eq!(
+            extrude(&[square(false), flat]).unwrap_err(),
+            (1, "footprint has no area".to_string())
+        );
     }
 }

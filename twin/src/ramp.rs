@@ -7,8 +7,13 @@
 use crate::OverlaySpec;
 
 /// Five classes, worst to best (ColorBrewer RdYlGn, sRGB).
-const WORST_TO_BEST: [[u8; 3]; 5] =
-    [[215, 48, 39], [252, 141, 89], [254, 224, 139], [145, 207, 96], [26, 152, 80]];
+const WORST_TO_BEST: [[u8; 3]; 5] = [
+    [215, 48, 39],
+    [252, 141, 89],
+    [254, 224, 139],
+    [145, 207, 96],
+    [26, 152, 80],
+];
 pub const NO_DATA_SRGB: [f32; 4] = [0.55, 0.55, 0.58, 1.0];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -35,7 +40,12 @@ pub struct Legend {
 }
 
 fn rgb(c: [u8; 3]) -> [f32; 4] {
-    [c[0] as f32 / 255.0, c[1] as f32 / 255.0, c[2] as f32 / 255.0, 1.0]
+    [
+        c[0] as f32 / 255.0,
+        c[1] as f32 / 255.0,
+        c[2] as f32 / 255.0,
+        1.0,
+    ]
 }
 
 fn format_value(v: f64, unit: &str) -> String {
@@ -66,7 +76,13 @@ impl Ramp {
         let finite: Vec<f64> = values.filter(|v| v.is_finite()).collect();
         let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
         let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let n = if finite.is_empty() { 0 } else if max > min { WORST_TO_BEST.len() } else { 1 };
+        let n = if finite.is_empty() {
+            0
+        } else if max > min {
+            WORST_TO_BEST.len()
+        } else {
+            1
+        };
         let step = if n > 1 { (max - min) / n as f64 } else { 0.0 };
         let lower_bounds: Vec<f64> = (0..n).map(|k| min + step * k as f64).collect();
         let mut entries: Vec<LegendEntry> = lower_bounds
@@ -77,19 +93,37 @@ impl Ramp {
                 let label = if n == 1 {
                     format_value(*lo, &overlay.unit)
                 } else {
-                    format!("{} - {}", format_value(*lo, &overlay.unit), format_value(hi, &overlay.unit))
+                    format!(
+                        "{} - {}",
+                        format_value(*lo, &overlay.unit),
+                        format_value(hi, &overlay.unit)
+                    )
                 };
-                LegendEntry { colour_srgb: self.class_colour(k, n), label }
+                LegendEntry {
+                    colour_srgb: self.class_colour(k, n),
+                    label,
+                }
             })
             .collect();
-        entries.push(LegendEntry { colour_srgb: NO_DATA_SRGB, label: "no data".into() });
+        entries.push(LegendEntry {
+            colour_srgb: NO_DATA_SRGB,
+            label: "no data".into(),
+        });
         Legend {
             title: overlay.title.clone(),
             subtitle: format!(
                 "{} | {} | {}",
                 overlay.period,
-                if overlay.unit == "ratio" { "%" } else { overlay.unit.as_str() },
-                if self.higher_is_better { "higher is better" } else { "lower is better" }
+                if overlay.unit == "ratio" {
+                    "%"
+                } else {
+                    overlay.unit.as_str()
+                },
+                if self.higher_is_better {
+                    "higher is better"
+                } else {
+                    "lower is better"
+                }
             ),
             lower_bounds,
             max,
@@ -102,12 +136,18 @@ impl Ramp {
 impl Legend {
     /// The class colour of a value, grey for none.
     pub fn colour_of(&self, value: Option<f64>) -> [f32; 4] {
-        let Some(v) = value.filter(|v| v.is_finite()) else { return NO_DATA_SRGB };
+        let Some(v) = value.filter(|v| v.is_finite()) else {
+            return NO_DATA_SRGB;
+        };
         let n = self.lower_bounds.len();
         if n == 0 {
             return NO_DATA_SRGB;
         }
-        let k = self.lower_bounds.iter().rposition(|lo| v >= *lo).unwrap_or(0);
+        let k = self
+            .lower_bounds
+            .iter()
+            .rposition(|lo| v >= *lo)
+            .unwrap_or(0);
         self.ramp.class_colour(k, n)
     }
 }
@@ -117,7 +157,12 @@ mod tests {
     use super::*;
 
     fn spec(unit: &str) -> OverlaySpec {
-        OverlaySpec { title: "t".into(), unit: unit.into(), period: "2025".into(), higher_is_better: true }
+        OverlaySpec {
+            title: "t".into(),
+            unit: unit.into(),
+            period: "2025".into(),
+            higher_is_better: true,
+        }
     }
 
     #[test]

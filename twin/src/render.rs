@@ -33,6 +33,10 @@ use std::sync::{Arc, mpsc};
 
 const BACKGROUND: Color = Color::srgb(0.02, 0.035, 0.07);
 const GROUND: Color = Color::srgb(0.09, 0.11, 0.15);
+/// How many scenes' meshes stay on the GPU.
+const MAX_SCENES: usize = 8;
+/// How many image targets (one per requested size) are kept.
+const MAX_TARGETS: usize = 16;
 
 struct Job {
     scene: Arc<PreparedScene>,
@@ -78,7 +82,9 @@ impl Renderer {
         match ready_rx.recv() {
             Ok(Ok(adapter)) => Ok(Renderer { jobs, adapter }),
             Ok(Err(detail)) => Err(TwinError::NoDevice { detail }),
-            Err(_) => Err(TwinError::NoDevice { detail: "the render thread ended during start-up".into() }),
+            Err(_) => Err(TwinError::NoDevice {
+                detail: "the render thread ended during start-up".into(),
+            }),
         }
     }
 
@@ -100,11 +106,17 @@ impl Renderer {
         }
         let (reply, answer) = mpsc::channel();
         self.jobs
-            .send(Job { scene, camera, width, height, reply })
+            .send(Job {
+                scene,
+                camera,
+                width,
+                height,
+                reply,
+            })
             .map_err(|_| TwinError::RendererGone("the render thread has ended".into()))?;
-        answer
-            .recv()
-            .map_err(|_| TwinError::RendererGone("the render thread ended during a render".into()))?
+        answer.recv().map_err(|_| {
+            TwinError::RendererGone("the render thread ended during a render".into())
+        })?
     }
 }
 
@@ -119,6 +131,9 @@ struct Headless {
     material: Handle<StandardMaterial>,
     targets: HashMap<(u32, u32), Handle<Image>>,
     scenes: HashMap<String, SceneEntities>,
+    /// Scene keys, oldest first, so that meshes of old scenes (e.g. before a new ingest) are
+    /// dropped once more than [`MAX_SCENES`] are kept.
+    scene_order: Vec<String>,
     /// What the camera is set up for: scene key and size, and the legend's root entity.
     current: Option<(String, u32, u32, Entity)>,
 }
@@ -133,7 +148,10 @@ impl Headless {
                     exit_condition: ExitCondition::DontExit,
                     ..default()
                 })
-                .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
+                .set(RenderPlugin {
+                    synchronous_pipeline_compilation: true,
+                    ..default()
+                })
                 .disable::<WinitPlugin>()
                 .disable::<LogPlugin>()
                 .disable::<PipelinedRenderingPlugin>()
@@ -149,15 +167,20 @@ impl Headless {
             format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
         };
         let world = app.world_mut();
-        let material = world.resource_mut::<Assets<StandardMaterial>>().add(StandardMaterial {
-            base_color: Color::WHITE,
-            unlit: true,
-            ..default()
-        });
+        let material = world
+            .resource_mut::<Assets<StandardMaterial>>()
+            .add(StandardMaterial {
+                base_color: Color::WHITE,
+                unlit: true,
+                ..default()
+            });
         let camera = world
             .spawn((
                 Camera3d::default(),
-                Camera { clear_color: ClearColorConfig::Custom(BACKGROUND), ..default() },
+                Camera {
+                    clear_color: ClearColorConfig::Custom(BACKGROUND),
+                    ..default()
+                },
                 Msaa::Off,
                 Tonemapping::None,
                 DebandDither::Disabled,
@@ -177,6 +200,7 @@ impl Headless {
             material,
             targets: HashMap::new(),
             scenes: HashMap::new(),
+            scene_order: Vec::new(),
             current: None,
         }
     }
@@ -208,15 +232,23 @@ impl Headless {
             .world()
             .resource::<RenderDevice>()
             .wgpu_device()
-            .poll(PollType::Wait { submission_index: None, timeout: None });
+            .poll(PollType::Wait {
+                submission_index: None,
+                timeout: None,
+            });
     }
 
     fn target(&mut self, width: u32, height: u32) -> Handle<Image> {
+        if self.targets.len() >= MAX_TARGETS && !self.targets.contains_key(&(width, height)) {
+            // Many sizes were asked for: start over (the camera gets its new target below).
+            self.targets.clear();
+        }
         let world = self.app.world_mut();
         self.targets
             .entry((width, height))
             .or_insert_with(|| {
-                let image = Image::new_target_texture(width, height, TextureFormat::Rgba8UnormSrgb, None);
+                let image =
+                    Image::new_target_texture(width, height, TextureFormat::Rgba8UnormSrgb, None);
                 world.resource_mut::<Assets<Image>>().add(image)
             })
             .clone()
@@ -225,7 +257,10 @@ impl Headless {
     fn spawn_scene(&mut self, scene: &PreparedScene) -> SceneEntities {
         let world = self.app.world_mut();
         let m = &scene.mesh;
-        let mut mesh = Mesh::new(PrimitiveTopology::TriangleList, RenderAssetUsages::RENDER_WORLD);
+        let mut mesh = Mesh::new(
+            PrimitiveTopology::TriangleList,
+            RenderAssetUsages::RENDER_WORLD,
+        );
         mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, m.positions.clone());
         mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, m.normals.clone());
         mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, m.colours_linear.clone());
@@ -236,18 +271,31 @@ impl Headless {
             let mut meshes = world.resource_mut::<Assets<Mesh>>();
             (meshes.add(mesh), meshes.add(ground))
         };
-        let ground_material = world.resource_mut::<Assets<StandardMaterial>>().add(StandardMaterial {
-            base_color: GROUND,
-            unlit: true,
-            ..default()
-        });
+        let ground_material =
+            world
+                .resource_mut::<Assets<StandardMaterial>>()
+                .add(StandardMaterial {
+                    base_color: GROUND,
+                    unlit: true,
+                    ..default()
+                });
         let b = world
-            .spawn((Mesh3d(buildings), MeshMaterial3d(self.material.clone()), Transform::IDENTITY))
+            .spawn((
+                Mesh3d(buildings),
+                MeshMaterial3d(self.material.clone()),
+                Transform::IDENTITY,
+            ))
             .id();
         let g = world
-            .spawn((Mesh3d(ground), MeshMaterial3d(ground_material), Transform::from_xyz(0.0, -0.2, 0.0)))
+            .spawn((
+                Mesh3d(ground),
+                MeshMaterial3d(ground_material),
+                Transform::from_xyz(0.0, -0.2, 0.0),
+            ))
             .id();
-        SceneEntities { entities: vec![b, g] }
+        SceneEntities {
+            entities: vec![b, g],
+        }
     }
 
     fn spawn_legend(&mut self, scene: &PreparedScene, height: u32) -> Entity {
@@ -257,7 +305,14 @@ impl Headless {
         let camera = self.camera;
         let world = self.app.world_mut();
         let text = |t: &str, size: f32, colour: Color| {
-            (Text::new(t), TextFont { font_size: FontSize::Px(size * s), ..default() }, TextColor(colour))
+            (
+                Text::new(t),
+                TextFont {
+                    font_size: FontSize::Px(size * s),
+                    ..default()
+                },
+                TextColor(colour),
+            )
         };
         let mut root = world.spawn((
             Node {
@@ -285,7 +340,11 @@ impl Headless {
                 .with_children(|row| {
                     let [r, g, b, a] = e.colour_srgb;
                     row.spawn((
-                        Node { width: px(24.0), height: px(14.0), ..default() },
+                        Node {
+                            width: px(24.0),
+                            height: px(14.0),
+                            ..default()
+                        },
                         BackgroundColor(Color::srgba(r, g, b, a)),
                     ));
                     row.spawn(text(&e.label, 14.0, Color::WHITE));
@@ -307,9 +366,22 @@ impl Headless {
             if !self.scenes.contains_key(&scene.key) {
                 let entities = self.spawn_scene(scene);
                 self.scenes.insert(scene.key.clone(), entities);
+                self.scene_order.push(scene.key.clone());
+                if self.scene_order.len() > MAX_SCENES {
+                    let oldest = self.scene_order.remove(0);
+                    if let Some(old) = self.scenes.remove(&oldest) {
+                        for e in old.entities {
+                            self.app.world_mut().entity_mut(e).despawn();
+                        }
+                    }
+                }
             }
             for (key, s) in &self.scenes {
-                let visibility = if *key == scene.key { Visibility::Visible } else { Visibility::Hidden };
+                let visibility = if *key == scene.key {
+                    Visibility::Visible
+                } else {
+                    Visibility::Hidden
+                };
                 for e in &s.entities {
                     self.app.world_mut().entity_mut(*e).insert(visibility);
                 }
@@ -318,13 +390,20 @@ impl Headless {
                 self.app.world_mut().entity_mut(legend).despawn();
             }
             let target = self.target(width, height);
-            self.app.world_mut().entity_mut(self.camera).insert(RenderTarget::Image(target.into()));
+            self.app
+                .world_mut()
+                .entity_mut(self.camera)
+                .insert(RenderTarget::Image(target.into()));
             let legend = self.spawn_legend(scene, height);
             self.current = Some((scene.key.clone(), width, height, legend));
         }
         let [e, u, n] = camera.eye_enu_m();
         let target = Vec3::new(camera.target_en_m[0], 0.0, -camera.target_en_m[1]);
-        *self.app.world_mut().get_mut::<Transform>(self.camera).expect("camera has a transform") =
+        *self
+            .app
+            .world_mut()
+            .get_mut::<Transform>(self.camera)
+            .expect("camera has a transform") =
             Transform::from_xyz(e, u, -n).looking_at(target, Vec3::Y);
         if !same_setup {
             // Let new meshes, pipelines and UI layout settle for one frame before capturing.
@@ -347,6 +426,8 @@ impl Headless {
                 return Ok(dynamic.to_rgba8());
             }
         }
-        Err(TwinError::RendererGone("no frame was captured after 10 updates".into()))
+        Err(TwinError::RendererGone(
+            "no frame was captured after 10 updates".into(),
+        ))
     }
 }

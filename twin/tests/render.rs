@@ -10,16 +10,37 @@ use twin::{BuildingInput, OrbitCamera, OverlaySpec, Renderer, SceneInput, prepar
 fn scene() -> SceneInput {
     let square = |lon: f64, lat: f64| {
         let (dlon, dlat) = (0.001_06, 0.000_90); // about 100 m each way at 32°N
-        vec![[lon - dlon, lat - dlat], [lon + dlon, lat - dlat], [lon + dlon, lat + dlat], [lon - dlon, lat + dlat], [lon - dlon, lat - dlat]]
+        vec![
+            [lon - dlon, lat - dlat],
+            [lon + dlon, lat - dlat],
+            [lon + dlon, lat + dlat],
+            [lon - dlon, lat + dlat],
+            [lon - dlon, lat - dlat],
+        ]
     };
     SceneInput {
         key: "test@1".into(),
         buildings: vec![
-            BuildingInput { id: "west".into(), grid_id: "g1".into(), footprint_lon_lat: square(118.800, 32.05), height_m: 60.0 },
-            BuildingInput { id: "east".into(), grid_id: "g2".into(), footprint_lon_lat: square(118.807, 32.05), height_m: 30.0 },
+            BuildingInput {
+                id: "west".into(),
+                grid_id: "g1".into(),
+                footprint_lon_lat: square(118.800, 32.05),
+                height_m: 60.0,
+            },
+            BuildingInput {
+                id: "east".into(),
+                grid_id: "g2".into(),
+                footprint_lon_lat: square(118.807, 32.05),
+                height_m: 30.0,
+            },
         ],
         values: HashMap::from([("g1".to_string(), 0.2), ("g2".to_string(), 0.9)]),
-        overlay: OverlaySpec { title: "Test".into(), unit: "ratio".into(), period: "2025".into(), higher_is_better: true },
+        overlay: OverlaySpec {
+            title: "Test".into(),
+            unit: "ratio".into(),
+            period: "2025".into(),
+            higher_is_better: true,
+        },
     }
 }
 
@@ -32,22 +53,34 @@ fn renders_roof_colours_legend_and_the_requested_camera() {
     let renderer = Renderer::start().unwrap_or_else(|e| panic!("{e}"));
     let prepared = Arc::new(prepare(&scene()).unwrap());
     // Straight down over the west building: its roof fills the centre.
-    let top = OrbitCamera { yaw_deg: 0.0, pitch_deg: 89.0, distance_m: 400.0, target_en_m: [-330.0, 0.0] };
+    let top = OrbitCamera {
+        yaw_deg: 0.0,
+        pitch_deg: 89.0,
+        distance_m: 400.0,
+        target_en_m: [-330.0, 0.0],
+    };
     let image = renderer.render(prepared.clone(), top, 320, 180).unwrap();
     assert_eq!(image.dimensions(), (320, 180));
     let centre = image.get_pixel(160, 90).0;
     // The lowest class of a "higher is better" ramp is red (215, 48, 39); roofs are unshaded.
     assert!(near(centre, [215, 48, 39], 2), "centre pixel {centre:?}");
     // The legend panel darkens the bottom-left corner and holds the ramp's green swatch.
-    let legend_green = (0..90u32).flat_map(|y| (0..120u32).map(move |x| (x, 90 + y)))
+    let legend_green = (0..90u32)
+        .flat_map(|y| (0..120u32).map(move |x| (x, 90 + y)))
         .any(|(x, y)| near(image.get_pixel(x, y).0, [26, 152, 80], 3));
     assert!(legend_green, "no legend swatch found");
 
     // Same size, another camera: over the east building, which is green.
-    let east = OrbitCamera { target_en_m: [330.0, 0.0], ..top };
+    let east = OrbitCamera {
+        target_en_m: [330.0, 0.0],
+        ..top
+    };
     let image = renderer.render(prepared.clone(), east, 320, 180).unwrap();
     let centre = image.get_pixel(160, 90).0;
-    assert!(near(centre, [26, 152, 80], 2), "the capture shows an older frame: {centre:?}");
+    assert!(
+        near(centre, [26, 152, 80], 2),
+        "the capture shows an older frame: {centre:?}"
+    );
 
     // Same camera twice gives identical pixels (no MSAA, no temporal effects).
     let again = renderer.render(prepared, east, 320, 180).unwrap();
