@@ -18,8 +18,10 @@ deps:
 		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
 	fi
 
+# --all-targets builds what `cargo test` builds (dev-dependencies included), so that demo and
+# test share one feature resolution and never rebuild each other's dependencies.
 build:
-	$(CARGO) build --release -p server
+	$(CARGO) build --release --workspace --all-targets
 
 demo: deps build
 	$(BIN) demo --addr 127.0.0.1:8080
@@ -27,5 +29,4 @@ demo: deps build
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
-	$(CARGO) build --release -p server
 	$(CARGO) test --release --workspace

@@ -13,7 +13,7 @@ mod query;
 
 pub use ingest::IngestReport;
 pub use pool::Engine;
-pub use query::{BuildingRecord, IndicatorValue, RegionInfo, Snapshot, latest_period};
+pub use query::{BuildingRecord, IndicatorValue, RegionInfo, Snapshot, latest_complete_period};
 
 use std::path::PathBuf;
 

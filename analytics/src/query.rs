@@ -1,8 +1,9 @@
 //! Answering indicator queries and reading regions, buildings and the data snapshot.
 
 use crate::{AnalyticsError, Engine, Result};
+use chrono::{Days, NaiveDate};
 use duckdb::{OptionalExt, params_from_iter};
-use indicators::{Indicator, IndicatorQuery, Status, sql};
+use indicators::{Grain, Indicator, IndicatorQuery, Period, Status, sql};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,9 +51,23 @@ pub struct Snapshot {
     pub source: String,
 }
 
-/// The newest period in a set of values (labels of one grain sort chronologically).
-pub fn latest_period(values: &[IndicatorValue]) -> Option<&str> {
-    values.iter().map(|v| v.period.as_str()).max()
+/// The newest period among `values` that had ended by `through` (the last day with recorded
+/// data), so a period that has only just begun, such as the days after the data ends into
+/// which due dates fall, is not taken for the latest. Without `through`, the newest period.
+pub fn latest_complete_period(
+    values: &[IndicatorValue],
+    grain: Grain,
+    through: Option<NaiveDate>,
+) -> Option<&str> {
+    values
+        .iter()
+        .map(|v| v.period.as_str())
+        .filter(|p| match (through, Period::parse(grain, p)) {
+            (Some(last_day), Ok(period)) => period.end() <= last_day + Days::new(1),
+            (None, _) => true,
+            (Some(_), Err(_)) => false,
+        })
+        .max()
 }
 
 impl Engine {
@@ -100,6 +115,28 @@ impl Engine {
         found.ok_or_else(|| AnalyticsError::Empty {
             path: self.path().to_owned(),
         })
+    }
+
+    /// The last day with recorded rows of the fact table behind an indicator's numerator
+    /// (`None` when the table records no time or is empty).
+    pub fn recorded_through(&self, indicator: &Indicator) -> Result<Option<NaiveDate>> {
+        let Some(column) =
+            indicators::facts::fact_table(indicator.numerator.fact).and_then(|t| t.recorded_at)
+        else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "SELECT CAST(CAST(MAX({column}) AS DATE) AS VARCHAR) FROM {}",
+            indicator.numerator.fact
+        );
+        let last: Option<String> = self.with_conn(|conn| {
+            conn.query_row(&sql, [], |r| r.get(0))
+                .map_err(AnalyticsError::db(format!(
+                    "cannot read the data extent of {}",
+                    indicator.numerator.fact
+                )))
+        })?;
+        Ok(last.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()))
     }
 
     /// Values of `indicator` for a query, ordered by period then region code.
@@ -189,5 +226,50 @@ impl Engine {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(period: &str) -> IndicatorValue {
+        IndicatorValue {
+            indicator: "x".into(),
+            region_code: "32".into(),
+            region_name: "江苏省".into(),
+            period: period.into(),
+            value: Some(1.0),
+            numerator: 1.0,
+            denominator: Some(1.0),
+            unit: "ratio".into(),
+            target: None,
+            gap_to_target: None,
+            status: Status::Ok,
+        }
+    }
+
+    #[test]
+    fn latest_complete_period_skips_periods_after_the_data() {
+        let values = [value("2024"), value("2025"), value("2026")];
+        let end_2025 = NaiveDate::from_ymd_opt(2025, 12, 31);
+        assert_eq!(
+            latest_complete_period(&values, Grain::Year, end_2025),
+            Some("2025")
+        );
+        let mid_2025 = NaiveDate::from_ymd_opt(2025, 6, 30);
+        assert_eq!(
+            latest_complete_period(&values, Grain::Year, mid_2025),
+            Some("2024")
+        );
+        assert_eq!(
+            latest_complete_period(&values, Grain::Year, None),
+            Some("2026")
+        );
+        let months = [value("2025-11"), value("2025-12"), value("2026-01")];
+        assert_eq!(
+            latest_complete_period(&months, Grain::Month, end_2025),
+            Some("2025-12")
+        );
     }
 }

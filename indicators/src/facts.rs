@@ -74,6 +74,9 @@ pub struct FactTable {
     pub description: &'static str,
     /// The row's identity, used to make loads idempotent.
     pub key: &'static str,
+    /// When a row enters the system (e.g. a work order's creation). The data of a load is
+    /// complete up to the largest value of this column; `None` for tables without time.
+    pub recorded_at: Option<&'static str>,
     pub columns: &'static [Column],
 }
 
@@ -94,6 +97,7 @@ pub const WORK_ORDERS: FactTable = FactTable {
     name: "work_orders",
     description: "12345 hotline work orders",
     key: "order_id",
+    recorded_at: Some("created_at"),
     columns: &[
         col("order_id", Text),
         col("created_at", Timestamp),
@@ -119,6 +123,7 @@ pub const SERVICE_APPLICATIONS: FactTable = FactTable {
     name: "service_applications",
     description: "government service applications (政务服务办件)",
     key: "app_id",
+    recorded_at: Some("submitted_at"),
     columns: &[
         col("app_id", Text),
         col("item_code", Text),
@@ -144,6 +149,7 @@ pub const POPULATION: FactTable = FactTable {
     name: "population",
     description: "resident population per grid cell",
     key: "grid_id",
+    recorded_at: None,
     columns: &[
         col("grid_id", Text),
         col("community_code", Text),

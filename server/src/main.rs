@@ -194,10 +194,14 @@ fn query(db: &Path, id: &str, q: IndicatorQuery, format: Format) -> Result<()> {
     engine.snapshot()?;
     let rows = engine.values(indicator, &q)?;
     let cell = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
-    match format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+    let bytes: Vec<u8> = match format {
+        Format::Json => {
+            let mut json = serde_json::to_vec_pretty(&rows)?;
+            json.push(b'\n');
+            json
+        }
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(std::io::stdout());
+            let mut w = csv::Writer::from_writer(Vec::new());
             w.write_record([
                 "region_code",
                 "region_name",
@@ -223,19 +227,25 @@ fn query(db: &Path, id: &str, q: IndicatorQuery, format: Format) -> Result<()> {
                 ];
                 w.write_record(record)?;
             }
-            w.flush()?;
+            w.into_inner()
+                .map_err(|e| anyhow::anyhow!("cannot write CSV: {}", e.error()))?
         }
         Format::Table => {
-            println!(
+            use std::fmt::Write as _;
+            let mut t = String::new();
+            writeln!(
+                t,
                 "{} {} ({}), {} by {}",
                 indicator.id, indicator.name_zh, indicator.name_en, q.level, q.grain
-            );
-            println!(
+            )?;
+            writeln!(
+                t,
                 "{:<18} {:<14} {:<10} {:>12} {:>12} {:>12} {:>8} {:<8}",
                 "region", "name", "period", "value", "numerator", "denominator", "target", "status"
-            );
+            )?;
             for r in &rows {
-                println!(
+                writeln!(
+                    t,
                     "{:<18} {:<14} {:<10} {:>12} {:>12} {:>12} {:>8} {:<8}",
                     r.region_code,
                     r.region_name,
@@ -251,12 +261,23 @@ fn query(db: &Path, id: &str, q: IndicatorQuery, format: Format) -> Result<()> {
                         .map(|t| format!("{t}"))
                         .unwrap_or_else(|| "-".into()),
                     r.status.as_str()
-                );
+                )?;
             }
-            println!("{} rows", rows.len());
+            writeln!(t, "{} rows", rows.len())?;
+            t.into_bytes()
         }
+    };
+    emit(&bytes)
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn emit(bytes: &[u8]) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    Ok(())
 }
 
 /// Built-in scenes, plus the one named by `scene` when it is a file.

@@ -1,6 +1,6 @@
 //! The start page, `GET /`: the demo scene's snapshot (streamed live once the page's script
 //! connects to `/ws/view`; drag to orbit, wheel to zoom) and a KPI table of every indicator for
-//! the province in the latest year. Hand-written HTML, no front-end build step.
+//! the province in the latest complete year. Hand-written HTML, no front-end build step.
 
 use crate::error::AppError;
 use crate::routes::blocking;

@@ -13,14 +13,20 @@ pub enum Rendering {
     Unavailable(String),
 }
 
+/// A prepared scene and the ingest it was prepared from.
+pub struct Prepared {
+    pub ingest_id: i64,
+    pub scene: Arc<PreparedScene>,
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub catalogue: Arc<Catalogue>,
     pub scenes: Arc<Vec<Scene>>,
     pub rendering: Arc<Rendering>,
-    /// Prepared scenes by scene id, with the ingest they were prepared from.
-    pub prepared: Arc<Mutex<HashMap<String, (i64, Arc<PreparedScene>)>>>,
+    /// Prepared scenes by scene id.
+    pub prepared: Arc<Mutex<HashMap<String, Prepared>>>,
 }
 
 impl AppState {

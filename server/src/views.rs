@@ -4,7 +4,7 @@
 
 use crate::error::AppError;
 use crate::state::AppState;
-use analytics::{Engine, IndicatorValue, latest_period};
+use analytics::{Engine, IndicatorValue, latest_complete_period};
 use indicators::{Catalogue, Direction, Grain, IndicatorQuery, Level};
 use scenes::Scene;
 use std::sync::Arc;
@@ -70,7 +70,12 @@ pub fn scene_values(
     let rows = engine.values(b.indicator, &query)?;
     let period = match b.period {
         Some(p) => p,
-        None => latest_period(&rows).unwrap_or("none").to_owned(),
+        None => {
+            let through = engine.recorded_through(b.indicator)?;
+            latest_complete_period(&rows, b.grain, through)
+                .unwrap_or("none")
+                .to_owned()
+        }
     };
     let rows = rows.into_iter().filter(|r| r.period == period).collect();
     Ok((rows, period))
@@ -115,17 +120,21 @@ pub fn prepare(
 /// The prepared scene for the current ingest, from the cache when the data has not changed.
 pub fn prepared(state: &AppState, scene: &Scene) -> Result<Arc<PreparedScene>, AppError> {
     let ingest = state.engine.snapshot()?.ingest_id;
-    if let Some((at, p)) = state.prepared.lock().expect("cache lock").get(&scene.id)
-        && *at == ingest
+    if let Some(cached) = state.prepared.lock().expect("cache lock").get(&scene.id)
+        && cached.ingest_id == ingest
     {
-        return Ok(p.clone());
+        return Ok(cached.scene.clone());
     }
     let p = Arc::new(prepare(&state.engine, &state.catalogue, scene)?);
+    let entry = crate::state::Prepared {
+        ingest_id: ingest,
+        scene: p.clone(),
+    };
     state
         .prepared
         .lock()
         .expect("cache lock")
-        .insert(scene.id.clone(), (ingest, p.clone()));
+        .insert(scene.id.clone(), entry);
     Ok(p)
 }
 

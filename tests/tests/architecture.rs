@@ -28,14 +28,15 @@ fn metadata() -> Value {
     serde_json::from_slice(&out.stdout).expect("metadata is JSON")
 }
 
-/// Package name by id, the workspace members' names, and the normal (non-dev) dependency edges.
-fn graph(
-    meta: &Value,
-) -> (
-    HashMap<String, String>,
-    BTreeSet<String>,
-    HashMap<String, Vec<String>>,
-) {
+/// The resolved dependency graph: package names by id, the workspace members' names, and the
+/// normal (non-dev) dependency edges by package id.
+struct Graph {
+    names: HashMap<String, String>,
+    members: BTreeSet<String>,
+    edges: HashMap<String, Vec<String>>,
+}
+
+fn graph(meta: &Value) -> Graph {
     let names: HashMap<String, String> = meta["packages"]
         .as_array()
         .unwrap()
@@ -70,7 +71,11 @@ fn graph(
             .collect();
         edges.insert(node["id"].as_str().unwrap().to_owned(), deps);
     }
-    (names, members, edges)
+    Graph {
+        names,
+        members,
+        edges,
+    }
 }
 
 fn closure(start: &str, edges: &HashMap<String, Vec<String>>) -> BTreeSet<String> {
@@ -89,7 +94,11 @@ fn closure(start: &str, edges: &HashMap<String, Vec<String>>) -> BTreeSet<String
 #[test]
 fn dependency_rule_holds() {
     let meta = metadata();
-    let (names, members, edges) = graph(&meta);
+    let Graph {
+        names,
+        members,
+        edges,
+    } = graph(&meta);
     for expected in [
         "indicators",
         "analytics",
