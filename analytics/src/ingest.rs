@@ -114,8 +114,8 @@ fn csv_columns(path: &Path, table: &FactTable) -> Result<String> {
     Ok(format!("{{{}}}", cols.join(", ")))
 }
 
-fn load_fact_csv(conn: &Connection, table: &FactTable, path: &Path) -> Result<u64> {
-    let columns = csv_columns(path, table)?;
+/// Loads one fact file; `columns` is its checked `read_csv` column list ([`csv_columns`]).
+fn load_fact_csv(conn: &Connection, table: &FactTable, path: &Path, columns: &str) -> Result<u64> {
     let target: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
     let select: Vec<String> = table
         .columns
@@ -325,9 +325,14 @@ impl Engine {
         let regions = require(dir.join("regions.csv"))?;
         let shapes = require(dir.join("regions.geojson"))?;
         let buildings = require(dir.join("buildings.geojson"))?;
-        let facts: Vec<(&FactTable, PathBuf)> = FACT_TABLES
+        // Every header is checked before anything is loaded, so a wrong file fails at once.
+        let facts: Vec<(&FactTable, PathBuf, String)> = FACT_TABLES
             .iter()
-            .map(|t| require(dir.join(format!("{}.csv", t.name))).map(|p| (t, p)))
+            .map(|t| {
+                let path = require(dir.join(format!("{}.csv", t.name)))?;
+                let columns = csv_columns(&path, t)?;
+                Ok((t, path, columns))
+            })
             .collect::<Result<_>>()?;
         let report = self.with_conn(|conn| {
             conn.execute_batch("BEGIN TRANSACTION")
@@ -347,8 +352,8 @@ impl Engine {
                     "region_shapes".to_owned(),
                     load_region_shapes(conn, &shapes)?,
                 ));
-                for (t, path) in &facts {
-                    let n = load_fact_csv(conn, t, path)?;
+                for (t, path, columns) in &facts {
+                    let n = load_fact_csv(conn, t, path, columns)?;
                     check_region_keys(conn, t, path)?;
                     tables.push((t.name.to_owned(), n));
                 }

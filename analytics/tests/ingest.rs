@@ -118,7 +118,9 @@ fn ratios_are_recomputed_from_parts_at_every_level() {
         let province = engine
             .values(ind, &query(Level::Province, Grain::Year))
             .unwrap();
-        assert_eq!(province.len(), 2, "{id}: 2024 and 2025");
+        let periods: Vec<&str> = province.iter().map(|p| p.period.as_str()).collect();
+        // Due dates and closures run into 2026, after the last created order.
+        assert!(periods.starts_with(&["2024", "2025"]), "{id}: {periods:?}");
         for level in [Level::City, Level::County, Level::Community, Level::Grid] {
             let rows = engine.values(ind, &query(level, Grain::Year)).unwrap();
             for p in &province {

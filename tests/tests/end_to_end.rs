@@ -66,6 +66,10 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
         "province",
         "--grain",
         "year",
+        "--from",
+        "2024",
+        "--to",
+        "2025",
         "--format",
         "csv",
     ]);
