@@ -101,7 +101,7 @@ small {{ color:#8ea2c0; }} .hint {{ color:#8ea2c0; font-size:13px; }} .warn {{ c
 <h1>databrain 数据大脑 <small>江苏省 · 城市运行监测一张图</small></h1>
 <div class=wrap>
 <section><h2>城市孪生 City twin</h2>{view}</section>
-<section><h2>关键指标 Key indicators (江苏省 Jiangsu, latest year)</h2>
+<section><h2>关键指标 Key indicators (江苏省 Jiangsu, latest complete year)</h2>
 <table><thead><tr><th>指标 Indicator</th><th>期 Period</th><th>值 Value</th><th>目标 Target</th><th>状态 Status</th></tr></thead>
 <tbody>
 {table}</tbody></table>
