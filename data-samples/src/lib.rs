@@ -373,7 +373,38 @@ struct Ctx<'a> {
     request_grids: Weighted,
 }
 
-impl Ctx<'_> {
+/// One request from a resident: where, how that place behaves, and when.
+struct Request<'a> {
+    grid: &'a Region,
+    slowness: f64,
+    drift: f64,
+    at: NaiveDateTime,
+    /// Fraction of the generated period elapsed at `at`.
+    progress: f64,
+}
+
+/// Advances the progress bar every 10,000 rows.
+fn tick(bar: &ProgressBar, row: usize) {
+    if row % 10_000 == 9_999 {
+        bar.inc(10_000);
+    }
+}
+
+impl<'a> Ctx<'a> {
+    /// Draws a grid cell (weighted by residents and local intensity) and a time.
+    fn request(&self, rng: &mut Rng) -> Request<'a> {
+        let gi = self.request_grids.sample(rng);
+        let (slowness, drift, _) = self.behaviour[gi];
+        let (at, progress) = self.created(rng);
+        Request {
+            grid: self.grids[gi],
+            slowness,
+            drift,
+            at,
+            progress,
+        }
+    }
+
     fn end(&self) -> NaiveDateTime {
         (first_day() + Duration::days(DAYS))
             .and_hms_opt(0, 0, 0)
@@ -480,10 +511,13 @@ fn write_work_orders(
     let contents = Weighted::new(CONTENT.iter().map(|c| c.1));
     let end = ctx.end();
     for i in 0..n {
-        let gi = ctx.request_grids.sample(rng);
-        let g = ctx.grids[gi];
-        let (slowness, drift, _) = ctx.behaviour[gi];
-        let (created, progress) = ctx.created(rng);
+        let Request {
+            grid: g,
+            slowness,
+            drift,
+            at: created,
+            progress,
+        } = ctx.request(rng);
         let (kind, _, limit_h) = REQUEST_TYPES[types.sample(rng)];
         let due = created + Duration::minutes((limit_h * 60.0) as i64);
         let median_h = limit_h * 0.42 * slowness * (1.0 + drift * progress * progress);
@@ -518,9 +552,7 @@ fn write_work_orders(
             &satisfaction.map(|s| s.to_string()).unwrap_or_default(),
         ];
         w.write_record(record).map_err(werr)?;
-        if i % 10_000 == 9_999 {
-            bar.inc(10_000);
-        }
+        tick(bar, i);
     }
     bar.inc((n % 10_000) as u64);
     w.flush().map_err(io_err(&path))
@@ -557,10 +589,13 @@ fn write_applications(
     let items = Weighted::new(ITEMS.iter().map(|i| i.3));
     let end = ctx.end();
     for i in 0..n {
-        let gi = ctx.request_grids.sample(rng);
-        let g = ctx.grids[gi];
-        let (slowness, drift, _) = ctx.behaviour[gi];
-        let (submitted, progress) = ctx.created(rng);
+        let Request {
+            grid: g,
+            slowness,
+            drift,
+            at: submitted,
+            progress,
+        } = ctx.request(rng);
         let (code, name, one_thing, _) = ITEMS[items.sample(rng)];
         // Joint handling and online submission improve over the plan period, less so where
         // things drift.
@@ -599,9 +634,7 @@ fn write_applications(
             &g.code,
         ];
         w.write_record(record).map_err(werr)?;
-        if i % 10_000 == 9_999 {
-            bar.inc(10_000);
-        }
+        tick(bar, i);
     }
     bar.inc((n % 10_000) as u64);
     w.flush().map_err(io_err(&path))
