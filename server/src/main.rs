@@ -38,32 +38,44 @@ enum Command {
     /// Generate deterministic sample data (regions, population, 12345 work orders, service
     /// applications, demo-district buildings) into a directory.
     Generate {
+        /// Directory to write the files into (created if missing).
         #[arg(long)]
         out: PathBuf,
+        /// small: 100k work orders; medium: 1M; large: 10M.
         #[arg(long, value_enum, default_value = "small")]
         scale: ScaleArg,
+        /// The same seed and scale always give the same files.
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
     /// Load a generated directory into a DuckDB file (all-or-nothing; replaces what was there).
     Ingest {
+        /// The DuckDB file (created if missing).
         #[arg(long)]
         db: PathBuf,
+        /// A directory written by `databrain generate`.
         dir: PathBuf,
     },
     /// Print an indicator's values per region and period.
     Query {
+        /// Indicator id from the catalogue (see GET /api/indicators), e.g. hotline_on_time_rate.
         indicator: String,
+        /// The DuckDB file.
         #[arg(long)]
         db: PathBuf,
+        /// province, city, county, township, community or grid.
         #[arg(long, default_value = "city")]
         level: String,
+        /// day, week, month, quarter or year.
         #[arg(long, default_value = "month")]
         grain: String,
+        /// First period, inclusive: 2024, 2024-Q3, 2024-07, 2024-W27 or 2024-07-15.
         #[arg(long)]
         from: Option<String>,
+        /// Last period, inclusive.
         #[arg(long)]
         to: Option<String>,
+        /// Limit to the subtree of a division code, e.g. 3201 (Nanjing).
         #[arg(long)]
         region: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
@@ -71,11 +83,13 @@ enum Command {
     },
     /// Render a scene headlessly to a PNG (Vulkan; on machines without a GPU, Mesa's lavapipe).
     Render {
+        /// The DuckDB file.
         #[arg(long)]
         db: PathBuf,
         /// A built-in scene id or a scene TOML file.
         #[arg(long)]
         scene: String,
+        /// The PNG to write.
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value_t = 1280)]
@@ -85,8 +99,10 @@ enum Command {
     },
     /// Serve the API, the page and the streamed twin.
     Serve {
+        /// The DuckDB file.
         #[arg(long)]
         db: PathBuf,
+        /// Address to listen on; port 0 picks a free port (the URL is printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
     },
