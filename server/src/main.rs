@@ -34,6 +34,14 @@ enum Format {
 }
 
 #[derive(Subcommand)]
+enum IndicatorsAction {
+    /// One line per indicator: id, domain, kind, unit, target, names.
+    List,
+    /// The full definition of one indicator, as JSON.
+    Show { id: String },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Generate deterministic sample data (regions, population, 12345 work orders, service
     /// applications, demo-district buildings) into a directory.
@@ -96,6 +104,11 @@ enum Command {
         width: u32,
         #[arg(long, default_value_t = 720)]
         height: u32,
+    },
+    /// List the indicator catalogue, or show one indicator's definition.
+    Indicators {
+        #[command(subcommand)]
+        action: IndicatorsAction,
     },
     /// Serve the API, the page and the streamed twin.
     Serve {
@@ -161,6 +174,51 @@ fn main() -> Result<()> {
         } => render(&db, &scene, &out, width, height),
         Command::Serve { db, addr } => serve(&db, addr),
         Command::Demo { addr, dir } => demo(&dir, addr),
+        Command::Indicators { action } => indicators_cmd(action),
+    }
+}
+
+fn indicators_cmd(action: IndicatorsAction) -> Result<()> {
+    let catalogue = Catalogue::builtin();
+    match action {
+        IndicatorsAction::List => {
+            use std::fmt::Write as _;
+            let mut out = format!(
+                "catalogue {} ({} indicators)\n",
+                catalogue.version,
+                catalogue.indicators.len()
+            );
+            for i in &catalogue.indicators {
+                let domain = serde_json::to_value(i.domain)?;
+                let kind = serde_json::to_value(i.kind)?;
+                let target = i
+                    .target
+                    .as_ref()
+                    .map(|t| format!("{} by {}", t.value, t.year))
+                    .unwrap_or_else(|| "-".into());
+                writeln!(
+                    out,
+                    "{:<30} {:<15} {:<6} {:<18} {:<12} {} / {}",
+                    i.id,
+                    domain.as_str().unwrap_or_default(),
+                    kind.as_str().unwrap_or_default(),
+                    i.unit,
+                    target,
+                    i.name_zh,
+                    i.name_en
+                )?;
+            }
+            emit(out.as_bytes())
+        }
+        IndicatorsAction::Show { id } => {
+            let Some(indicator) = catalogue.get(&id) else {
+                let ids: Vec<&str> = catalogue.indicators.iter().map(|i| i.id.as_str()).collect();
+                bail!("unknown indicator {id:?}; known: {}", ids.join(", "));
+            };
+            let mut json = serde_json::to_vec_pretty(indicator)?;
+            json.push(b'\n');
+            emit(&json)
+        }
     }
 }
 

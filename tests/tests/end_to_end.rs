@@ -56,6 +56,17 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
     let ingested = run(&["ingest", "--db", db_arg, sample_arg]);
     assert!(ingested.contains("work_orders: 100000 rows"), "{ingested}");
 
+    // The catalogue from the CLI.
+    let list = run(&["indicators", "list"]);
+    assert!(
+        list.contains("one_thing_completion_rate") && list.contains("0.8 by 2025"),
+        "{list}"
+    );
+    let shown: Value =
+        serde_json::from_str(&run(&["indicators", "show", "hotline_on_time_rate"])).unwrap();
+    assert_eq!(shown["kind"], "ratio");
+    assert_eq!(shown["numerator"]["time"], "due_at");
+
     // The CLI answers too, in CSV.
     let csv_out = run(&[
         "query",
