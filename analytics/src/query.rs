@@ -3,7 +3,7 @@
 use crate::{AnalyticsError, Engine, Result};
 use chrono::{Days, NaiveDate};
 use duckdb::{OptionalExt, params_from_iter};
-use indicators::{Grain, Indicator, IndicatorQuery, Period, Status, sql};
+use indicators::{Direction, Grain, Indicator, IndicatorQuery, Level, Period, Status, sql};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +22,17 @@ pub struct IndicatorValue {
     pub target: Option<f64>,
     pub gap_to_target: Option<f64>,
     pub status: Status,
+    /// Value in the period before, and the change to this one.
+    pub previous_value: Option<f64>,
+    pub change_vs_previous: Option<f64>,
+    /// Value in the same period a year earlier, and the change to this one.
+    pub last_year_value: Option<f64>,
+    pub change_vs_last_year: Option<f64>,
+    /// Rank among the regions with the same parent in the same period (1 = best in the
+    /// indicator's direction); `None` without a value.
+    pub rank: Option<u32>,
+    /// How many regions share the parent in this period, this one included.
+    pub siblings: u32,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -68,6 +79,62 @@ pub fn latest_complete_period(
             (Some(_), Err(_)) => false,
         })
         .max()
+}
+
+/// Fills in changes against the previous period and the same period last year, and ranks
+/// each value among its siblings (same parent region, same period).
+fn compare_and_rank(
+    values: &mut [IndicatorValue],
+    indicator: &Indicator,
+    level: Level,
+    grain: Grain,
+) {
+    let by_key: HashMap<(String, String), f64> = values
+        .iter()
+        .filter_map(|v| Some(((v.region_code.clone(), v.period.clone()), v.value?)))
+        .collect();
+    let parent_of = |code: &str| -> String {
+        level
+            .parent()
+            .and_then(|p| indicators::level::ancestor(code, p))
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut groups: HashMap<(String, String), Vec<f64>> = HashMap::new();
+    for v in values.iter() {
+        let group = groups
+            .entry((parent_of(&v.region_code), v.period.clone()))
+            .or_default();
+        group.extend(v.value);
+    }
+    let mut sizes: HashMap<(String, String), u32> = HashMap::new();
+    for v in values.iter() {
+        *sizes
+            .entry((parent_of(&v.region_code), v.period.clone()))
+            .or_default() += 1;
+    }
+    for v in values.iter_mut() {
+        let Ok(period) = Period::parse(grain, &v.period) else {
+            continue;
+        };
+        let lookup = |p: Period| by_key.get(&(v.region_code.clone(), p.label())).copied();
+        v.previous_value = lookup(period.previous());
+        v.last_year_value = lookup(period.same_period_last_year());
+        v.change_vs_previous = v.value.zip(v.previous_value).map(|(a, b)| a - b);
+        v.change_vs_last_year = v.value.zip(v.last_year_value).map(|(a, b)| a - b);
+        let key = (parent_of(&v.region_code), v.period.clone());
+        v.siblings = sizes[&key];
+        v.rank = v.value.map(|x| {
+            let better = groups[&key]
+                .iter()
+                .filter(|&&other| match indicator.direction {
+                    Direction::HigherIsBetter => other > x,
+                    Direction::LowerIsBetter => other < x,
+                })
+                .count();
+            better as u32 + 1
+        });
+    }
 }
 
 impl Engine {
@@ -145,7 +212,18 @@ impl Engine {
         indicator: &Indicator,
         query: &IndicatorQuery,
     ) -> Result<Vec<IndicatorValue>> {
-        let compiled = sql::compile(indicator, query)?;
+        // Checked as asked; then run with `from` a year earlier so that every row can be
+        // compared with the period before and the same period last year.
+        sql::compile(indicator, query)?;
+        let from = query
+            .from
+            .as_deref()
+            .map(|f| Period::parse(query.grain, f))
+            .transpose()
+            .expect("checked by compile");
+        let mut widened = query.clone();
+        widened.from = from.map(|f| f.same_period_last_year().label());
+        let compiled = sql::compile(indicator, &widened)?;
         let rows: Vec<(String, String, f64, Option<f64>)> = self.with_conn(|conn| {
             let mut stmt = conn
                 .prepare(&compiled.sql)
@@ -168,7 +246,7 @@ impl Engine {
                 )))
         })?;
         let regions = self.regions();
-        Ok(rows
+        let mut values: Vec<IndicatorValue> = rows
             .into_iter()
             .map(|(region_code, period, numerator, denominator)| {
                 let value = indicator.value(numerator, denominator);
@@ -187,9 +265,20 @@ impl Engine {
                     target: indicator.target.as_ref().map(|t| t.value),
                     gap_to_target: indicator.gap_to_target(value),
                     status: indicator.status(value),
+                    previous_value: None,
+                    change_vs_previous: None,
+                    last_year_value: None,
+                    change_vs_last_year: None,
+                    rank: None,
+                    siblings: 0,
                 }
             })
-            .collect())
+            .collect();
+        compare_and_rank(&mut values, indicator, query.level, query.grain);
+        if let Some(from) = from {
+            values.retain(|v| Period::parse(query.grain, &v.period).is_ok_and(|p| p >= from));
+        }
+        Ok(values)
     }
 
     /// Buildings standing in the subtree of `region` (a division code), by id.
@@ -246,6 +335,12 @@ mod tests {
             target: None,
             gap_to_target: None,
             status: Status::Ok,
+            previous_value: None,
+            change_vs_previous: None,
+            last_year_value: None,
+            change_vs_last_year: None,
+            rank: None,
+            siblings: 1,
         }
     }
 

@@ -198,3 +198,57 @@ fn ratios_are_recomputed_from_parts_at_every_level() {
             .all(|b| b.grid_id.starts_with("320102") && b.footprint_lon_lat.len() == 5)
     );
 }
+
+#[test]
+fn values_compare_with_earlier_periods_and_rank_siblings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sample");
+    sample(&dir);
+    let engine = Engine::open(&tmp.path().join("db.duckdb")).unwrap();
+    engine.ingest_dir(&dir).unwrap();
+    let catalogue = Catalogue::builtin();
+    let ind = catalogue.get("hotline_on_time_rate").unwrap();
+    let month = |from: &str, to: &str| IndicatorQuery {
+        level: Level::City,
+        grain: Grain::Month,
+        from: Some(from.into()),
+        to: Some(to.into()),
+        region: None,
+    };
+    let rows = engine.values(ind, &month("2025-02", "2025-03")).unwrap();
+    assert!(
+        rows.iter()
+            .all(|r| r.period == "2025-02" || r.period == "2025-03"),
+        "only the asked range"
+    );
+    // Earlier values come from separate queries of those periods alone.
+    let feb = engine.values(ind, &month("2025-02", "2025-02")).unwrap();
+    let march_2024 = engine.values(ind, &month("2024-03", "2024-03")).unwrap();
+    let value_in = |rows: &[analytics::IndicatorValue], code: &str| {
+        rows.iter()
+            .find(|r| r.region_code == code)
+            .unwrap()
+            .value
+            .unwrap()
+    };
+    for r in rows.iter().filter(|r| r.period == "2025-03") {
+        let value = r.value.unwrap();
+        assert_eq!(r.previous_value, Some(value_in(&feb, &r.region_code)));
+        assert_eq!(
+            r.last_year_value,
+            Some(value_in(&march_2024, &r.region_code))
+        );
+        let change = value - value_in(&march_2024, &r.region_code);
+        assert!((r.change_vs_last_year.unwrap() - change).abs() < 1e-12);
+        assert_eq!(r.siblings, 13);
+    }
+    // Rank 1 is the best city (higher is better), and ranks follow the values.
+    let mut march: Vec<_> = rows.iter().filter(|r| r.period == "2025-03").collect();
+    march.sort_by_key(|r| r.rank.unwrap());
+    assert_eq!(march[0].rank, Some(1));
+    assert!(
+        march
+            .windows(2)
+            .all(|w| w[0].value.unwrap() >= w[1].value.unwrap())
+    );
+}

@@ -190,6 +190,20 @@ impl Period {
         Period::containing(self.grain, day_before)
     }
 
+    /// The same period one year earlier: 2025-Q3 → 2024-Q3, 2025-W07 → 2024-W07,
+    /// 2024-02-29 → 2023-02-28.
+    pub fn same_period_last_year(self) -> Period {
+        let start = match self.grain {
+            Grain::Week => {
+                let w = self.start.iso_week();
+                NaiveDate::from_isoywd_opt(w.year() - 1, w.week(), Weekday::Mon)
+                    .unwrap_or(self.start - Days::new(364))
+            }
+            _ => self.start - Months::new(12),
+        };
+        Period::containing(self.grain, start)
+    }
+
     pub fn label(self) -> String {
         let d = self.start;
         match self.grain {
@@ -246,6 +260,23 @@ mod tests {
         ] {
             let e = Period::parse(grain, label).unwrap_err();
             assert!(e.to_string().contains(label), "{e}");
+        }
+    }
+
+    #[test]
+    fn same_period_last_year() {
+        let cases = [
+            (Grain::Quarter, "2025-Q3", "2024-Q3"),
+            // A year without week 53 compares it with the week 52 weeks earlier.
+            (Grain::Week, "2020-W53", "2020-W01"),
+            (Grain::Week, "2025-W07", "2024-W07"),
+            (Grain::Day, "2024-02-29", "2023-02-28"),
+            (Grain::Month, "2025-01", "2024-01"),
+            (Grain::Year, "2025", "2024"),
+        ];
+        for (grain, label, expected) in cases {
+            let p = Period::parse(grain, label).unwrap();
+            assert_eq!(p.same_period_last_year().label(), expected, "{label}");
         }
     }
 
