@@ -18,6 +18,16 @@ fn sample(dir: &Path) {
     .unwrap();
 }
 
+/// A generated sample loaded into a fresh database (the directory lives as long as the guard).
+fn loaded() -> (tempfile::TempDir, Engine) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("sample");
+    sample(&dir);
+    let engine = Engine::open(&tmp.path().join("db.duckdb")).unwrap();
+    engine.ingest_dir(&dir).unwrap();
+    (tmp, engine)
+}
+
 fn count(engine: &Engine, table: &str) -> i64 {
     engine
         .with_conn(|c| {
@@ -102,11 +112,7 @@ fn ingest_is_complete_idempotent_and_all_or_nothing() {
 
 #[test]
 fn ratios_are_recomputed_from_parts_at_every_level() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("sample");
-    sample(&dir);
-    let engine = Engine::open(&tmp.path().join("db.duckdb")).unwrap();
-    engine.ingest_dir(&dir).unwrap();
+    let (_tmp, engine) = loaded();
     let catalogue = Catalogue::builtin();
     for id in [
         "hotline_on_time_rate",
@@ -201,11 +207,7 @@ fn ratios_are_recomputed_from_parts_at_every_level() {
 
 #[test]
 fn values_compare_with_earlier_periods_and_rank_siblings() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("sample");
-    sample(&dir);
-    let engine = Engine::open(&tmp.path().join("db.duckdb")).unwrap();
-    engine.ingest_dir(&dir).unwrap();
+    let (_tmp, engine) = loaded();
     let catalogue = Catalogue::builtin();
     let ind = catalogue.get("hotline_on_time_rate").unwrap();
     let month = |from: &str, to: &str| IndicatorQuery {
