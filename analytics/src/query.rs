@@ -100,18 +100,14 @@ fn compare_and_rank(
             .unwrap_or("")
             .to_owned()
     };
-    let mut groups: HashMap<(String, String), Vec<f64>> = HashMap::new();
+    // Per (parent, period): the siblings' values and how many siblings there are.
+    let mut groups: HashMap<(String, String), (Vec<f64>, u32)> = HashMap::new();
     for v in values.iter() {
         let group = groups
             .entry((parent_of(&v.region_code), v.period.clone()))
             .or_default();
-        group.extend(v.value);
-    }
-    let mut sizes: HashMap<(String, String), u32> = HashMap::new();
-    for v in values.iter() {
-        *sizes
-            .entry((parent_of(&v.region_code), v.period.clone()))
-            .or_default() += 1;
+        group.0.extend(v.value);
+        group.1 += 1;
     }
     for v in values.iter_mut() {
         let Ok(period) = Period::parse(grain, &v.period) else {
@@ -123,9 +119,10 @@ fn compare_and_rank(
         v.change_vs_previous = v.value.zip(v.previous_value).map(|(a, b)| a - b);
         v.change_vs_last_year = v.value.zip(v.last_year_value).map(|(a, b)| a - b);
         let key = (parent_of(&v.region_code), v.period.clone());
-        v.siblings = sizes[&key];
+        let (sibling_values, siblings) = &groups[&key];
+        v.siblings = *siblings;
         v.rank = v.value.map(|x| {
-            let better = groups[&key]
+            let better = sibling_values
                 .iter()
                 .filter(|&&other| match indicator.direction {
                     Direction::HigherIsBetter => other > x,

@@ -178,6 +178,14 @@ fn main() -> Result<()> {
     }
 }
 
+/// The catalogue's indicator `id`, or an error listing the known ids.
+fn find_indicator<'a>(catalogue: &'a Catalogue, id: &str) -> Result<&'a indicators::Indicator> {
+    catalogue.get(id).ok_or_else(|| {
+        let ids: Vec<&str> = catalogue.indicators.iter().map(|i| i.id.as_str()).collect();
+        anyhow::anyhow!("unknown indicator {id:?}; known: {}", ids.join(", "))
+    })
+}
+
 fn indicators_cmd(action: IndicatorsAction) -> Result<()> {
     let catalogue = Catalogue::builtin();
     match action {
@@ -211,10 +219,7 @@ fn indicators_cmd(action: IndicatorsAction) -> Result<()> {
             emit(out.as_bytes())
         }
         IndicatorsAction::Show { id } => {
-            let Some(indicator) = catalogue.get(&id) else {
-                let ids: Vec<&str> = catalogue.indicators.iter().map(|i| i.id.as_str()).collect();
-                bail!("unknown indicator {id:?}; known: {}", ids.join(", "));
-            };
+            let indicator = find_indicator(&catalogue, &id)?;
             let mut json = serde_json::to_vec_pretty(indicator)?;
             json.push(b'\n');
             emit(&json)
@@ -260,10 +265,7 @@ fn ingest(db: &Path, dir: &Path) -> Result<()> {
 
 fn query(db: &Path, id: &str, q: IndicatorQuery, format: Format) -> Result<()> {
     let catalogue = Catalogue::builtin();
-    let Some(indicator) = catalogue.get(id) else {
-        let ids: Vec<&str> = catalogue.indicators.iter().map(|i| i.id.as_str()).collect();
-        bail!("unknown indicator {id:?}; known: {}", ids.join(", "));
-    };
+    let indicator = find_indicator(&catalogue, id)?;
     let engine = analytics::Engine::open(db)?;
     engine.snapshot()?;
     let rows = engine.values(indicator, &q)?;
@@ -377,7 +379,8 @@ fn render(db: &Path, scene: &str, out: &Path, width: u32, height: u32) -> Result
     server::views::check_scenes(&catalogue, std::slice::from_ref(&scene))
         .map_err(anyhow::Error::msg)?;
     let engine = analytics::Engine::open(db)?;
-    let prepared = server::views::prepare(&engine, &catalogue, &scene)?;
+    let ingest_id = engine.snapshot()?.ingest_id;
+    let prepared = server::views::prepare(&engine, &catalogue, &scene, ingest_id)?;
     let renderer = twin::Renderer::start()?;
     let image = renderer.render(std::sync::Arc::new(prepared), scene.camera, width, height)?;
     image

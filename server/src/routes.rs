@@ -157,7 +157,7 @@ async fn snapshot(
         .ok_or_else(|| AppError::NotFound(format!("unknown scene {id:?}")))?;
     let renderer = state.renderer()?;
     let png = blocking(move || {
-        let prepared = views::prepared(&state, &scene)?;
+        let prepared = views::prepared(&state, &scene)?.scene;
         let image = renderer.render(prepared, scene.camera, width, height)?;
         views::encode_png(&image)
     })

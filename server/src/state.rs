@@ -14,6 +14,7 @@ pub enum Rendering {
 }
 
 /// A prepared scene and the ingest it was prepared from.
+#[derive(Clone)]
 pub struct Prepared {
     pub ingest_id: i64,
     pub scene: Arc<PreparedScene>,

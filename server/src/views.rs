@@ -3,7 +3,7 @@
 //! async callers use `spawn_blocking`.
 
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::state::{AppState, Prepared};
 use analytics::{Engine, IndicatorValue, latest_complete_period};
 use indicators::{Catalogue, Direction, Grain, IndicatorQuery, Level};
 use scenes::Scene;
@@ -56,10 +56,9 @@ pub fn check_scenes(catalogue: &Catalogue, scenes: &[Scene]) -> Result<(), Strin
 /// newest one with data for `latest`).
 pub fn scene_values(
     engine: &Engine,
-    catalogue: &Catalogue,
     scene: &Scene,
+    b: &Binding,
 ) -> Result<(Vec<IndicatorValue>, String), AppError> {
-    let b = binding(catalogue, scene).map_err(AppError::Internal)?;
     let query = IndicatorQuery {
         level: b.level,
         grain: b.grain,
@@ -68,8 +67,8 @@ pub fn scene_values(
         region: Some(scene.region.clone()),
     };
     let rows = engine.values(b.indicator, &query)?;
-    let period = match b.period {
-        Some(p) => p,
+    let period = match &b.period {
+        Some(p) => p.clone(),
         None => {
             let through = engine.recorded_through(b.indicator)?;
             latest_complete_period(&rows, b.grain, through)
@@ -81,15 +80,15 @@ pub fn scene_values(
     Ok((rows, period))
 }
 
-/// Prepares a scene for rendering from the current data.
+/// Prepares a scene for rendering from the data of ingest `ingest_id` (the current one).
 pub fn prepare(
     engine: &Engine,
     catalogue: &Catalogue,
     scene: &Scene,
+    ingest_id: i64,
 ) -> Result<PreparedScene, AppError> {
-    let snapshot = engine.snapshot()?;
     let b = binding(catalogue, scene).map_err(AppError::Internal)?;
-    let (rows, period) = scene_values(engine, catalogue, scene)?;
+    let (rows, period) = scene_values(engine, scene, &b)?;
     let buildings = engine
         .buildings(&scene.region)?
         .into_iter()
@@ -101,7 +100,7 @@ pub fn prepare(
         })
         .collect();
     let input = SceneInput {
-        key: format!("{}@{}", scene.id, snapshot.ingest_id),
+        key: format!("{}@{}", scene.id, ingest_id),
         buildings,
         values: rows
             .iter()
@@ -118,24 +117,23 @@ pub fn prepare(
 }
 
 /// The prepared scene for the current ingest, from the cache when the data has not changed.
-pub fn prepared(state: &AppState, scene: &Scene) -> Result<Arc<PreparedScene>, AppError> {
-    let ingest = state.engine.snapshot()?.ingest_id;
+pub fn prepared(state: &AppState, scene: &Scene) -> Result<Prepared, AppError> {
+    let ingest_id = state.engine.snapshot()?.ingest_id;
     if let Some(cached) = state.prepared.lock().expect("cache lock").get(&scene.id)
-        && cached.ingest_id == ingest
+        && cached.ingest_id == ingest_id
     {
-        return Ok(cached.scene.clone());
+        return Ok(cached.clone());
     }
-    let p = Arc::new(prepare(&state.engine, &state.catalogue, scene)?);
-    let entry = crate::state::Prepared {
-        ingest_id: ingest,
-        scene: p.clone(),
+    let entry = Prepared {
+        ingest_id,
+        scene: Arc::new(prepare(&state.engine, &state.catalogue, scene, ingest_id)?),
     };
     state
         .prepared
         .lock()
         .expect("cache lock")
-        .insert(scene.id.clone(), entry);
-    Ok(p)
+        .insert(scene.id.clone(), entry.clone());
+    Ok(entry)
 }
 
 pub fn encode_png(image: &image::RgbaImage) -> Result<Vec<u8>, AppError> {

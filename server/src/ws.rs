@@ -167,19 +167,15 @@ pub async fn view(
         )
     })?;
     let renderer = state.renderer()?;
-    let (engine, catalogue, scene_for_prep) =
-        (state.engine.clone(), state.catalogue.clone(), scene.clone());
-    let (period, snapshot) = blocking(move || {
-        let (_, period) = views::scene_values(&engine, &catalogue, &scene_for_prep)?;
-        Ok((period, engine.snapshot()?))
-    })
-    .await?;
+    // Preparing here warms the cache for the first frame and names the period shown.
+    let (state_for_prep, scene_for_prep) = (state.clone(), scene.clone());
+    let prepared = blocking(move || views::prepared(&state_for_prep, &scene_for_prep)).await?;
     let provenance = json!({
         "scene": scene.id,
         "indicators": [scene.binding.indicator],
         "catalogue_version": state.catalogue.version,
-        "snapshot": snapshot.ingest_id,
-        "period": period,
+        "snapshot": prepared.ingest_id,
+        "period": prepared.scene.overlay.period,
         "width": width,
         "height": height,
     });
@@ -203,7 +199,7 @@ pub async fn view(
             let (state, scene, renderer) = (state.clone(), scene.clone(), renderer.clone());
             async move {
                 blocking(move || {
-                    let prepared = views::prepared(&state, &scene)?;
+                    let prepared = views::prepared(&state, &scene)?.scene;
                     let image = renderer.render(prepared, camera, width, height)?;
                     views::encode_jpeg(&image, quality)
                 })

@@ -56,6 +56,8 @@ pub struct PreparedScene {
     pub frame: LocalFrame,
     pub mesh: MeshData,
     pub legend: Legend,
+    /// What the colours show (indicator, unit, period).
+    pub overlay: OverlaySpec,
     /// Half the larger side of the buildings' bounding box, metres.
     pub radius_m: f32,
     pub building_count: usize,
@@ -124,6 +126,7 @@ pub fn prepare(input: &SceneInput) -> Result<PreparedScene, TwinError> {
         frame,
         mesh,
         legend,
+        overlay: input.overlay.clone(),
         radius_m,
         building_count: footprints.len(),
     })
