@@ -9,7 +9,7 @@
 
 use crate::{AnalyticsError, Engine, Result};
 use duckdb::{Connection, OptionalExt, params};
-use indicators::facts::{FACT_TABLES, FactTable};
+use indicators::facts::{FACT_TABLES, FactTable, RegionKey, Source};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -19,26 +19,30 @@ pub struct IngestReport {
     pub tables: Vec<(String, u64)>,
 }
 
+fn create_fact_sql(t: &FactTable) -> String {
+    let cols: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}{}",
+                c.name,
+                c.ty.sql(),
+                if c.nullable { "" } else { " NOT NULL" }
+            )
+        })
+        .collect();
+    format!(
+        "CREATE TABLE IF NOT EXISTS {} ({});\n",
+        t.name,
+        cols.join(", ")
+    )
+}
+
 pub(crate) fn schema_sql() -> String {
     let mut sql = String::new();
     for t in FACT_TABLES {
-        let cols: Vec<String> = t
-            .columns
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} {}{}",
-                    c.name,
-                    c.ty.sql(),
-                    if c.nullable { "" } else { " NOT NULL" }
-                )
-            })
-            .collect();
-        sql += &format!(
-            "CREATE TABLE IF NOT EXISTS {} ({});\n",
-            t.name,
-            cols.join(", ")
-        );
+        sql += &create_fact_sql(t);
     }
     sql += "CREATE TABLE IF NOT EXISTS regions (code VARCHAR NOT NULL, name VARCHAR NOT NULL, \
             level VARCHAR NOT NULL, parent_code VARCHAR, lon DOUBLE, lat DOUBLE);\n\
@@ -47,7 +51,89 @@ pub(crate) fn schema_sql() -> String {
             community_code VARCHAR NOT NULL, height_m DOUBLE NOT NULL, footprint VARCHAR NOT NULL);\n\
             CREATE TABLE IF NOT EXISTS ingests (ingest_id BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL, \
             source VARCHAR NOT NULL);\n";
+    sql += crate::cube::REGISTRY_SQL;
     sql
+}
+
+/// Recreates the fact tables whose columns differ from the schema (a database written by an
+/// older version); only for full ingests, which replace every table's data anyway.
+fn recreate_changed_tables(conn: &Connection) -> Result<()> {
+    for t in FACT_TABLES {
+        let mut stmt = conn
+            .prepare(
+                "SELECT column_name FROM information_schema.columns \
+                 WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
+            )
+            .map_err(AnalyticsError::db("cannot read the schema"))?;
+        let have: Vec<String> = stmt
+            .query_map([t.name], |r| r.get(0))
+            .map_err(AnalyticsError::db("cannot read the schema"))?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(AnalyticsError::db("cannot read the schema"))?;
+        let want: Vec<&str> = t.columns.iter().map(|c| c.name).collect();
+        if have != want {
+            conn.execute_batch(&format!("DROP TABLE IF EXISTS {}; {}", t.name, create_fact_sql(t)))
+                .map_err(AnalyticsError::db(format!("cannot recreate {}", t.name)))?;
+        }
+    }
+    Ok(())
+}
+
+/// The fact tables read from files, in load order.
+pub(crate) fn file_tables() -> impl Iterator<Item = &'static FactTable> {
+    FACT_TABLES.iter().filter(|t| t.source == Source::File)
+}
+
+/// SQL listing a table's key columns as one text, for messages.
+pub(crate) fn key_text(table: &FactTable) -> String {
+    let parts: Vec<String> = table
+        .key
+        .iter()
+        .map(|k| format!("CAST({k} AS VARCHAR)"))
+        .collect();
+    format!("CONCAT_WS('/', {})", parts.join(", "))
+}
+
+/// Recomputes the derived fact tables that read from `loaded`, inside the caller's
+/// transaction, and returns the names of the tables that changed (loaded and derived).
+pub(crate) fn refresh_derived(conn: &Connection, loaded: &[&'static str]) -> Result<Vec<&'static str>> {
+    let mut changed: Vec<&'static str> = loaded.to_vec();
+    for t in FACT_TABLES {
+        if let Source::Derived(select) = t.source
+            && loaded.iter().any(|l| select.contains(&format!("FROM {l}")))
+        {
+            conn.execute_batch(&format!("DELETE FROM {name}; INSERT INTO {name} {select}", name = t.name))
+                .map_err(AnalyticsError::db(format!("cannot derive {}", t.name)))?;
+            changed.push(t.name);
+        }
+    }
+    Ok(changed)
+}
+
+/// Rows that break one of the table's rules make the load fail, naming one example.
+fn check_rules(conn: &Connection, table: &FactTable, path: &Path) -> Result<()> {
+    for rule in table.rules {
+        let bad: Option<String> = conn
+            .query_row(
+                &format!(
+                    "SELECT {key} FROM {t} WHERE NOT ({cond}) LIMIT 1",
+                    key = key_text(table),
+                    t = table.name,
+                    cond = rule.sql
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(AnalyticsError::db(format!("cannot check {}", table.name)))?;
+        if let Some(key) = bad {
+            return Err(ingest_err(
+                path,
+                format!("{} row {key}: {}", table.name, rule.reason),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn quote(s: &str) -> String {
@@ -142,47 +228,39 @@ fn load_fact_csv(conn: &Connection, table: &FactTable, path: &Path, columns: &st
 
 /// Rows whose region keys do not exist or disagree make the load fail, naming one example.
 fn check_region_keys(conn: &Connection, table: &FactTable, path: &Path) -> Result<()> {
+    let (condition, describe) = match table.region {
+        RegionKey::Grid => (
+            "NOT EXISTS (SELECT 1 FROM regions r WHERE r.code = f.grid_id AND r.level = 'grid') \
+             OR SUBSTR(f.grid_id, 1, 12) <> f.community_code"
+                .to_owned(),
+            "CONCAT('grid cell ', f.grid_id, ' is not a known grid cell of community ', f.community_code)"
+                .to_owned(),
+        ),
+        RegionKey::Column { name, level } => (
+            format!(
+                "NOT EXISTS (SELECT 1 FROM regions r WHERE r.code = f.{name} AND r.level = '{}')",
+                level.as_str()
+            ),
+            format!("CONCAT('{name} ', f.{name}, ' is not a known {} code')", level.as_str()),
+        ),
+    };
     let sql = format!(
-        "SELECT {key}, grid_id, community_code FROM {t} f \
-         WHERE NOT EXISTS (SELECT 1 FROM regions r WHERE r.code = f.grid_id AND r.level = 'grid') \
-            OR SUBSTR(f.grid_id, 1, 12) <> f.community_code LIMIT 1",
-        key = table.key,
+        "SELECT {key}, {describe} FROM {t} f WHERE {condition} LIMIT 1",
+        key = key_text(table),
         t = table.name
     );
-    let mut stmt = conn
-        .prepare(&sql)
+    let bad: Option<(String, String)> = conn
+        .query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
         .map_err(AnalyticsError::db("cannot check region keys"))?;
-    let mut rows = stmt
-        .query([])
-        .map_err(AnalyticsError::db("cannot check region keys"))?;
-    if let Some(row) = rows
-        .next()
-        .map_err(AnalyticsError::db("cannot check region keys"))?
-    {
-        let key: String = row.get(0).unwrap_or_default();
-        let grid: String = row.get(1).unwrap_or_default();
-        let community: String = row.get(2).unwrap_or_default();
-        return Err(ingest_err(
-            path,
-            format!(
-                "{} row {key}: grid cell {grid:?} is not a known grid cell of community {community:?}",
-                table.name
-            ),
-        ));
+    match bad {
+        Some((key, why)) => Err(ingest_err(path, format!("{} row {key}: {why}", table.name))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-fn load_regions(conn: &Connection, path: &Path) -> Result<u64> {
-    let sql = format!(
-        "INSERT INTO regions SELECT code, name, level, NULLIF(parent_code, ''), lon, lat FROM read_csv({}, header = true, \
-         columns = {{'code': 'VARCHAR', 'name': 'VARCHAR', 'level': 'VARCHAR', 'parent_code': 'VARCHAR', 'lon': 'DOUBLE', 'lat': 'DOUBLE'}})",
-        quote(&path.to_string_lossy())
-    );
-    let n = conn
-        .execute(&sql, [])
-        .map_err(|e| ingest_err(path, format!("cannot load regions: {e}")))?;
-    // Every code must have the shape of its level, and every parent must exist.
+/// Every region code must have the shape of its level.
+pub(crate) fn check_regions(conn: &Connection, path: &Path) -> Result<()> {
     let mut stmt = conn
         .prepare("SELECT code, level FROM regions")
         .map_err(AnalyticsError::db("cannot read regions"))?;
@@ -201,6 +279,19 @@ fn load_regions(conn: &Connection, path: &Path) -> Result<u64> {
             }
         }
     }
+    Ok(())
+}
+
+fn load_regions(conn: &Connection, path: &Path) -> Result<u64> {
+    let sql = format!(
+        "INSERT INTO regions SELECT code, name, level, NULLIF(parent_code, ''), lon, lat FROM read_csv({}, header = true, \
+         columns = {{'code': 'VARCHAR', 'name': 'VARCHAR', 'level': 'VARCHAR', 'parent_code': 'VARCHAR', 'lon': 'DOUBLE', 'lat': 'DOUBLE'}})",
+        quote(&path.to_string_lossy())
+    );
+    let n = conn
+        .execute(&sql, [])
+        .map_err(|e| ingest_err(path, format!("cannot load regions: {e}")))?;
+    check_regions(conn, path)?;
     let orphan: Option<String> = conn
         .query_row(
             "SELECT c.code FROM regions c LEFT JOIN regions p ON p.code = c.parent_code \
@@ -320,14 +411,17 @@ fn load_region_shapes(conn: &Connection, path: &Path) -> Result<u64> {
 
 impl Engine {
     /// Loads a directory written by `databrain generate` (regions, population, facts,
-    /// buildings) in one transaction, replacing what was there.
+    /// buildings) in one transaction, replacing what was there, then recomputes derived
+    /// tables and the cube.
     pub fn ingest_dir(&self, dir: &Path) -> Result<IngestReport> {
+        if self.mode() != crate::OpenMode::ReadWrite {
+            return Err(ingest_err(dir, "the database was opened read-only"));
+        }
         let regions = require(dir.join("regions.csv"))?;
         let shapes = require(dir.join("regions.geojson"))?;
         let buildings = require(dir.join("buildings.geojson"))?;
         // Every header is checked before anything is loaded, so a wrong file fails at once.
-        let facts: Vec<(&FactTable, PathBuf, String)> = FACT_TABLES
-            .iter()
+        let facts: Vec<(&FactTable, PathBuf, String)> = file_tables()
             .map(|t| {
                 let path = require(dir.join(format!("{}.csv", t.name)))?;
                 let columns = csv_columns(&path, t)?;
@@ -338,6 +432,7 @@ impl Engine {
             conn.execute_batch("BEGIN TRANSACTION")
                 .map_err(AnalyticsError::db("cannot begin"))?;
             let result = (|| {
+                recreate_changed_tables(conn)?;
                 let mut tables = Vec::new();
                 for t in ["regions", "region_shapes", "buildings"]
                     .iter()
@@ -355,8 +450,12 @@ impl Engine {
                 for (t, path, columns) in &facts {
                     let n = load_fact_csv(conn, t, path, columns)?;
                     check_region_keys(conn, t, path)?;
+                    check_rules(conn, t, path)?;
                     tables.push((t.name.to_owned(), n));
                 }
+                let loaded: Vec<&'static str> = file_tables().map(|t| t.name).collect();
+                let changed = refresh_derived(conn, &loaded)?;
+                crate::cube::refresh(conn, self, &changed)?;
                 let n = load_buildings(conn, &buildings)?;
                 check_region_keys_buildings(conn, &buildings)?;
                 tables.push(("buildings".to_owned(), n));
@@ -389,6 +488,7 @@ impl Engine {
             }
         })?;
         self.reload_regions()?;
+        self.reload_cubes()?;
         Ok(report)
     }
 }

@@ -4,15 +4,27 @@
 //! generated (or department) files all-or-nothing; `values` runs the SQL that the
 //! `indicators` crate compiles for an indicator query and turns summed numerators and
 //! denominators into values with target, gap and status. Callers on async runtimes must call
-//! it from blocking threads (`spawn_blocking`): every method blocks. This crate knows nothing
-//! about rendering or HTTP.
+//! it from blocking threads (`spawn_blocking`): every method blocks. `load_file` adds one
+//! department file (CSV or Parquet, optionally through a mapping) with a report of rejected
+//! rows; a cube of pre-aggregated measures is rebuilt at every load; `alerts` and `trends`
+//! find risks and forecast targets; `run_sql` answers analysts' read-only SQL. This crate
+//! knows nothing about rendering or HTTP.
 
+mod alerts;
+mod analyst;
+mod cube;
+mod export;
 mod ingest;
+mod load;
 mod pool;
+mod progress;
 mod query;
 
+pub use alerts::{Alert, AlertKind, AlertQuery, Driver, Trend, TrendQuery, Verdict};
+pub use analyst::{SqlLimits, SqlResult};
 pub use ingest::IngestReport;
-pub use pool::Engine;
+pub use load::{ColumnMapping, LoadReport, Mapping, OnReject, Rejection};
+pub use pool::{Engine, OpenMode};
 pub use query::{BuildingRecord, IndicatorValue, RegionInfo, Snapshot, latest_complete_period};
 
 use std::path::PathBuf;
@@ -32,6 +44,32 @@ pub enum AnalyticsError {
     MissingFile { path: PathBuf },
     #[error("the database has no data yet: run `databrain ingest` first, in {path}")]
     Empty { path: PathBuf },
+    #[error("{}", rejected_message(.0))]
+    Rejected(Box<LoadReport>),
+    #[error("unknown indicator {0:?}")]
+    UnknownIndicator(String),
+    /// Analyst SQL broke a rule (`rule` names it: one_statement, read_only,
+    /// no_external_access, timeout, invalid).
+    #[error("{rule}: {message}")]
+    Sql { rule: &'static str, message: String },
+}
+
+fn rejected_message(r: &LoadReport) -> String {
+    let examples: Vec<String> = r
+        .rejected
+        .iter()
+        .take(5)
+        .map(|x| format!("row {}: {}", x.row, x.reason))
+        .collect();
+    format!(
+        "{} of {} rows rejected ({}{}); nothing was loaded into {}, in {}",
+        r.rows_rejected,
+        r.rows_read,
+        examples.join("; "),
+        if r.rows_rejected > 5 { "; ..." } else { "" },
+        r.table,
+        r.file.display()
+    )
 }
 
 impl AnalyticsError {

@@ -4,41 +4,98 @@
 //! a new one on the same database when all are busy) and puts it back afterwards.
 
 use crate::{AnalyticsError, Result};
-use duckdb::Connection;
+use duckdb::{AccessMode, Config, Connection};
+use indicators::Catalogue;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
+/// How a database file is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Create the file and schema when missing; load data.
+    ReadWrite,
+    /// Read only; DuckDB may still read and write other files (e.g. to export Parquet).
+    ReadOnly,
+    /// Read only and sealed: DuckDB reads nothing but this database and writes nothing at
+    /// all, so analysts' SQL (`Engine::run_sql`) can run safely. What the server uses.
+    Analyst,
+}
+
 pub struct Engine {
     path: PathBuf,
+    mode: OpenMode,
     /// Kept to open further connections on the same database.
     base: Mutex<Connection>,
     idle: Mutex<Vec<Connection>>,
+    pub(crate) catalogue: Arc<Catalogue>,
     pub(crate) regions: RwLock<Arc<HashMap<String, crate::RegionInfo>>>,
+    /// Pre-aggregated tables by (measure key, bucket), see `cube`.
+    pub(crate) cubes: RwLock<Arc<HashMap<(String, crate::cube::Bucket), String>>>,
 }
 
 impl Engine {
-    /// Opens (or creates) the database file and makes sure the schema exists.
+    /// Opens (or creates) the database file for reading and writing and makes sure the
+    /// schema exists.
     pub fn open(path: &Path) -> Result<Engine> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| AnalyticsError::Ingest {
-                message: format!("cannot create the database directory: {e}"),
-                path: dir.to_owned(),
-            })?;
+        Engine::open_with(path, OpenMode::ReadWrite, Arc::new(Catalogue::builtin()))
+    }
+
+    /// Opens an existing database without writing to it (see [`OpenMode`]).
+    pub fn open_read_only(path: &Path, mode: OpenMode) -> Result<Engine> {
+        Engine::open_with(path, mode, Arc::new(Catalogue::builtin()))
+    }
+
+    /// Opens the file in `mode`; `catalogue` resolves derived indicators and says which
+    /// measures are pre-aggregated at load time.
+    pub fn open_with(path: &Path, mode: OpenMode, catalogue: Arc<Catalogue>) -> Result<Engine> {
+        let config_err = AnalyticsError::db("cannot configure DuckDB");
+        let conn = match mode {
+            OpenMode::ReadWrite => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| AnalyticsError::Ingest {
+                        message: format!("cannot create the database directory: {e}"),
+                        path: dir.to_owned(),
+                    })?;
+                }
+                Connection::open(path)
+            }
+            OpenMode::ReadOnly | OpenMode::Analyst => {
+                if !path.is_file() {
+                    return Err(AnalyticsError::MissingFile {
+                        path: path.to_owned(),
+                    });
+                }
+                let mut config = Config::default()
+                    .access_mode(AccessMode::ReadOnly)
+                    .map_err(config_err)?;
+                if mode == OpenMode::Analyst {
+                    config = config
+                        .enable_external_access(false)
+                        .map_err(AnalyticsError::db("cannot seal DuckDB"))?;
+                }
+                Connection::open_with_flags(path, config)
+            }
         }
-        let conn = Connection::open(path).map_err(AnalyticsError::db(format!(
+        .map_err(AnalyticsError::db(format!(
             "cannot open DuckDB file {}",
             path.display()
         )))?;
-        conn.execute_batch(&crate::ingest::schema_sql())
-            .map_err(AnalyticsError::db("cannot create the schema"))?;
+        if mode == OpenMode::ReadWrite {
+            conn.execute_batch(&crate::ingest::schema_sql())
+                .map_err(AnalyticsError::db("cannot create the schema"))?;
+        }
         let engine = Engine {
             path: path.to_owned(),
+            mode,
             base: Mutex::new(conn),
             idle: Mutex::new(Vec::new()),
+            catalogue,
             regions: RwLock::new(Arc::new(HashMap::new())),
+            cubes: RwLock::new(Arc::new(HashMap::new())),
         };
         engine.reload_regions()?;
+        engine.reload_cubes()?;
         Ok(engine)
     }
 
@@ -46,17 +103,31 @@ impl Engine {
         &self.path
     }
 
+    pub fn mode(&self) -> OpenMode {
+        self.mode
+    }
+
+    /// The catalogue this engine computes with.
+    pub fn catalogue(&self) -> &Arc<Catalogue> {
+        &self.catalogue
+    }
+
+    /// A connection of its own, not shared with the pool (for work that leaves session
+    /// state behind, such as temporary tables, or that may be interrupted).
+    pub(crate) fn fresh_conn(&self) -> Result<Connection> {
+        self.base
+            .lock()
+            .expect("base connection lock")
+            .try_clone()
+            .map_err(AnalyticsError::db("cannot open a connection"))
+    }
+
     /// Runs `f` with a connection from the pool.
     pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let pooled = self.idle.lock().expect("pool lock").pop();
         let mut conn = match pooled {
             Some(c) => c,
-            None => self
-                .base
-                .lock()
-                .expect("base connection lock")
-                .try_clone()
-                .map_err(AnalyticsError::db("cannot open a connection"))?,
+            None => self.fresh_conn()?,
         };
         let out = f(&mut conn);
         let mut idle = self.idle.lock().expect("pool lock");

@@ -5,8 +5,11 @@ use chrono::{Days, NaiveDate};
 use duckdb::{OptionalExt, params_from_iter};
 use indicators::{Direction, Grain, Indicator, IndicatorQuery, Level, Period, Status, sql};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+
+/// Summed parts per region and period: `(region_code, period, numerator, denominator)`.
+pub(crate) type Parts = Vec<(String, String, f64, Option<f64>)>;
 
 /// One indicator value for one region and period, with the parts it was computed from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -183,45 +186,112 @@ impl Engine {
 
     /// The last day with recorded rows of the fact table behind an indicator's numerator
     /// (`None` when the table records no time or is empty).
+    /// For a derived indicator, the earliest such day among the indicators it reads.
     pub fn recorded_through(&self, indicator: &Indicator) -> Result<Option<NaiveDate>> {
+        let Some(numerator) = &indicator.numerator else {
+            let mut earliest: Option<NaiveDate> = None;
+            for id in indicator.formula.iter().flat_map(|f| f.indicators()) {
+                if let Some(dep) = self.catalogue.get(id)
+                    && let Some(day) = self.recorded_through(dep)?
+                {
+                    earliest = Some(earliest.map_or(day, |e| e.min(day)));
+                }
+            }
+            return Ok(earliest);
+        };
         let Some(column) =
-            indicators::facts::fact_table(indicator.numerator.fact).and_then(|t| t.recorded_at)
+            indicators::facts::fact_table(numerator.fact).and_then(|t| t.recorded_at)
         else {
             return Ok(None);
         };
         let sql = format!(
             "SELECT CAST(CAST(MAX({column}) AS DATE) AS VARCHAR) FROM {}",
-            indicator.numerator.fact
+            numerator.fact
         );
         let last: Option<String> = self.with_conn(|conn| {
             conn.query_row(&sql, [], |r| r.get(0))
                 .map_err(AnalyticsError::db(format!(
                     "cannot read the data extent of {}",
-                    indicator.numerator.fact
+                    numerator.fact
                 )))
         })?;
         Ok(last.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()))
     }
 
-    /// Values of `indicator` for a query, ordered by period then region code.
+    /// Values of `indicator` for a query, ordered by period then region code, read from
+    /// the cube where it covers the query.
     pub fn values(
         &self,
         indicator: &Indicator,
         query: &IndicatorQuery,
     ) -> Result<Vec<IndicatorValue>> {
-        // Checked as asked; then run with `from` a year earlier so that every row can be
-        // compared with the period before and the same period last year.
-        sql::compile(indicator, query)?;
-        let from = query
-            .from
-            .as_deref()
-            .map(|f| Period::parse(query.grain, f))
-            .transpose()
-            .expect("checked by compile");
-        let mut widened = query.clone();
-        widened.from = from.map(|f| f.same_period_last_year().label());
-        let compiled = sql::compile(indicator, &widened)?;
-        let rows: Vec<(String, String, f64, Option<f64>)> = self.with_conn(|conn| {
+        self.values_with(indicator, query, true)
+    }
+
+    /// Like [`Engine::values`], always from the fact rows (to check the cube against).
+    pub fn values_from_facts(
+        &self,
+        indicator: &Indicator,
+        query: &IndicatorQuery,
+    ) -> Result<Vec<IndicatorValue>> {
+        self.values_with(indicator, query, false)
+    }
+
+    /// The SQL `values` runs for a (non-derived) indicator, reading the cube where it covers
+    /// the query (before the widening by a year for comparisons).
+    pub fn compiled_sql(
+        &self,
+        indicator: &Indicator,
+        query: &IndicatorQuery,
+    ) -> Result<indicators::CompiledSql> {
+        Ok(sql::compile_with(indicator, query, &|m, grain, level| {
+            self.cube_for(m, grain, level)
+        })?)
+    }
+
+    /// Summed parts of an indicator for a query; derived indicators evaluate their formula
+    /// on the values of the indicators it names, region by region and period by period.
+    pub(crate) fn parts(
+        &self,
+        indicator: &Indicator,
+        query: &IndicatorQuery,
+        use_cube: bool,
+    ) -> Result<Parts> {
+        if let Some(formula) = &indicator.formula {
+            sql::check(indicator, query)?;
+            let mut by_indicator: HashMap<&str, HashMap<(String, String), f64>> = HashMap::new();
+            let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
+            for id in formula.indicators() {
+                let dep = self
+                    .catalogue
+                    .get(id)
+                    .ok_or_else(|| AnalyticsError::UnknownIndicator(id.to_owned()))?;
+                let values: HashMap<(String, String), f64> = self
+                    .parts(dep, query, use_cube)?
+                    .into_iter()
+                    .filter_map(|(r, p, n, d)| Some(((r, p), dep.value(n, d)?)))
+                    .collect();
+                keys.extend(values.keys().cloned());
+                by_indicator.insert(id, values);
+            }
+            let mut out: Parts = keys
+                .into_iter()
+                .filter_map(|key| {
+                    let v = formula.eval(&|id| by_indicator.get(id)?.get(&key).copied())?;
+                    Some((key.0, key.1, v, None))
+                })
+                .collect();
+            out.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+            return Ok(out);
+        }
+        let compiled = if use_cube {
+            sql::compile_with(indicator, query, &|m, grain, level| {
+                self.cube_for(m, grain, level)
+            })?
+        } else {
+            sql::compile(indicator, query)?
+        };
+        self.with_conn(|conn| {
             let mut stmt = conn
                 .prepare(&compiled.sql)
                 .map_err(AnalyticsError::db(format!(
@@ -241,7 +311,27 @@ impl Engine {
                     "cannot read the result for {}",
                     indicator.id
                 )))
-        })?;
+        })
+    }
+
+    fn values_with(
+        &self,
+        indicator: &Indicator,
+        query: &IndicatorQuery,
+        use_cube: bool,
+    ) -> Result<Vec<IndicatorValue>> {
+        // Checked as asked; then run with `from` a year earlier so that every row can be
+        // compared with the period before and the same period last year.
+        sql::check(indicator, query)?;
+        let from = query
+            .from
+            .as_deref()
+            .map(|f| Period::parse(query.grain, f))
+            .transpose()
+            .expect("checked by compile");
+        let mut widened = query.clone();
+        widened.from = from.map(|f| f.same_period_last_year().label());
+        let rows = self.parts(indicator, &widened, use_cube)?;
         let regions = self.regions();
         let mut values: Vec<IndicatorValue> = rows
             .into_iter()

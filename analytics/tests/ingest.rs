@@ -1,43 +1,20 @@
 //! Loading generated data into DuckDB and computing indicators from it.
 
+mod common;
+
 use analytics::{AnalyticsError, Engine};
-use data_samples::{Config, Scale};
+use common::count;
 use indicators::{Catalogue, Grain, IndicatorQuery, Level};
 use std::collections::HashMap;
 use std::path::Path;
 
 fn sample(dir: &Path) {
-    data_samples::generate(
-        dir,
-        &Config {
-            scale: Scale::Small,
-            seed: 11,
-            progress: false,
-        },
-    )
-    .unwrap();
+    common::sample(dir, 11);
 }
 
-/// A generated sample loaded into a fresh database (the directory lives as long as the guard).
 fn loaded() -> (tempfile::TempDir, Engine) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("sample");
-    sample(&dir);
-    let engine = Engine::open(&tmp.path().join("db.duckdb")).unwrap();
-    engine.ingest_dir(&dir).unwrap();
+    let (tmp, engine, _) = common::loaded(11);
     (tmp, engine)
-}
-
-fn count(engine: &Engine, table: &str) -> i64 {
-    engine
-        .with_conn(|c| {
-            c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
-                .map_err(|e| AnalyticsError::Db {
-                    context: table.into(),
-                    source: e,
-                })
-        })
-        .unwrap()
 }
 
 fn query(level: Level, grain: Grain) -> IndicatorQuery {

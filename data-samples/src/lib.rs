@@ -3,11 +3,15 @@
 //! For a scale and a seed it writes, into one directory: the region tree (`regions.csv`,
 //! `regions.geojson`), resident population per grid cell (`population.csv`), 12345 hotline work
 //! orders (`work_orders.csv`), government service applications (`service_applications.csv`),
-//! the demo district's buildings (`buildings.geojson`) and a `manifest.json`. The same seed and
+//! the demo district's buildings (`buildings.geojson`), the other departments' fact tables
+//! (hotline call reports, grid events, enforcement cases, air quality, county economic
+//! statistics, the IT-system census, service scenario lists, data-sharing requests; see
+//! `departments`) and a `manifest.json`. The same seed and
 //! scale always give byte-identical files. Real facts (city codes, names, 2023 GDP and
 //! population) anchor it; everything below the cities is synthetic but keeps the real code
 //! shapes, with seasonality, weekday effects and a few districts that drift badly.
 
+mod departments;
 pub mod regions;
 pub mod rng;
 
@@ -97,10 +101,14 @@ pub enum GenerateError {
     Csv { path: PathBuf, source: csv::Error },
 }
 
+/// The layout version of generated directories; it changes whenever a file or column does.
+pub const FORMAT_VERSION: u32 = 2;
+
 /// What was generated, also written as `manifest.json`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Manifest {
     pub generator: &'static str,
+    pub format: u32,
     pub scale: &'static str,
     pub seed: u64,
     pub demo_district: &'static str,
@@ -112,6 +120,12 @@ pub struct Manifest {
     pub work_orders: usize,
     pub service_applications: usize,
     pub buildings: usize,
+    /// Rows written per fact table.
+    pub rows: std::collections::BTreeMap<String, usize>,
+    /// Counties whose handling slows down badly over the period (the risks to be found).
+    pub drifting_counties: Vec<String>,
+    /// Townships that drift on top of their county.
+    pub drifting_townships: Vec<String>,
 }
 
 /// The generated period: two full years.
@@ -180,18 +194,18 @@ struct Behaviour {
     intensity: f64,
 }
 
-fn ts(t: NaiveDateTime) -> String {
+pub(crate) fn ts(t: NaiveDateTime) -> String {
     t.format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-fn io_err(path: &Path) -> impl Fn(std::io::Error) -> GenerateError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl Fn(std::io::Error) -> GenerateError + '_ {
     move |source| GenerateError::Io {
         path: path.to_owned(),
         source,
     }
 }
 
-fn csv_writer(path: &Path) -> Result<csv::Writer<BufWriter<File>>, GenerateError> {
+pub(crate) fn csv_writer(path: &Path) -> Result<csv::Writer<BufWriter<File>>, GenerateError> {
     let file = File::create(path).map_err(io_err(path))?;
     Ok(csv::Writer::from_writer(BufWriter::with_capacity(
         1 << 20,
@@ -235,13 +249,25 @@ pub fn generate(out: &Path, config: &Config) -> Result<Manifest, GenerateError> 
     let tree = build_tree(config.scale.fanout(), &mut root.fork(1));
     let grids: Vec<&Region> = tree.iter().filter(|r| r.level == "grid").collect();
 
-    // Behaviour: counties vary a little; three counties and one demo township drift badly.
+    // Behaviour: counties vary a little; three random counties, the demo district and one of
+    // its townships drift badly.
     let mut rng = root.fork(2);
     let counties: Vec<&Region> = tree.iter().filter(|r| r.level == "county").collect();
-    let mut drifting: Vec<String> = (0..3)
-        .map(|_| counties[rng.below(counties.len())].code.clone())
+    let mut drifting_counties: Vec<String> = Vec::new();
+    while drifting_counties.len() < 3 {
+        let code = &counties[rng.below(counties.len())].code;
+        if code != DEMO_DISTRICT && !drifting_counties.contains(code) {
+            drifting_counties.push(code.clone());
+        }
+    }
+    drifting_counties.push(DEMO_DISTRICT.to_owned());
+    drifting_counties.sort();
+    let drifting_townships = vec![format!("{DEMO_DISTRICT}002")];
+    let drifting: Vec<String> = drifting_counties
+        .iter()
+        .chain(&drifting_townships)
+        .cloned()
         .collect();
-    drifting.push(format!("{DEMO_DISTRICT}002"));
     let mut behaviour: HashMap<String, Behaviour> = HashMap::new();
     for r in &tree {
         if matches!(r.level, "county" | "township" | "community" | "grid") {
@@ -338,15 +364,39 @@ pub fn generate(out: &Path, config: &Config) -> Result<Manifest, GenerateError> 
         request_grids,
     };
 
+    let mut rows = std::collections::BTreeMap::new();
+    rows.insert("population".to_owned(), grids.len());
     bar.set_message("12345 work orders");
     write_work_orders(out, &ctx, orders, &mut root.fork(4), &bar)?;
+    rows.insert("work_orders".to_owned(), orders);
     bar.set_message("service applications");
     write_applications(out, &ctx, applications, &mut root.fork(5), &bar)?;
+    rows.insert("service_applications".to_owned(), applications);
     bar.finish_and_clear();
+    let county_behaviour: HashMap<String, (f64, f64)> = counties
+        .iter()
+        .map(|c| {
+            let b = &behaviour[&c.code];
+            (c.code.clone(), (b.slowness, b.drift))
+        })
+        .collect();
+    rows.extend(departments::write_all(
+        out,
+        &departments::Inputs {
+            ctx: &ctx,
+            tree: &tree,
+            residents: &residents,
+            county_behaviour: &county_behaviour,
+            orders,
+            per_county_stations: config.scale != Scale::Small,
+        },
+        &root,
+    )?);
 
     let buildings = write_buildings(out, &tree, config.scale, &mut root.fork(6))?;
     let manifest = Manifest {
         generator: concat!("databrain data-samples ", env!("CARGO_PKG_VERSION")),
+        format: FORMAT_VERSION,
         scale: config.scale.as_str(),
         seed: config.seed,
         demo_district: DEMO_DISTRICT,
@@ -358,6 +408,9 @@ pub fn generate(out: &Path, config: &Config) -> Result<Manifest, GenerateError> 
         work_orders: orders,
         service_applications: applications,
         buildings,
+        rows,
+        drifting_counties,
+        drifting_townships,
     };
     let path = out.join("manifest.json");
     let text = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
@@ -365,26 +418,26 @@ pub fn generate(out: &Path, config: &Config) -> Result<Manifest, GenerateError> 
     Ok(manifest)
 }
 
-struct Ctx<'a> {
-    grids: &'a [&'a Region],
-    behaviour: &'a [(f64, f64, f64)],
-    day_weights: Weighted,
-    hour_weights: Weighted,
-    request_grids: Weighted,
+pub(crate) struct Ctx<'a> {
+    pub(crate) grids: &'a [&'a Region],
+    pub(crate) behaviour: &'a [(f64, f64, f64)],
+    pub(crate) day_weights: Weighted,
+    pub(crate) hour_weights: Weighted,
+    pub(crate) request_grids: Weighted,
 }
 
 /// One request from a resident: where, how that place behaves, and when.
-struct Request<'a> {
-    grid: &'a Region,
-    slowness: f64,
-    drift: f64,
-    at: NaiveDateTime,
+pub(crate) struct Request<'a> {
+    pub(crate) grid: &'a Region,
+    pub(crate) slowness: f64,
+    pub(crate) drift: f64,
+    pub(crate) at: NaiveDateTime,
     /// Fraction of the generated period elapsed at `at`.
-    progress: f64,
+    pub(crate) progress: f64,
 }
 
 /// Advances the progress bar every 10,000 rows.
-fn tick(bar: &ProgressBar, row: usize) {
+pub(crate) fn tick(bar: &ProgressBar, row: usize) {
     if row % 10_000 == 9_999 {
         bar.inc(10_000);
     }
@@ -392,7 +445,7 @@ fn tick(bar: &ProgressBar, row: usize) {
 
 impl<'a> Ctx<'a> {
     /// Draws a grid cell (weighted by residents and local intensity) and a time.
-    fn request(&self, rng: &mut Rng) -> Request<'a> {
+    pub(crate) fn request(&self, rng: &mut Rng) -> Request<'a> {
         let gi = self.request_grids.sample(rng);
         let (slowness, drift, _) = self.behaviour[gi];
         let (at, progress) = self.created(rng);
@@ -405,7 +458,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn end(&self) -> NaiveDateTime {
+    pub(crate) fn end(&self) -> NaiveDateTime {
         (first_day() + Duration::days(DAYS))
             .and_hms_opt(0, 0, 0)
             .expect("midnight")
@@ -413,7 +466,7 @@ impl<'a> Ctx<'a> {
 
     /// A creation time with seasonality, weekday and office-hour effects, and the fraction of
     /// the period elapsed at that time.
-    fn created(&self, rng: &mut Rng) -> (NaiveDateTime, f64) {
+    pub(crate) fn created(&self, rng: &mut Rng) -> (NaiveDateTime, f64) {
         let day = self.day_weights.sample(rng) as i64;
         let hour = self.hour_weights.sample(rng) as i64;
         let second = rng.below(3600) as i64;
@@ -504,9 +557,18 @@ fn write_work_orders(
         "lon",
         "lat",
         "satisfaction",
+        "repeat_of",
     ])
     .map_err(werr)?;
     let types = Weighted::new(REQUEST_TYPES.iter().map(|t| t.1));
+    // The last order of each grid cell, which a repeat request refers back to.
+    let grid_index: HashMap<&str, usize> = ctx
+        .grids
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.code.as_str(), i))
+        .collect();
+    let mut last_order: Vec<Option<usize>> = vec![None; ctx.grids.len()];
     let channels = Weighted::new(CHANNELS.iter().map(|c| c.1));
     let contents = Weighted::new(CONTENT.iter().map(|c| c.1));
     let end = ctx.end();
@@ -537,7 +599,12 @@ fn write_work_orders(
             _ => None,
         };
         let (lon, lat) = ctx.point_in(g, rng);
-        let record: [&str; 12] = [
+        // Requests repeat when matters stay unresolved, more so where handling drifts.
+        let slot = &mut last_order[grid_index[g.code.as_str()]];
+        let repeat_p = 0.05 + 0.08 * drift * progress * progress;
+        let repeat_of = slot.filter(|_| rng.chance(repeat_p));
+        *slot = Some(i);
+        let record: [&str; 13] = [
             &format!("WO{i:09}"),
             &ts(created),
             &ts(due),
@@ -550,6 +617,7 @@ fn write_work_orders(
             &format!("{lon:.6}"),
             &format!("{lat:.6}"),
             &satisfaction.map(|s| s.to_string()).unwrap_or_default(),
+            &repeat_of.map(|j| format!("WO{j:09}")).unwrap_or_default(),
         ];
         w.write_record(record).map_err(werr)?;
         tick(bar, i);
@@ -582,6 +650,7 @@ fn write_applications(
         "due_at",
         "completed_at",
         "rating",
+        "rectified_at",
         "community_code",
         "grid_id",
     ])
@@ -619,7 +688,15 @@ fn write_applications(
             }
             _ => None,
         };
-        let record: [&str; 12] = [
+        // Bad ratings (差评) are followed up within days; drifting places let some slide.
+        let rectified = match (rating, completed) {
+            (Some(r), Some(c)) if r <= 2 && rng.chance(0.97 - 0.3 * drift * progress) => {
+                Some(c + Duration::hours(2 + rng.below(120) as i64))
+            }
+            _ => None,
+        }
+        .filter(|r| *r < end);
+        let record: [&str; 13] = [
             &format!("SA{i:09}"),
             code,
             name,
@@ -630,6 +707,7 @@ fn write_applications(
             &ts(due),
             &completed.map(ts).unwrap_or_default(),
             &rating.map(|r| r.to_string()).unwrap_or_default(),
+            &rectified.map(ts).unwrap_or_default(),
             &g.code[..12],
             &g.code,
         ];

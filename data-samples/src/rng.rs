@@ -70,6 +70,33 @@ impl Rng {
     pub fn lognormal(&mut self, median: f64, sigma: f64) -> f64 {
         median * (sigma * self.normal()).exp()
     }
+
+    /// A Poisson count with mean `lambda` (Knuth's method below 30, a rounded normal above).
+    pub fn poisson(&mut self, lambda: f64) -> u64 {
+        if lambda <= 0.0 {
+            return 0;
+        }
+        if lambda >= 30.0 {
+            return (lambda + lambda.sqrt() * self.normal()).round().max(0.0) as u64;
+        }
+        let limit = (-lambda).exp();
+        let mut product = self.f64();
+        let mut k = 0;
+        while product > limit {
+            product *= self.f64();
+            k += 1;
+        }
+        k
+    }
+
+    /// How many of `n` trials with chance `p` succeed.
+    pub fn binomial(&mut self, n: u64, p: f64) -> u64 {
+        if n < 64 {
+            return (0..n).filter(|_| self.chance(p)).count() as u64;
+        }
+        let (mean, sd) = (n as f64 * p, (n as f64 * p * (1.0 - p)).sqrt());
+        (mean + sd * self.normal()).round().clamp(0.0, n as f64) as u64
+    }
 }
 
 /// Sampling from fixed weights by binary search over the cumulative sum.
@@ -89,6 +116,13 @@ impl Weighted {
             })
             .collect();
         Weighted { cumulative }
+    }
+
+    /// The weight of item `i` relative to the mean weight (1.0 for an average item).
+    pub fn relative(&self, i: usize) -> f64 {
+        let total = *self.cumulative.last().expect("at least one weight");
+        let before = if i == 0 { 0.0 } else { self.cumulative[i - 1] };
+        (self.cumulative[i] - before) * self.cumulative.len() as f64 / total
     }
 
     pub fn sample(&self, rng: &mut Rng) -> usize {

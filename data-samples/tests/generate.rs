@@ -77,3 +77,36 @@ fn same_seed_same_bytes_and_consistent_keys() {
     types.sort();
     assert_eq!(types, ["举报", "咨询", "建议", "投诉", "求助"]);
 }
+
+#[test]
+fn every_fact_table_is_written_with_the_schema_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = generate(
+        dir.path(),
+        &Config {
+            scale: Scale::Small,
+            seed: 9,
+            progress: false,
+        },
+    )
+    .unwrap();
+    for table in indicators::facts::FACT_TABLES
+        .iter()
+        .filter(|t| t.source == indicators::facts::Source::File)
+    {
+        let path = dir.path().join(format!("{}.csv", table.name));
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+        let expected: Vec<&str> = table.file_columns().map(|c| c.name).collect();
+        assert_eq!(header, expected, "{}", table.name);
+        let rows = reader.records().count();
+        assert!(rows > 0, "{} is empty", table.name);
+        assert_eq!(manifest.rows[table.name], rows, "{}", table.name);
+    }
+    // Four distinct drifting counties, the demo district among them, and its township.
+    let mut counties = manifest.drifting_counties.clone();
+    counties.dedup();
+    assert_eq!(counties.len(), 4);
+    assert!(counties.contains(&"320102".to_owned()));
+    assert_eq!(manifest.drifting_townships, ["320102002"]);
+}

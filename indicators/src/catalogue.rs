@@ -5,6 +5,7 @@
 
 use crate::facts::{FactTable, fact_table};
 use crate::filter::Condition;
+use crate::formula::Formula;
 use crate::level::Level;
 use crate::period::Grain;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,13 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
         "public_service.toml",
         include_str!("../catalogue/public_service.toml"),
     ),
+    (
+        "digital_infrastructure.toml",
+        include_str!("../catalogue/digital_infrastructure.toml"),
+    ),
+    ("environment.toml", include_str!("../catalogue/environment.toml")),
+    ("economy.toml", include_str!("../catalogue/economy.toml")),
+    ("safety.toml", include_str!("../catalogue/safety.toml")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +40,17 @@ pub enum Domain {
     Environment,
     DigitalInfrastructure,
     Safety,
+}
+
+impl Domain {
+    pub const ALL: [Domain; 6] = [
+        Domain::Economy,
+        Domain::PublicService,
+        Domain::Governance,
+        Domain::Environment,
+        Domain::DigitalInfrastructure,
+        Domain::Safety,
+    ];
 }
 
 /// How the value follows from the numerator and denominator.
@@ -48,6 +67,23 @@ pub enum Kind {
     Rate,
     /// numerator / denominator as a mean (e.g. summed hours / orders).
     Mean,
+    /// The numerator's count of distinct values (not additive: computed from rows at every
+    /// level, never summed from children).
+    DistinctCount,
+    /// A formula over other indicators' values at the same level and period.
+    Derived,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::Count,
+        Kind::Sum,
+        Kind::Ratio,
+        Kind::Rate,
+        Kind::Mean,
+        Kind::DistinctCount,
+        Kind::Derived,
+    ];
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,12 +93,20 @@ pub enum Direction {
     LowerIsBetter,
 }
 
+impl Direction {
+    pub const ALL: [Direction; 2] = [Direction::HigherIsBetter, Direction::LowerIsBetter];
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregate {
     Count,
     Sum,
     CountDistinct,
+}
+
+impl Aggregate {
+    pub const ALL: [Aggregate; 3] = [Aggregate::Count, Aggregate::Sum, Aggregate::CountDistinct];
 }
 
 /// One side of an indicator: an aggregate over a fact table's rows that pass the filters,
@@ -126,12 +170,18 @@ pub struct Indicator {
     pub direction: Direction,
     pub levels: Vec<Level>,
     pub grains: Vec<Grain>,
-    pub numerator: Measure,
+    /// What is counted or summed; `None` for derived indicators.
+    pub numerator: Option<Measure>,
     pub denominator: Option<Measure>,
+    /// How a derived indicator follows from others.
+    pub formula: Option<Formula>,
     pub target: Option<Target>,
     pub thresholds: Option<Thresholds>,
     pub description: String,
     pub standard: Option<String>,
+    /// Counterpart in ISO 37120 (sustainable cities) or ISO 37122 (smart cities), e.g.
+    /// `ISO 37120:2018 8.1`.
+    pub iso: Option<String>,
     /// The catalogue file it was declared in.
     pub source_file: String,
 }
@@ -140,7 +190,7 @@ impl Indicator {
     /// The value from summed parts; `None` when a ratio's denominator is missing or zero.
     pub fn value(&self, numerator: f64, denominator: Option<f64>) -> Option<f64> {
         match self.kind {
-            Kind::Count | Kind::Sum => Some(numerator),
+            Kind::Count | Kind::Sum | Kind::DistinctCount | Kind::Derived => Some(numerator),
             Kind::Ratio | Kind::Mean | Kind::Rate => {
                 let d = denominator.filter(|d| *d != 0.0)?;
                 Some(numerator / d * self.per.unwrap_or(1.0))
@@ -196,6 +246,8 @@ pub enum CatalogueError {
         field: String,
         message: String,
     },
+    #[error("derived indicators form a cycle: {cycle}, in {file}")]
+    Cycle { cycle: String, file: String },
     #[error("indicator {indicator:?} is declared twice, in {file} and {first_file}")]
     Duplicate {
         indicator: String,
@@ -224,12 +276,14 @@ struct RawIndicator {
     direction: Direction,
     levels: Vec<Level>,
     grains: Vec<Grain>,
-    numerator: RawMeasure,
+    numerator: Option<RawMeasure>,
     denominator: Option<RawMeasure>,
+    formula: Option<String>,
     target: Option<Target>,
     thresholds: Option<Thresholds>,
     description: String,
     standard: Option<String>,
+    iso: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -311,6 +365,7 @@ impl Catalogue {
                 indicators.push(validate(r, &file)?);
             }
         }
+        check_derived(&indicators)?;
         Ok(Catalogue {
             version: format!("{:016x}", hash.0),
             indicators,
@@ -364,16 +419,52 @@ fn validate(r: RawIndicator, file: &str) -> Result<Indicator, CatalogueError> {
     if r.grains.is_empty() {
         return Err(fail("grains", "at least one grain is required".into()));
     }
-    let numerator = measure(&r.numerator, "numerator", &fail)?;
-    if numerator.time.is_none() {
-        return Err(fail(
-            "numerator.time",
-            "the numerator needs a time column".into(),
-        ));
-    }
+    let (numerator, formula) = match (r.kind, &r.numerator, &r.formula) {
+        (Kind::Derived, None, Some(text)) => (
+            None,
+            Some(Formula::parse(text).map_err(|e| fail("formula", e))?),
+        ),
+        (Kind::Derived, Some(_), _) => {
+            return Err(fail(
+                "numerator",
+                "a derived indicator has a formula, not a numerator".into(),
+            ));
+        }
+        (Kind::Derived, None, None) => {
+            return Err(fail("formula", "a derived indicator needs one".into()));
+        }
+        (_, _, Some(_)) => {
+            return Err(fail("formula", "only derived indicators have one".into()));
+        }
+        (_, None, None) => return Err(fail("numerator", "is required".into())),
+        (kind, Some(raw), None) => {
+            let m = measure(raw, "numerator", &fail)?;
+            if m.time.is_none() {
+                return Err(fail(
+                    "numerator.time",
+                    "the numerator needs a time column".into(),
+                ));
+            }
+            let expected = match kind {
+                Kind::Count => Some(Aggregate::Count),
+                Kind::Sum => Some(Aggregate::Sum),
+                Kind::DistinctCount => Some(Aggregate::CountDistinct),
+                _ => None,
+            };
+            if let Some(agg) = expected
+                && m.agg != agg
+            {
+                return Err(fail(
+                    "numerator.agg",
+                    format!("a {kind:?} indicator aggregates with {agg:?}"),
+                ));
+            }
+            (Some(m), None)
+        }
+    };
     let denominator = match (&r.denominator, r.kind) {
-        (None, Kind::Count | Kind::Sum) => None,
-        (Some(_), Kind::Count | Kind::Sum) => {
+        (None, Kind::Count | Kind::Sum | Kind::DistinctCount | Kind::Derived) => None,
+        (Some(_), Kind::Count | Kind::Sum | Kind::DistinctCount | Kind::Derived) => {
             return Err(fail(
                 "denominator",
                 format!("a {:?} indicator has no denominator", r.kind),
@@ -423,6 +514,20 @@ fn validate(r: RawIndicator, file: &str) -> Result<Indicator, CatalogueError> {
     let mut levels = r.levels.clone();
     levels.sort();
     levels.dedup();
+    for (side, m) in [("numerator", &numerator), ("denominator", &denominator)] {
+        if let Some(m) = m {
+            let finest = fact_table(m.fact).expect("validated").finest_level();
+            if let Some(too_fine) = levels.iter().find(|l| **l > finest) {
+                return Err(fail(
+                    "levels",
+                    format!(
+                        "{too_fine} is finer than the {side}'s fact table {} (down to {finest})",
+                        m.fact
+                    ),
+                ));
+            }
+        }
+    }
     let mut grains = r.grains.clone();
     grains.sort();
     grains.dedup();
@@ -439,12 +544,67 @@ fn validate(r: RawIndicator, file: &str) -> Result<Indicator, CatalogueError> {
         grains,
         numerator,
         denominator,
+        formula,
         target: r.target.clone(),
         thresholds: r.thresholds,
         description: r.description.clone(),
         standard: r.standard.clone(),
+        iso: r.iso.clone(),
         source_file: file.to_owned(),
     })
+}
+
+/// Derived indicators name existing indicators, allow only levels and grains that all of
+/// them allow, and never depend on themselves.
+fn check_derived(indicators: &[Indicator]) -> Result<(), CatalogueError> {
+    let by_id: BTreeMap<&str, &Indicator> =
+        indicators.iter().map(|i| (i.id.as_str(), i)).collect();
+    for ind in indicators {
+        let Some(formula) = &ind.formula else {
+            continue;
+        };
+        let fail = |field: &str, message: String| CatalogueError::Field {
+            file: ind.source_file.clone(),
+            indicator: ind.id.clone(),
+            field: field.to_owned(),
+            message,
+        };
+        for id in formula.indicators() {
+            let Some(dep) = by_id.get(id) else {
+                return Err(fail("formula", format!("unknown indicator {id:?}")));
+            };
+            if let Some(l) = ind.levels.iter().find(|l| !dep.levels.contains(l)) {
+                return Err(fail(
+                    "levels",
+                    format!("{id} is not computed at level {l}"),
+                ));
+            }
+            if let Some(g) = ind.grains.iter().find(|g| !dep.grains.contains(g)) {
+                return Err(fail("grains", format!("{id} is not computed per {g}")));
+            }
+        }
+        // Depth-first walk from this indicator; reaching it again is a cycle.
+        let mut stack: Vec<Vec<&str>> = vec![vec![ind.id.as_str()]];
+        while let Some(path) = stack.pop() {
+            let last: &Indicator = by_id[path.last().expect("non-empty path")];
+            for next in last.formula.iter().flat_map(|f| f.indicators()) {
+                if next == ind.id {
+                    let mut cycle = path.clone();
+                    cycle.push(next);
+                    return Err(CatalogueError::Cycle {
+                        cycle: cycle.join(" -> "),
+                        file: ind.source_file.clone(),
+                    });
+                }
+                if !path.contains(&next) && by_id.contains_key(next) {
+                    let mut longer = path.clone();
+                    longer.push(next);
+                    stack.push(longer);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn measure(
@@ -529,7 +689,30 @@ mod tests {
                 .map(|(n, s)| (n.to_string(), s.to_string())),
         )
         .unwrap();
-        assert!(c.indicators.len() >= 5);
+        assert!(c.indicators.len() >= 40, "{}", c.indicators.len());
+        for d in Domain::ALL {
+            assert!(
+                c.indicators.iter().any(|i| i.domain == d),
+                "no indicator in {d:?}"
+            );
+        }
+        for k in Kind::ALL {
+            assert!(c.indicators.iter().any(|i| i.kind == k), "no {k:?} indicator");
+        }
+        // Every 2025 target the provincial plan names.
+        for (id, value) in [
+            ("one_thing_completion_rate", 0.80),
+            ("one_class_completion_rate", 0.80),
+            ("one_body_completion_rate", 0.80),
+            ("mobile_enforcement_coverage", 0.95),
+            ("sufu_portal_entry_rate", 0.90),
+            ("private_network_integration_rate", 0.90),
+            ("system_cloud_rate", 0.95),
+            ("data_sharing_on_demand_rate", 0.99),
+        ] {
+            let t = c.get(id).and_then(|i| i.target.as_ref());
+            assert_eq!(t.map(|t| (t.value, t.year)), Some((value, 2025)), "{id}");
+        }
         let on_time = c.get("hotline_on_time_rate").unwrap();
         assert_eq!(on_time.kind, Kind::Ratio);
         let one_thing = c.get("one_thing_completion_rate").unwrap();
@@ -546,7 +729,7 @@ name_en = "x"
 domain = "governance"
 unit = "%"
 direction = "higher_is_better"
-levels = ["city"]
+levels = ["city", "grid"]
 grains = ["month"]
 description = "x"
 {body}"#
@@ -575,6 +758,22 @@ description = "x"
             ),
             (ratio, "denominator", "needs one"),
             (
+                "kind = \"count\"\n[indicator.numerator]\nfact = \"hotline_calls\"\nagg = \"count\"\ntime = \"day\"\n",
+                "levels",
+                "finer than",
+            ),
+            (
+                "kind = \"derived\"\nformula = \"nope / 2\"\n",
+                "formula",
+                "unknown indicator",
+            ),
+            ("kind = \"derived\"\nformula = \"(1 +\"\n", "formula", "ends too early"),
+            (
+                "kind = \"sum\"\n[indicator.numerator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due_at\"\n",
+                "numerator.agg",
+                "aggregates with Sum",
+            ),
+            (
                 &format!(
                     "{ratio}[indicator.denominator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due_at\"\n[indicator.target]\nvalue = 80.0\nyear = 2025\nsource = \"plan\"\n"
                 ),
@@ -588,6 +787,23 @@ description = "x"
             assert!(e.contains(msg), "{e}");
             assert!(e.contains("\"x\"") && e.ends_with("in test.toml"), "{e}");
         }
+    }
+
+    #[test]
+    fn derived_cycles_are_named() {
+        let derived = |id: &str, formula: &str| {
+            format!(
+                "[[indicator]]\nid = \"{id}\"\nname_zh = \"x\"\nname_en = \"x\"\ndomain = \"economy\"\nunit = \"x\"\nkind = \"derived\"\nformula = \"{formula}\"\ndirection = \"higher_is_better\"\nlevels = [\"city\"]\ngrains = [\"year\"]\ndescription = \"x\"\n"
+            )
+        };
+        let text = derived("a", "b + 1") + &derived("b", "c * 2") + &derived("c", "a - 1");
+        let e = Catalogue::from_sources([("cycle.toml".to_string(), text)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a -> b -> c -> a"), "{e}");
+        assert!(e.ends_with("in cycle.toml"), "{e}");
+        let ok = derived("a", "b + 1") + &derived("b", "2");
+        Catalogue::from_sources([("ok.toml".to_string(), ok)]).unwrap();
     }
 
     #[test]

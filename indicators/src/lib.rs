@@ -11,14 +11,17 @@
 pub mod catalogue;
 pub mod facts;
 pub mod filter;
+pub mod formula;
 pub mod level;
 pub mod period;
+pub mod schema;
 pub mod sql;
 
 pub use catalogue::{
-    Catalogue, CatalogueError, Direction, Domain, Indicator, Kind, Measure, Status, Target,
-    Thresholds,
+    Aggregate, Catalogue, CatalogueError, Direction, Domain, Indicator, Kind, Measure, Status,
+    Target, Thresholds,
 };
+pub use formula::Formula;
 pub use level::{Level, RegionCodeError, region_level};
 pub use period::{Grain, Period, PeriodError};
-pub use sql::{CompiledSql, IndicatorQuery, QueryError};
+pub use sql::{CompiledSql, CubeTable, IndicatorQuery, QueryError};

@@ -6,6 +6,7 @@
 //! JOIN`) and binds every user-supplied value as a `?` parameter.
 
 use crate::catalogue::{Aggregate, Indicator, Measure};
+use crate::facts::fact_table;
 use crate::level::{Level, RegionCodeError, region_level};
 use crate::period::{Grain, Period, PeriodError};
 
@@ -52,6 +53,8 @@ pub enum QueryError {
     },
     #[error("from {from} is after to {to}")]
     EmptyRange { from: String, to: String },
+    #[error("indicator {indicator} is derived from other indicators and has no SQL of its own")]
+    Derived { indicator: String },
 }
 
 impl QueryError {
@@ -63,6 +66,7 @@ impl QueryError {
             QueryError::Period { parameter, .. } => parameter,
             QueryError::Region(_) | QueryError::RegionBelowLevel { .. } => "region",
             QueryError::EmptyRange { .. } => "from",
+            QueryError::Derived { .. } => "indicator",
         }
     }
 }
@@ -83,6 +87,10 @@ struct Scope {
 }
 
 /// Checks a query against an indicator's allowed levels and grains and parses its periods.
+pub fn check(ind: &Indicator, q: &IndicatorQuery) -> Result<(), QueryError> {
+    scope(ind, q).map(|_| ())
+}
+
 fn scope(ind: &Indicator, q: &IndicatorQuery) -> Result<Scope, QueryError> {
     let join = |items: Vec<&str>| items.join(", ");
     if !ind.levels.contains(&q.level) {
@@ -140,21 +148,19 @@ fn scope(ind: &Indicator, q: &IndicatorQuery) -> Result<Scope, QueryError> {
     })
 }
 
-/// The SQL expression giving a fact row's region code at `level`.
-pub fn region_expr(level: Level) -> String {
-    match level.code_len() {
-        Some(n) => format!("SUBSTR(community_code, 1, {n})"),
-        None => "grid_id".to_owned(),
-    }
-}
-
-fn measure_sql(m: &Measure, s: &Scope, params: &mut Vec<String>) -> String {
-    let value = match (m.agg, &m.column) {
+/// The aggregate of a measure over fact rows, as SQL.
+pub fn aggregate_sql(m: &Measure) -> String {
+    match (m.agg, &m.column) {
         (Aggregate::Count, _) => "COUNT(*)".to_owned(),
         (Aggregate::Sum, Some(c)) => format!("SUM({c})"),
         (Aggregate::CountDistinct, Some(c)) => format!("COUNT(DISTINCT {c})"),
         (_, None) => unreachable!("validated: sum and count_distinct have a column"),
-    };
+    }
+}
+
+/// The conditions a fact row must meet to count in a measure: its filters, a non-null
+/// aggregated column and a non-null time.
+pub fn row_conditions(m: &Measure) -> Vec<String> {
     let mut conds: Vec<String> = m
         .conditions
         .iter()
@@ -163,21 +169,67 @@ fn measure_sql(m: &Measure, s: &Scope, params: &mut Vec<String>) -> String {
     if let Some(column) = &m.column {
         conds.push(format!("{column} IS NOT NULL"));
     }
+    if let Some(t) = &m.time {
+        conds.push(format!("{t} IS NOT NULL"));
+    }
+    conds
+}
+
+/// A stable identity of a measure's rows and aggregate, for naming pre-aggregated tables.
+pub fn measure_key(m: &Measure) -> String {
+    format!(
+        "{}|{:?}|{}|{}|{}",
+        m.fact,
+        m.agg,
+        m.column.as_deref().unwrap_or(""),
+        m.time.as_deref().unwrap_or(""),
+        m.filter.join("&")
+    )
+}
+
+/// A pre-aggregated table that can stand in for a measure's fact rows: it has the fact
+/// table's region column, a `bucket` timestamp at the start of a period of `grain` or finer
+/// that divides it, and the summed value `v`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CubeTable {
+    pub table: String,
+}
+
+fn measure_sql(
+    m: &Measure,
+    s: &Scope,
+    cube: Option<&CubeTable>,
+    params: &mut Vec<String>,
+) -> String {
+    let fact = fact_table(m.fact).expect("validated fact table");
+    let (value, mut conds, from_table, time) = match (cube, &m.time) {
+        (Some(c), Some(_)) => (
+            "SUM(v)".to_owned(),
+            Vec::new(),
+            c.table.clone(),
+            Some("bucket".to_owned()),
+        ),
+        _ => (
+            aggregate_sql(m),
+            row_conditions(m),
+            m.fact.to_owned(),
+            m.time.clone(),
+        ),
+    };
     match &s.region {
         Some((code, Level::Grid)) => {
             conds.push("grid_id = ?".into());
             params.push(code.clone());
         }
         Some((code, _)) => {
-            conds.push("community_code LIKE ?".into());
+            conds.push(format!("{} LIKE ?", fact.region_column()));
             params.push(format!("{code}%"));
         }
         None => {}
     }
-    let region = region_expr(s.level);
-    let select_period = match &m.time {
+    let region = fact.region_expr(s.level);
+    let select_period = match &time {
         Some(t) => {
-            conds.push(format!("{t} IS NOT NULL"));
             if let Some(from) = s.from {
                 conds.push(format!("{t} >= CAST(? AS TIMESTAMP)"));
                 params.push(format!("{} 00:00:00", from.start));
@@ -190,30 +242,50 @@ fn measure_sql(m: &Measure, s: &Scope, params: &mut Vec<String>) -> String {
         }
         None => String::new(),
     };
-    let group = if m.time.is_some() { "1, 2" } else { "1" };
+    let group = if time.is_some() { "1, 2" } else { "1" };
     let where_ = if conds.is_empty() {
         String::new()
     } else {
         format!(" WHERE {}", conds.join(" AND "))
     };
     format!(
-        "SELECT {region} AS region_code{select_period}, CAST({value} AS DOUBLE) AS v FROM {fact}{where_} GROUP BY {group}",
-        fact = m.fact
+        "SELECT {region} AS region_code{select_period}, CAST({value} AS DOUBLE) AS v FROM {from_table}{where_} GROUP BY {group}"
     )
 }
 
 /// Compiles `q` for `ind` into SQL returning `region_code, period, numerator, denominator`,
 /// ordered by period then region.
 pub fn compile(ind: &Indicator, q: &IndicatorQuery) -> Result<CompiledSql, QueryError> {
+    compile_with(ind, q, &|_, _, _| None)
+}
+
+/// Like [`compile`], reading a measure from the pre-aggregated table `cube(measure, grain,
+/// level)` returns where there is one (the caller answers only for tables that cover the
+/// measure at that grain and level).
+pub fn compile_with(
+    ind: &Indicator,
+    q: &IndicatorQuery,
+    cube: &dyn Fn(&Measure, Grain, Level) -> Option<CubeTable>,
+) -> Result<CompiledSql, QueryError> {
     let s = scope(ind, q)?;
+    let Some(numerator) = &ind.numerator else {
+        return Err(QueryError::Derived {
+            indicator: ind.id.clone(),
+        });
+    };
     let mut params = Vec::new();
-    let n = measure_sql(&ind.numerator, &s, &mut params);
+    let n = measure_sql(
+        numerator,
+        &s,
+        cube(numerator, s.grain, s.level).as_ref(),
+        &mut params,
+    );
     let sql = match &ind.denominator {
         None => format!(
             "WITH n AS ({n}) SELECT region_code, period, v AS numerator, CAST(NULL AS DOUBLE) AS denominator FROM n ORDER BY 2, 1"
         ),
         Some(d) if d.time.is_some() => {
-            let d = measure_sql(d, &s, &mut params);
+            let d = measure_sql(d, &s, cube(d, s.grain, s.level).as_ref(), &mut params);
             format!(
                 "WITH n AS ({n}), d AS ({d}) \
                  SELECT COALESCE(n.region_code, d.region_code) AS region_code, \
@@ -225,7 +297,7 @@ pub fn compile(ind: &Indicator, q: &IndicatorQuery) -> Result<CompiledSql, Query
         }
         Some(d) => {
             // A static denominator (e.g. residents) applies to every period of the numerator.
-            let d = measure_sql(d, &s, &mut params);
+            let d = measure_sql(d, &s, None, &mut params);
             format!(
                 "WITH n AS ({n}), d AS ({d}), p AS (SELECT DISTINCT period FROM n) \
                  SELECT d.region_code AS region_code, p.period AS period, \

@@ -1,7 +1,8 @@
 //! The one place where errors become HTTP responses.
 //!
-//! Client mistakes are 4xx with a JSON body naming the parameter; a missing renderer or empty
-//! database is 503; anything else is a generic 500 whose detail is logged here, once.
+//! Client mistakes are 4xx with a JSON body naming the parameter (or, for analyst SQL, the
+//! rule); a query cancelled at its time limit is 504; a missing renderer or empty database is
+//! 503; anything else is a generic 500 whose detail is logged here, once.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -14,6 +15,12 @@ pub enum AppError {
     BadParameter { parameter: String, message: String },
     #[error("{0}")]
     NotFound(String),
+    /// Analyst SQL that broke one of the rules of `analytics::analyst`.
+    #[error("{rule}: {message}")]
+    SqlRule { rule: &'static str, message: String },
+    /// A query cancelled at its time limit.
+    #[error("{0}")]
+    Timeout(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -35,6 +42,12 @@ impl From<analytics::AnalyticsError> for AppError {
         match e {
             A::Query(q) => AppError::bad(q.parameter(), q.to_string()),
             A::Empty { .. } => AppError::Unavailable(e.to_string()),
+            A::UnknownIndicator(id) => AppError::NotFound(format!("unknown indicator {id:?}")),
+            A::Sql {
+                rule: "timeout",
+                message,
+            } => AppError::Timeout(format!("timeout: {message}")),
+            A::Sql { rule, message } => AppError::SqlRule { rule, message },
             other => AppError::Internal(other.to_string()),
         }
     }
@@ -65,6 +78,14 @@ impl IntoResponse for AppError {
                 json!({ "error": self.to_string(), "parameter": parameter, "message": message }),
             ),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
+            AppError::SqlRule { rule, message } => (
+                StatusCode::BAD_REQUEST,
+                json!({ "error": self.to_string(), "rule": rule, "message": message }),
+            ),
+            AppError::Timeout(m) => (
+                StatusCode::GATEWAY_TIMEOUT,
+                json!({ "error": m, "rule": "timeout" }),
+            ),
             AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": m })),
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");

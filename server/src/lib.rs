@@ -7,6 +7,7 @@
 //! place, [`error::AppError`].
 
 pub mod error;
+pub mod export;
 pub mod page;
 pub mod routes;
 pub mod state;

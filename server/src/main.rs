@@ -26,8 +26,26 @@ enum ScaleArg {
     Large,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
+    Table,
+    Csv,
+    Json,
+    /// Apache Parquet (needs --out).
+    Parquet,
+    /// SDMX-CSV 1.0 (dataflow DATABRAIN:DF_INDICATORS).
+    SdmxCsv,
+}
+
+/// Output of the commands that print a report rather than values.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SqlFormat {
     Table,
     Csv,
     Json,
@@ -39,6 +57,8 @@ enum IndicatorsAction {
     List,
     /// The full definition of one indicator, as JSON.
     Show { id: String },
+    /// The JSON Schema of catalogue files (as in indicators/catalogue.schema.json).
+    Schema,
 }
 
 #[derive(Subcommand)]
@@ -88,6 +108,80 @@ enum Command {
         region: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Write to this file instead of stdout (required for parquet).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Load one department file (CSV or Parquet) into a fact table or the region tree:
+    /// validated, all-or-nothing unless the mapping says otherwise, idempotent.
+    Load {
+        /// The DuckDB file (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// The fact table (e.g. work_orders) or `regions`.
+        #[arg(long)]
+        table: String,
+        /// A mapping TOML for files in a foreign layout (see the README).
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// The CSV or Parquet file.
+        file: PathBuf,
+    },
+    /// Threshold breaches and anomalies in the latest period, with the regions driving them.
+    Alerts {
+        #[arg(long)]
+        db: PathBuf,
+        /// The level whose regions are checked.
+        #[arg(long, default_value = "county")]
+        level: String,
+        /// day, week, month, quarter or year (default: the finest of month, quarter, year each
+        /// indicator allows).
+        #[arg(long)]
+        grain: Option<String>,
+        /// The period to check (default: the latest complete one).
+        #[arg(long)]
+        period: Option<String>,
+        /// Only this subtree, e.g. 3201.
+        #[arg(long)]
+        region: Option<String>,
+        /// Only this indicator.
+        #[arg(long)]
+        indicator: Option<String>,
+        /// Only critical (or warning) alerts.
+        #[arg(long)]
+        severity: Option<String>,
+        /// Fewest records a value must rest on to raise an alert.
+        #[arg(long, default_value_t = 30.0)]
+        min_support: f64,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+    },
+    /// Progress toward each target: measured, or forecast to the target year.
+    Trends {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long, default_value = "32")]
+        region: String,
+        /// Forecast as if the data ended on this day (YYYY-MM-DD).
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long)]
+        indicator: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+    },
+    /// Run one read-only SQL query (no writes, no files, a time and a row limit).
+    Sql {
+        #[arg(long)]
+        db: PathBuf,
+        /// The query, e.g. "SELECT COUNT(*) FROM work_orders".
+        sql: String,
+        #[arg(long, default_value_t = 10_000)]
+        max_rows: usize,
+        #[arg(long, default_value_t = 30.0)]
+        timeout_s: f64,
+        #[arg(long, value_enum, default_value = "table")]
+        format: SqlFormat,
     },
     /// Render a scene headlessly to a PNG (Vulkan; on machines without a GPU, Mesa's lavapipe).
     Render {
@@ -149,6 +243,7 @@ fn main() -> Result<()> {
             to,
             region,
             format,
+            out,
         } => {
             let level: Level = level.parse().context("--level")?;
             let grain: Grain = grain.parse().context("--grain")?;
@@ -163,8 +258,62 @@ fn main() -> Result<()> {
                     region,
                 },
                 format,
+                out.as_deref(),
             )
         }
+        Command::Load {
+            db,
+            table,
+            mapping,
+            file,
+        } => load(&db, &table, mapping.as_deref(), &file),
+        Command::Alerts {
+            db,
+            level,
+            grain,
+            period,
+            region,
+            indicator,
+            severity,
+            min_support,
+            format,
+        } => {
+            let q = analytics::AlertQuery {
+                level: level.parse().context("--level")?,
+                grain: grain.map(|g| g.parse()).transpose().context("--grain")?,
+                period,
+                region,
+                indicator,
+                min_support,
+                ..analytics::AlertQuery::default()
+            };
+            alerts(&db, &q, severity.as_deref(), format)
+        }
+        Command::Trends {
+            db,
+            region,
+            as_of,
+            indicator,
+            format,
+        } => {
+            let as_of = as_of
+                .map(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d"))
+                .transpose()
+                .context("--as-of: expected a date like 2025-06-30")?;
+            let q = analytics::TrendQuery {
+                region,
+                as_of,
+                indicator,
+            };
+            trends(&db, &q, format)
+        }
+        Command::Sql {
+            db,
+            sql,
+            max_rows,
+            timeout_s,
+            format,
+        } => run_sql(&db, &sql, max_rows, timeout_s, format),
         Command::Render {
             db,
             scene,
@@ -224,6 +373,7 @@ fn indicators_cmd(action: IndicatorsAction) -> Result<()> {
             json.push(b'\n');
             emit(&json)
         }
+        IndicatorsAction::Schema => emit(indicators::schema::catalogue_schema_text().as_bytes()),
     }
 }
 
@@ -263,49 +413,32 @@ fn ingest(db: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn query(db: &Path, id: &str, q: IndicatorQuery, format: Format) -> Result<()> {
+fn query(
+    db: &Path,
+    id: &str,
+    q: IndicatorQuery,
+    format: Format,
+    out: Option<&Path>,
+) -> Result<()> {
     let catalogue = Catalogue::builtin();
     let indicator = find_indicator(&catalogue, id)?;
     let engine = analytics::Engine::open(db)?;
     engine.snapshot()?;
     let rows = engine.values(indicator, &q)?;
-    let cell = |v: Option<f64>| v.map(|v| format!("{v:.6}")).unwrap_or_default();
     let bytes: Vec<u8> = match format {
+        Format::Parquet => {
+            let path = out.context("--format parquet needs --out FILE")?;
+            engine.write_parquet(&rows, path)?;
+            println!("{} rows to {}", rows.len(), path.display());
+            return Ok(());
+        }
         Format::Json => {
             let mut json = serde_json::to_vec_pretty(&rows)?;
             json.push(b'\n');
             json
         }
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record([
-                "region_code",
-                "region_name",
-                "period",
-                "value",
-                "numerator",
-                "denominator",
-                "unit",
-                "target",
-                "status",
-            ])?;
-            for r in &rows {
-                let record: [&str; 9] = [
-                    &r.region_code,
-                    &r.region_name,
-                    &r.period,
-                    &cell(r.value),
-                    &format!("{}", r.numerator),
-                    &r.denominator.map(|d| d.to_string()).unwrap_or_default(),
-                    &r.unit,
-                    &cell(r.target),
-                    r.status.as_str(),
-                ];
-                w.write_record(record)?;
-            }
-            w.into_inner()
-                .map_err(|e| anyhow::anyhow!("cannot write CSV: {}", e.error()))?
-        }
+        Format::Csv => server::export::values_csv(&rows),
+        Format::SdmxCsv => server::export::values_sdmx_csv(indicator, q.grain, &rows),
         Format::Table => {
             use std::fmt::Write as _;
             let mut t = String::new();
@@ -340,6 +473,170 @@ fn query(db: &Path, id: &str, q: IndicatorQuery, format: Format) -> Result<()> {
                 )?;
             }
             writeln!(t, "{} rows", rows.len())?;
+            t.into_bytes()
+        }
+    };
+    match out {
+        Some(path) => {
+            std::fs::write(path, &bytes).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => emit(&bytes),
+    }
+}
+
+fn load(db: &Path, table: &str, mapping: Option<&Path>, file: &Path) -> Result<()> {
+    let mapping = mapping.map(analytics::Mapping::load).transpose()?;
+    let engine = analytics::Engine::open(db)?;
+    let report = engine.load_file(table, file, mapping.as_ref(), true)?;
+    for r in report.rejected.iter().take(20) {
+        eprintln!("rejected row {}: {}", r.row, r.reason);
+    }
+    if report.rows_rejected > 20 {
+        eprintln!("... {} rejected rows in all", report.rows_rejected);
+    }
+    println!(
+        "{}: read {} rows, loaded {} ({} new or changed), rejected {}; load {} from {}",
+        report.table,
+        report.rows_read,
+        report.rows_loaded,
+        report.rows_changed,
+        report.rows_rejected,
+        report.ingest_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+        report.file.display()
+    );
+    Ok(())
+}
+
+fn alerts(
+    db: &Path,
+    q: &analytics::AlertQuery,
+    severity: Option<&str>,
+    format: ReportFormat,
+) -> Result<()> {
+    let only = match severity {
+        None => None,
+        Some("critical") => Some(indicators::Status::Critical),
+        Some("warning") => Some(indicators::Status::Warning),
+        Some(other) => bail!("--severity: {other:?} is not one of critical, warning"),
+    };
+    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
+    engine.snapshot()?;
+    let mut found = engine.alerts(q)?;
+    if let Some(s) = only {
+        found.retain(|a| a.severity == s);
+    }
+    if format == ReportFormat::Json {
+        let mut json = serde_json::to_vec_pretty(&found)?;
+        json.push(b'\n');
+        return emit(&json);
+    }
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    for a in &found {
+        writeln!(
+            t,
+            "{:<8} {:<9} {:<12} {:<34} {:<8} {}",
+            a.severity.as_str(),
+            format!("{:?}", a.kind).to_lowercase(),
+            a.region_code,
+            a.indicator,
+            a.period,
+            a.message
+        )?;
+        for d in &a.drivers {
+            writeln!(
+                t,
+                "{:>30} {} {} value {} (pulls {:.4})",
+                "driven by",
+                d.region_code,
+                d.region_name,
+                d.value.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
+                d.contribution
+            )?;
+        }
+    }
+    writeln!(t, "{} alerts", found.len())?;
+    emit(t.as_bytes())
+}
+
+fn trends(db: &Path, q: &analytics::TrendQuery, format: ReportFormat) -> Result<()> {
+    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
+    engine.snapshot()?;
+    let found = engine.trends(q)?;
+    if format == ReportFormat::Json {
+        let mut json = serde_json::to_vec_pretty(&found)?;
+        json.push(b'\n');
+        return emit(&json);
+    }
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let num = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
+    writeln!(
+        t,
+        "{:<34} {:<10} {:>8} {:>10} {:>10} {:>10} {}",
+        "indicator", "latest", "value", "target", "forecast", "by", "verdict"
+    )?;
+    for tr in &found {
+        writeln!(
+            t,
+            "{:<34} {:<10} {:>8} {:>10} {:>10} {:>10} {:?}",
+            tr.indicator,
+            tr.latest_period.as_deref().unwrap_or("-"),
+            num(tr.latest_value),
+            tr.target,
+            num(tr.forecast),
+            tr.target_year,
+            tr.verdict
+        )?;
+    }
+    emit(t.as_bytes())
+}
+
+fn run_sql(db: &Path, sql: &str, max_rows: usize, timeout_s: f64, format: SqlFormat) -> Result<()> {
+    if !(timeout_s > 0.0 && timeout_s.is_finite()) {
+        bail!("--timeout-s must be a positive number of seconds");
+    }
+    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::Analyst)?;
+    let limits = analytics::SqlLimits {
+        max_rows,
+        timeout: std::time::Duration::from_secs_f64(timeout_s),
+    };
+    let result = engine.run_sql(sql, &limits)?;
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let bytes = match format {
+        SqlFormat::Json => {
+            let mut json = serde_json::to_vec_pretty(&result)?;
+            json.push(b'\n');
+            json
+        }
+        SqlFormat::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(&result.columns)?;
+            for row in &result.rows {
+                w.write_record(row.iter().map(text))?;
+            }
+            w.into_inner()
+                .map_err(|e| anyhow::anyhow!("cannot write CSV: {}", e.error()))?
+        }
+        SqlFormat::Table => {
+            use std::fmt::Write as _;
+            let mut t = result.columns.join("\t");
+            t.push('\n');
+            for row in &result.rows {
+                let cells: Vec<String> = row.iter().map(text).collect();
+                writeln!(t, "{}", cells.join("\t"))?;
+            }
+            writeln!(
+                t,
+                "{} rows{} in {:.1} ms",
+                result.rows.len(),
+                if result.truncated { " (truncated)" } else { "" },
+                result.elapsed_ms
+            )?;
             t.into_bytes()
         }
     };
@@ -378,7 +675,7 @@ fn render(db: &Path, scene: &str, out: &Path, width: u32, height: u32) -> Result
     let catalogue = Catalogue::builtin();
     server::views::check_scenes(&catalogue, std::slice::from_ref(&scene))
         .map_err(anyhow::Error::msg)?;
-    let engine = analytics::Engine::open(db)?;
+    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
     let ingest_id = engine.snapshot()?.ingest_id;
     let prepared = server::views::prepare(&engine, &catalogue, &scene, ingest_id)?;
     let renderer = twin::Renderer::start()?;
@@ -401,7 +698,8 @@ fn state_for(db: &Path) -> Result<AppState> {
     let catalogue = Catalogue::builtin();
     let scenes = scenes::builtin()?;
     server::views::check_scenes(&catalogue, &scenes).map_err(anyhow::Error::msg)?;
-    let engine = analytics::Engine::open(db)?;
+    // The server never writes: read-only and sealed, so analysts' SQL cannot reach files.
+    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::Analyst)?;
     let rendering = match twin::Renderer::start() {
         Ok(r) => {
             tracing::info!(adapter = r.adapter(), "rendering available");
@@ -447,10 +745,16 @@ async fn shutdown() {
 fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
     let sample = dir.join("sample-small");
     let db = dir.join("databrain.duckdb");
-    if !sample.join("manifest.json").is_file() {
+    // A sample from an older generator lacks tables: make it again and reload.
+    let current = std::fs::read_to_string(sample.join("manifest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|m| m.get("format").and_then(|f| f.as_u64()))
+        == Some(u64::from(data_samples::FORMAT_VERSION));
+    if !current {
         generate(&sample, ScaleArg::Small, 42)?;
     }
-    let has_data = analytics::Engine::open(&db)?.snapshot().is_ok();
+    let has_data = current && analytics::Engine::open(&db)?.snapshot().is_ok();
     if !has_data {
         ingest(&db, &sample)?;
     }

@@ -6,7 +6,8 @@ use crate::{page, views, ws};
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::body::Bytes;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use indicators::{Grain, IndicatorQuery, Level};
 use serde_json::{Value, json};
@@ -17,7 +18,12 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(page::index))
         .route("/api/health", get(health))
         .route("/api/indicators", get(indicators_list))
+        .route("/api/indicators/{id}", get(indicator_show))
         .route("/api/indicators/{id}/values", get(values))
+        .route("/api/indicators/{id}/series", get(series))
+        .route("/api/alerts", get(alerts))
+        .route("/api/trends", get(trends))
+        .route("/api/sql", post(sql))
         .route("/api/scenes", get(scenes_list))
         .route("/api/scenes/{id}/snapshot.png", get(snapshot))
         .route("/ws/view", get(ws::view))
@@ -88,22 +94,40 @@ async fn indicators_list(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "version": state.catalogue.version, "indicators": state.catalogue.indicators }))
 }
 
-/// Parses level, grain, from, to and region into a query; unknown or malformed parameters are
-/// 400s that name the parameter.
-pub fn parse_query(params: &HashMap<String, String>) -> Result<IndicatorQuery, AppError> {
-    only_known(params, &["level", "grain", "from", "to", "region"])?;
-    let level: Level = params
+async fn indicator_show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let indicator = state
+        .catalogue
+        .get(&id)
+        .ok_or_else(|| AppError::NotFound(format!("unknown indicator {id:?}")))?;
+    Ok(Json(json!({ "catalogue_version": state.catalogue.version, "indicator": indicator })))
+}
+
+fn level_param(params: &HashMap<String, String>, default: Level) -> Result<Level, AppError> {
+    Ok(params
         .get("level")
         .map(|s| s.parse())
         .transpose()
         .map_err(|e: indicators::level::ParseLevelError| AppError::bad("level", e.to_string()))?
-        .unwrap_or(Level::City);
-    let grain: Grain = params
+        .unwrap_or(default))
+}
+
+fn grain_param(params: &HashMap<String, String>) -> Result<Option<Grain>, AppError> {
+    params
         .get("grain")
         .map(|s| s.parse())
         .transpose()
-        .map_err(|e: indicators::period::ParseGrainError| AppError::bad("grain", e.to_string()))?
-        .unwrap_or(Grain::Month);
+        .map_err(|e: indicators::period::ParseGrainError| AppError::bad("grain", e.to_string()))
+}
+
+/// Parses level, grain, from, to and region into a query; unknown or malformed parameters are
+/// 400s that name the parameter.
+pub fn parse_query(params: &HashMap<String, String>) -> Result<IndicatorQuery, AppError> {
+    only_known(params, &["level", "grain", "from", "to", "region"])?;
+    let level = level_param(params, Level::City)?;
+    let grain = grain_param(params)?.unwrap_or(Grain::Month);
     Ok(IndicatorQuery {
         level,
         grain,
@@ -116,27 +140,187 @@ pub fn parse_query(params: &HashMap<String, String>) -> Result<IndicatorQuery, A
 async fn values(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, AppError> {
+    Query(mut params): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let format = params.remove("format").unwrap_or_else(|| "json".into());
+    if !matches!(format.as_str(), "json" | "csv" | "sdmx-csv") {
+        return Err(AppError::bad(
+            "format",
+            format!("{format:?} is not one of json, csv, sdmx-csv"),
+        ));
+    }
     let query = parse_query(&params)?;
     if state.catalogue.get(&id).is_none() {
         return Err(AppError::NotFound(format!("unknown indicator {id:?}")));
     }
     let (engine, catalogue, q) = (state.engine.clone(), state.catalogue.clone(), query.clone());
+    let id2 = id.clone();
     let rows = blocking(move || {
-        let indicator = catalogue.get(&id).expect("checked above");
+        let indicator = catalogue.get(&id2).expect("checked above");
         Ok(engine.values(indicator, &q)?)
     })
     .await?;
+    let indicator = state.catalogue.get(&id).expect("checked above");
+    let file = |ext: &str| format!("attachment; filename=\"{id}-{}-{}.{ext}\"", query.level, query.grain);
+    Ok(match format.as_str() {
+        "csv" => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (header::CONTENT_DISPOSITION, file("csv")),
+            ],
+            crate::export::values_csv(&rows),
+        )
+            .into_response(),
+        "sdmx-csv" => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    "application/vnd.sdmx.data+csv; version=1.0.0; charset=utf-8".to_owned(),
+                ),
+                (header::CONTENT_DISPOSITION, file("sdmx.csv")),
+            ],
+            crate::export::values_sdmx_csv(indicator, query.grain, &rows),
+        )
+            .into_response(),
+        _ => Json(json!({
+            "catalogue_version": state.catalogue.version,
+            "level": query.level,
+            "grain": query.grain,
+            "from": query.from,
+            "to": query.to,
+            "region": query.region,
+            "rows": rows,
+        }))
+        .into_response(),
+    })
+}
+
+/// One region's values over time: the level is the region's own.
+async fn series(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    only_known(&params, &["region", "grain", "from", "to"])?;
+    let region = params.get("region").cloned().unwrap_or_else(|| "32".into());
+    let level = indicators::region_level(&region).map_err(|e| AppError::bad("region", e.to_string()))?;
+    let grain = grain_param(&params)?.unwrap_or(Grain::Month);
+    let query = IndicatorQuery {
+        level,
+        grain,
+        from: params.get("from").cloned(),
+        to: params.get("to").cloned(),
+        region: Some(region.clone()),
+    };
+    if state.catalogue.get(&id).is_none() {
+        return Err(AppError::NotFound(format!("unknown indicator {id:?}")));
+    }
+    let (engine, catalogue, q) = (state.engine.clone(), state.catalogue.clone(), query.clone());
+    let id2 = id.clone();
+    let rows = blocking(move || {
+        let indicator = catalogue.get(&id2).expect("checked above");
+        Ok(engine.values(indicator, &q)?)
+    })
+    .await?;
+    let points: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({ "period": r.period, "value": r.value, "numerator": r.numerator, "denominator": r.denominator, "status": r.status }))
+        .collect();
     Ok(Json(json!({
-        "catalogue_version": state.catalogue.version,
-        "level": query.level,
-        "grain": query.grain,
-        "from": query.from,
-        "to": query.to,
-        "region": query.region,
-        "rows": rows,
+        "indicator": id,
+        "region": region,
+        "region_name": rows.first().map(|r| r.region_name.clone()),
+        "level": level,
+        "grain": grain,
+        "unit": state.catalogue.get(&id).map(|i| i.unit.clone()),
+        "target": state.catalogue.get(&id).and_then(|i| i.target.clone()),
+        "points": points,
     })))
+}
+
+async fn alerts(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    only_known(
+        &params,
+        &["level", "grain", "period", "region", "indicator", "min_support", "severity"],
+    )?;
+    let defaults = analytics::AlertQuery::default();
+    let q = analytics::AlertQuery {
+        level: level_param(&params, defaults.level)?,
+        grain: grain_param(&params)?,
+        period: params.get("period").cloned(),
+        region: params.get("region").cloned(),
+        indicator: params.get("indicator").cloned(),
+        min_support: number(&params, "min_support", defaults.min_support, 0.0..=1e9)?,
+        anomaly_score: defaults.anomaly_score,
+    };
+    let only = match params.get("severity").map(String::as_str) {
+        None => None,
+        Some("critical") => Some(indicators::Status::Critical),
+        Some("warning") => Some(indicators::Status::Warning),
+        Some(other) => {
+            return Err(AppError::bad(
+                "severity",
+                format!("{other:?} is not one of critical, warning"),
+            ));
+        }
+    };
+    let engine = state.engine.clone();
+    let mut found = blocking(move || Ok(engine.alerts(&q)?)).await?;
+    if let Some(severity) = only {
+        found.retain(|a| a.severity == severity);
+    }
+    Ok(Json(json!({ "catalogue_version": state.catalogue.version, "alerts": found })))
+}
+
+async fn trends(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    only_known(&params, &["region", "as_of", "indicator"])?;
+    let as_of = params
+        .get("as_of")
+        .map(|d| {
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| AppError::bad("as_of", format!("{d:?} is not a date like 2025-06-30")))
+        })
+        .transpose()?;
+    let q = analytics::TrendQuery {
+        region: params.get("region").cloned().unwrap_or_else(|| "32".into()),
+        as_of,
+        indicator: params.get("indicator").cloned(),
+    };
+    let engine = state.engine.clone();
+    let found = blocking(move || Ok(engine.trends(&q)?)).await?;
+    Ok(Json(json!({ "catalogue_version": state.catalogue.version, "trends": found })))
+}
+
+/// `POST /api/sql` with `{"sql": "SELECT ...", "max_rows": 1000}`: one read-only query.
+async fn sql(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, AppError> {
+    let request: Value = serde_json::from_slice(&body)
+        .map_err(|e| AppError::bad("body", format!("not JSON: {e}")))?;
+    let text = request
+        .get("sql")
+        .and_then(Value::as_str)
+        .ok_or_else(|| AppError::bad("sql", "missing: send {\"sql\": \"SELECT ...\"}"))?
+        .to_owned();
+    let max_rows = match request.get("max_rows") {
+        None => 1000,
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| AppError::bad("max_rows", "must be a whole number in 1..=10000"))?
+            as usize,
+    };
+    let limits = analytics::SqlLimits {
+        max_rows,
+        timeout: state.sql_timeout,
+    };
+    let engine = state.engine.clone();
+    let result = blocking(move || Ok(engine.run_sql(&text, &limits)?)).await?;
+    Ok(Json(json!(result)))
 }
 
 async fn scenes_list(State(state): State<AppState>) -> Json<Value> {

@@ -28,6 +28,8 @@ pub struct AppState {
     pub rendering: Arc<Rendering>,
     /// Prepared scenes by scene id.
     pub prepared: Arc<Mutex<HashMap<String, Prepared>>>,
+    /// How long analysts' SQL may run.
+    pub sql_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             scenes: Arc::new(scenes),
             rendering: Arc::new(rendering),
             prepared: Arc::new(Mutex::new(HashMap::new())),
+            sql_timeout: std::time::Duration::from_secs(10),
         }
     }
 

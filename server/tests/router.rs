@@ -19,8 +19,13 @@ fn state(dir: &std::path::Path) -> AppState {
         },
     )
     .unwrap();
-    let engine = analytics::Engine::open(&dir.join("db.duckdb")).unwrap();
-    engine.ingest_dir(&sample).unwrap();
+    let db = dir.join("db.duckdb");
+    analytics::Engine::open(&db)
+        .unwrap()
+        .ingest_dir(&sample)
+        .unwrap();
+    // As `databrain serve` opens it: read-only and sealed.
+    let engine = analytics::Engine::open_read_only(&db, analytics::OpenMode::Analyst).unwrap();
     AppState::new(
         engine,
         indicators::Catalogue::builtin(),
@@ -29,13 +34,27 @@ fn state(dir: &std::path::Path) -> AppState {
     )
 }
 
-async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
-    let response = server::app(state.clone())
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, Vec<u8>) {
+    let response = server::app(state.clone()).oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, bytes.to_vec())
+}
+
+async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
+    let (status, bytes) = send(state, Request::get(uri).body(Body::empty()).unwrap()).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn post_sql(state: &AppState, body: Value) -> (StatusCode, Value) {
+    let request = Request::post("/api/sql")
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let (status, bytes) = send(state, request).await;
     (
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
@@ -133,4 +152,88 @@ async fn api_answers_and_names_bad_parameters() {
             .iter()
             .any(|s| s["id"] == "demo_district")
     );
+}
+
+#[tokio::test]
+async fn risks_series_exports_and_sql() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = state(tmp.path());
+
+    let (status, body) = get(&state, "/api/alerts?severity=critical").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let alerts = body["alerts"].as_array().unwrap();
+    assert!(!alerts.is_empty());
+    assert!(alerts.iter().all(|a| a["severity"] == "critical" && a["level"] == "county"));
+    let (status, body) = get(&state, "/api/alerts?level=street").await;
+    assert_eq!((status, body["parameter"].as_str()), (StatusCode::BAD_REQUEST, Some("level")));
+
+    let (status, body) = get(&state, "/api/trends?region=3201").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let trends = body["trends"].as_array().unwrap();
+    assert!(trends.iter().any(|t| t["indicator"] == "one_thing_completion_rate"));
+    assert!(trends.iter().all(|t| t["region_code"] == "3201"));
+    let (status, body) = get(&state, "/api/trends?as_of=June").await;
+    assert_eq!((status, body["parameter"].as_str()), (StatusCode::BAD_REQUEST, Some("as_of")));
+
+    let (status, body) = get(
+        &state,
+        "/api/indicators/hotline_on_time_rate/series?region=3201&grain=quarter&from=2024-Q1&to=2025-Q4",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let periods: Vec<&str> = body["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["period"].as_str().unwrap())
+        .collect();
+    assert_eq!(periods, ["2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4", "2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4"]);
+    assert_eq!(body["region_name"], "南京市");
+
+    // CSV and SDMX-CSV carry the same numbers as JSON.
+    let uri = "/api/indicators/hotline_on_time_rate/values?level=city&grain=year&from=2025&to=2025";
+    let (_, json_rows) = get(&state, uri).await;
+    let (status, sdmx) = send(
+        &state,
+        Request::get(format!("{uri}&format=sdmx-csv")).body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let sdmx = String::from_utf8(sdmx).unwrap();
+    let mut lines = sdmx.lines();
+    assert_eq!(
+        lines.next(),
+        Some("DATAFLOW,FREQ,REF_AREA,INDICATOR,TIME_PERIOD,OBS_VALUE,UNIT_MEASURE,OBS_STATUS")
+    );
+    for (line, row) in lines.zip(json_rows["rows"].as_array().unwrap()) {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f[1], "A");
+        assert_eq!(f[2], row["region_code"]);
+        assert_eq!(f[4], "2025");
+        let v: f64 = f[5].parse().unwrap();
+        assert!((v - row["value"].as_f64().unwrap()).abs() < 1e-12);
+    }
+    let (status, _) = get(&state, &format!("{uri}&format=xlsx")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Analysts' SQL: answers, limits, and refusals that name the rule.
+    let (status, body) = post_sql(
+        &state,
+        serde_json::json!({ "sql": "SELECT COUNT(*) AS n FROM work_orders", "max_rows": 5 }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["columns"], serde_json::json!(["n"]));
+    assert_eq!(body["rows"][0][0], 100_000);
+    for (sql, rule) in [
+        ("DROP TABLE work_orders", "read_only"),
+        ("SELECT * FROM read_csv('/etc/hostname')", "no_external_access"),
+        ("SELECT 1; SELECT 2", "one_statement"),
+    ] {
+        let (status, body) = post_sql(&state, serde_json::json!({ "sql": sql })).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{sql}: {body}");
+        assert_eq!(body["rule"], rule, "{sql}: {body}");
+    }
+    let (status, body) = post_sql(&state, serde_json::json!({ "query": "SELECT 1" })).await;
+    assert_eq!((status, body["parameter"].as_str()), (StatusCode::BAD_REQUEST, Some("sql")));
 }

@@ -85,10 +85,39 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
         "csv",
     ]);
     assert!(
-        csv_out.starts_with("region_code,region_name,period,value"),
+        csv_out.starts_with("indicator,region_code,region_name,period,value"),
         "{csv_out}"
     );
     assert_eq!(csv_out.lines().count(), 3, "{csv_out}");
+
+    // Analysts' SQL and the risk report from the command line.
+    let counted = run(&[
+        "sql",
+        "--db",
+        db_arg,
+        "--format",
+        "csv",
+        "SELECT COUNT(*) AS n FROM work_orders",
+    ]);
+    assert_eq!(counted, "n\n100000\n");
+    let alerts: Value = serde_json::from_str(&run(&[
+        "alerts",
+        "--db",
+        db_arg,
+        "--severity",
+        "critical",
+        "--format",
+        "json",
+    ]))
+    .unwrap();
+    assert!(
+        alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["indicator"] == "hotline_on_time_rate"),
+        "{alerts}"
+    );
 
     let server = Server::start(&db);
     let base = server.base_url.clone();

@@ -1,0 +1,290 @@
+//! Analysts' SQL: one read-only query, with a time limit and a row limit.
+//!
+//! The rules, each named in the error that enforces it:
+//! - `sealed`: SQL runs only on an engine opened as [`OpenMode::Analyst`], where DuckDB itself
+//!   refuses writes to the database and any access to other files or the network;
+//! - `one_statement`: a single statement (a `;` may only end it);
+//! - `read_only`: a query (`SELECT`, `WITH`, `FROM`, `VALUES`, `TABLE`), nothing else; a
+//!   write that gets past this is refused by DuckDB and reported under the same rule;
+//! - `no_external_access`: no files, no network (`read_csv`, `COPY`, `ATTACH`, ...);
+//! - `timeout`: a query past the time limit is interrupted;
+//! - `invalid`: DuckDB could not parse or bind it.
+//!
+//! Only the first `max_rows` rows come back; `truncated` says when there were more.
+
+use crate::{AnalyticsError, Engine, OpenMode, Result};
+use duckdb::types::{TimeUnit, Value};
+use serde::Serialize;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SqlLimits {
+    pub max_rows: usize,
+    pub timeout: Duration,
+}
+
+impl Default for SqlLimits {
+    fn default() -> Self {
+        SqlLimits {
+            max_rows: 10_000,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SqlResult {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+    /// More rows matched than `max_rows`.
+    pub truncated: bool,
+    pub elapsed_ms: f64,
+}
+
+fn rule(rule: &'static str, message: impl Into<String>) -> AnalyticsError {
+    AnalyticsError::Sql {
+        rule,
+        message: message.into(),
+    }
+}
+
+/// The text without comments and quoted parts replaced, for finding keywords and `;`.
+fn code_only(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                // Quoted text (doubled quotes escape themselves) becomes a space.
+                loop {
+                    match chars.next() {
+                        Some(q) if q == c => {
+                            if chars.peek() == Some(&c) {
+                                chars.next();
+                            } else {
+                                break;
+                            }
+                        }
+                        Some(_) => {}
+                        None => break,
+                    }
+                }
+                out.push(' ');
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        break;
+                    }
+                }
+                out.push(' ');
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut last = ' ';
+                for n in chars.by_ref() {
+                    if last == '*' && n == '/' {
+                        break;
+                    }
+                    last = n;
+                }
+                out.push(' ');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Checks the statement rules and returns the statement without a trailing `;`.
+pub(crate) fn check_statement(sql: &str) -> Result<&str> {
+    let mut text = sql.trim();
+    while let Some(stripped) = text.strip_suffix(';') {
+        text = stripped.trim_end();
+    }
+    let code = code_only(text);
+    if code.trim().is_empty() {
+        return Err(rule("invalid", "the query is empty"));
+    }
+    if code.contains(';') {
+        return Err(rule(
+            "one_statement",
+            "only one statement may run; `;` may only end it",
+        ));
+    }
+    let first = code
+        .trim_start_matches(|c: char| c.is_whitespace() || c == '(')
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    if !matches!(first.as_str(), "SELECT" | "WITH" | "FROM" | "VALUES" | "TABLE") {
+        return Err(rule(
+            "read_only",
+            format!(
+                "only queries may run (SELECT, WITH, FROM, VALUES, TABLE); this statement starts with {first}"
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+/// Which rule a DuckDB error shows was hit.
+fn classify(e: &duckdb::Error) -> AnalyticsError {
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    if lower.contains("read-only") || lower.contains("read only") {
+        rule("read_only", text)
+    } else if lower.contains("external access")
+        || lower.contains("permission error")
+        || lower.contains("file system")
+    {
+        rule("no_external_access", text)
+    } else {
+        rule("invalid", text)
+    }
+}
+
+fn json_value(v: Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    let ts = |unit: TimeUnit, n: i64| {
+        let micros = match unit {
+            TimeUnit::Second => n.saturating_mul(1_000_000),
+            TimeUnit::Millisecond => n.saturating_mul(1_000),
+            TimeUnit::Microsecond => n,
+            TimeUnit::Nanosecond => n / 1_000,
+        };
+        chrono::DateTime::from_timestamp_micros(micros)
+            .map(|t| J::String(t.naive_utc().format("%Y-%m-%d %H:%M:%S%.f").to_string()))
+            .unwrap_or(J::Null)
+    };
+    match v {
+        Value::Null => J::Null,
+        Value::Boolean(b) => J::Bool(b),
+        Value::TinyInt(n) => n.into(),
+        Value::SmallInt(n) => n.into(),
+        Value::Int(n) => n.into(),
+        Value::BigInt(n) => n.into(),
+        Value::UTinyInt(n) => n.into(),
+        Value::USmallInt(n) => n.into(),
+        Value::UInt(n) => n.into(),
+        Value::UBigInt(n) => n.into(),
+        Value::HugeInt(n) => i64::try_from(n)
+            .map(J::from)
+            .unwrap_or_else(|_| J::String(n.to_string())),
+        Value::Float(f) => serde_json::Number::from_f64(f64::from(f))
+            .map(J::Number)
+            .unwrap_or(J::Null),
+        Value::Double(f) => serde_json::Number::from_f64(f)
+            .map(J::Number)
+            .unwrap_or(J::Null),
+        Value::Text(s) | Value::Enum(s) => J::String(s),
+        Value::Timestamp(unit, n) => ts(unit, n),
+        Value::Date32(days) => chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+            .map(|d| J::String(d.to_string()))
+            .unwrap_or(J::Null),
+        Value::List(items) | Value::Array(items) => {
+            J::Array(items.into_iter().map(json_value).collect())
+        }
+        other => J::String(format!("{other:?}")),
+    }
+}
+
+impl Engine {
+    /// Runs one analyst query under the rules of this module.
+    pub fn run_sql(&self, sql: &str, limits: &SqlLimits) -> Result<SqlResult> {
+        if self.mode() != OpenMode::Analyst {
+            return Err(rule(
+                "sealed",
+                "analyst SQL runs only on a database opened read-only with external access off",
+            ));
+        }
+        let text = check_statement(sql)?;
+        let wrapped = format!(
+            "SELECT * FROM ({text}\n) AS analyst_query LIMIT {}",
+            limits.max_rows + 1
+        );
+        let conn = self.fresh_conn()?;
+        let interrupt = conn.interrupt_handle();
+        let (done, wait) = mpsc::channel::<()>();
+        let timeout = limits.timeout;
+        let watchdog = std::thread::spawn(move || {
+            let expired = wait.recv_timeout(timeout) == Err(mpsc::RecvTimeoutError::Timeout);
+            if expired {
+                interrupt.interrupt();
+            }
+            expired
+        });
+        let started = Instant::now();
+        let result = (|| -> std::result::Result<(Vec<String>, Vec<Vec<serde_json::Value>>), duckdb::Error> {
+            let mut stmt = conn.prepare(&wrapped)?;
+            let width = stmt.column_count();
+            let mut rows = Vec::new();
+            {
+                let mut cursor = stmt.query([])?;
+                while let Some(row) = cursor.next()? {
+                    let mut out = Vec::with_capacity(width);
+                    for i in 0..width {
+                        out.push(json_value(row.get::<_, Value>(i)?));
+                    }
+                    rows.push(out);
+                }
+            }
+            Ok((stmt.column_names(), rows))
+        })();
+        let elapsed = started.elapsed();
+        let _ = done.send(());
+        let expired = watchdog.join().unwrap_or(false);
+        let (columns, mut rows) = match result {
+            Ok(r) => r,
+            Err(_) if expired => {
+                return Err(rule(
+                    "timeout",
+                    format!("cancelled after {:.1} s", timeout.as_secs_f64()),
+                ));
+            }
+            Err(e) => return Err(classify(&e)),
+        };
+        let truncated = rows.len() > limits.max_rows;
+        rows.truncate(limits.max_rows);
+        Ok(SqlResult {
+            columns,
+            rows,
+            truncated,
+            elapsed_ms: elapsed.as_secs_f64() * 1000.0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_checked_before_duckdb_sees_them() {
+        assert_eq!(check_statement("SELECT 1;  ").unwrap(), "SELECT 1");
+        assert!(check_statement("with x as (select 1) select * from x").is_ok());
+        assert!(check_statement("-- note\n(SELECT ';' AS semi)").is_ok());
+        let rule_of = |sql: &str| match check_statement(sql) {
+            Err(AnalyticsError::Sql { rule, .. }) => rule,
+            other => panic!("{sql}: {other:?}"),
+        };
+        assert_eq!(rule_of("SELECT 1; DROP TABLE regions"), "one_statement");
+        assert_eq!(rule_of("DELETE FROM regions"), "read_only");
+        assert_eq!(rule_of("/* hi */ COPY regions TO 'x.csv'"), "read_only");
+        assert_eq!(rule_of("ATTACH 'other.db'"), "read_only");
+        assert_eq!(rule_of("  ;"), "invalid");
+    }
+
+    #[test]
+    fn values_become_json() {
+        assert_eq!(json_value(Value::Int(3)), serde_json::json!(3));
+        assert_eq!(
+            json_value(Value::Timestamp(TimeUnit::Microsecond, 86_400_000_000)),
+            serde_json::json!("1970-01-02 00:00:00")
+        );
+        assert_eq!(json_value(Value::Date32(1)), serde_json::json!("1970-01-02"));
+        assert_eq!(json_value(Value::Double(f64::NAN)), serde_json::Value::Null);
+    }
+}

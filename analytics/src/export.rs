@@ -1,0 +1,55 @@
+//! Writing indicator values to Parquet with DuckDB's own writer.
+
+use crate::{AnalyticsError, Engine, IndicatorValue, Result};
+use duckdb::params;
+use std::path::Path;
+
+impl Engine {
+    /// Writes `values` to a Parquet file (one row per value, the fields of
+    /// [`IndicatorValue`] as columns).
+    pub fn write_parquet(&self, values: &[IndicatorValue], path: &Path) -> Result<()> {
+        let conn = self.fresh_conn()?;
+        let db = |what: &str| AnalyticsError::db(format!("{what}, in {}", path.display()));
+        conn.execute_batch(
+            "CREATE OR REPLACE TEMP TABLE values_export (indicator VARCHAR, region_code VARCHAR, \
+             region_name VARCHAR, period VARCHAR, value DOUBLE, numerator DOUBLE, denominator DOUBLE, \
+             unit VARCHAR, target DOUBLE, gap_to_target DOUBLE, status VARCHAR, previous_value DOUBLE, \
+             change_vs_previous DOUBLE, last_year_value DOUBLE, change_vs_last_year DOUBLE, \
+             rank INTEGER, siblings INTEGER); BEGIN TRANSACTION;",
+        )
+        .map_err(db("cannot stage the values"))?;
+        {
+            let mut insert = conn
+                .prepare("INSERT INTO values_export VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .map_err(db("cannot stage the values"))?;
+            for v in values {
+                insert
+                    .execute(params![
+                        v.indicator,
+                        v.region_code,
+                        v.region_name,
+                        v.period,
+                        v.value,
+                        v.numerator,
+                        v.denominator,
+                        v.unit,
+                        v.target,
+                        v.gap_to_target,
+                        v.status.as_str(),
+                        v.previous_value,
+                        v.change_vs_previous,
+                        v.last_year_value,
+                        v.change_vs_last_year,
+                        v.rank,
+                        v.siblings,
+                    ])
+                    .map_err(db("cannot stage a value"))?;
+            }
+        }
+        conn.execute_batch(&format!(
+            "COMMIT; COPY values_export TO '{}' (FORMAT parquet); DROP TABLE values_export;",
+            path.to_string_lossy().replace('\'', "''")
+        ))
+        .map_err(db("cannot write Parquet"))
+    }
+}
