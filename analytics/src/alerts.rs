@@ -1,16 +1,20 @@
 //! Risks and trends: threshold breaches and anomalies in the latest period, the child regions
 //! that drive them, and forecasts to each target year with an on-track verdict.
 //!
-//! An alert is raised per region at one level (counties by default) for the latest complete
-//! period of the finest of month, quarter and year that the indicator allows:
-//! - **threshold**: the value is past the indicator's warning or critical threshold;
-//! - **anomaly** (always a warning): the change against the same period last year is far
-//!   worse than the changes of the eleven periods before, measured by a robust score
-//!   (median and median absolute deviation of those seasonal differences), so a region is
-//!   compared with its own history, season removed.
+//! Alerts are raised per region at one level (counties by default):
+//! - **threshold**: in the latest complete quarter (or the indicator's finest grain above it),
+//!   the value is past the indicator's warning or critical threshold; a quarter is long
+//!   enough for a county's counts to settle, so chance rarely crosses a threshold;
+//! - **anomaly** (always a warning): in the latest complete month, the change against the
+//!   same month last year is far worse than the changes of the eleven months before, measured
+//!   by a robust score (median and median absolute deviation of those seasonal differences),
+//!   so a region is compared with its own history, season removed.
 //!
-//! Values resting on fewer than `min_support` records (the denominator of ratios and means,
-//! the count of counts and rates) raise nothing: small numbers swing by chance.
+//! A ratio breaches a threshold only when the whole 95% Wilson interval of its share is past
+//! it, so chance in a small county does not raise a false alarm. An explicit grain applies to
+//! both kinds of alert. Values resting on fewer than `min_support` records (the
+//! denominator of ratios and means, the count of counts and rates) raise nothing: small
+//! numbers swing by chance.
 
 use crate::{AnalyticsError, Engine, IndicatorValue, Result};
 use chrono::{Datelike, Days, NaiveDate};
@@ -22,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 pub struct AlertQuery {
     /// The level whose regions are checked.
     pub level: Level,
-    /// The grain; by default the finest of month, quarter, year each indicator allows.
+    /// The grain; by default quarters for thresholds and months for anomalies.
     pub grain: Option<Grain>,
     /// The period checked; by default the latest complete one of each indicator.
     pub period: Option<String>,
@@ -146,13 +150,181 @@ fn child_level(level: Level) -> Option<Level> {
     Level::ALL.into_iter().find(|l| l.parent() == Some(level))
 }
 
+fn new_alert(
+    ind: &Indicator,
+    q: &AlertQuery,
+    grain: Grain,
+    latest: &IndicatorValue,
+    kind: AlertKind,
+    severity: Status,
+    message: String,
+) -> Alert {
+    Alert {
+        indicator: ind.id.clone(),
+        name_zh: ind.name_zh.clone(),
+        name_en: ind.name_en.clone(),
+        kind,
+        severity,
+        region_code: latest.region_code.clone(),
+        region_name: latest.region_name.clone(),
+        level: q.level,
+        grain,
+        period: latest.period.clone(),
+        value: latest.value.unwrap_or(f64::NAN),
+        unit: ind.unit.clone(),
+        threshold: None,
+        expected: None,
+        score: None,
+        support: support(ind, latest),
+        message,
+        drivers: Vec::new(),
+    }
+}
+
+/// The 95% Wilson score interval of a share of `n` successes in `d` trials.
+pub(crate) fn wilson(n: f64, d: f64) -> (f64, f64) {
+    const Z: f64 = 1.96;
+    if d <= 0.0 {
+        return (0.0, 1.0);
+    }
+    let p = n / d;
+    let denom = 1.0 + Z * Z / d;
+    let centre = (p + Z * Z / (2.0 * d)) / denom;
+    let half = Z * (p * (1.0 - p) / d + Z * Z / (4.0 * d * d)).sqrt() / denom;
+    ((centre - half).max(0.0), (centre + half).min(1.0))
+}
+
+/// The status a value has even at the most favourable end of its uncertainty: for ratios,
+/// the end of the 95% Wilson interval nearest to "ok", so that a few unlucky records in a
+/// small county do not read as a breach; other kinds as they are.
+fn confident_status(ind: &Indicator, v: &IndicatorValue) -> Status {
+    match (ind.kind, v.denominator) {
+        (Kind::Ratio, Some(d)) => {
+            let (lo, hi) = wilson(v.numerator, d);
+            let favourable = match ind.direction {
+                Direction::HigherIsBetter => hi,
+                Direction::LowerIsBetter => lo,
+            };
+            ind.status(Some(favourable))
+        }
+        _ => v.status,
+    }
+}
+
+/// Regions whose value in `period` is past a threshold, on enough records.
+fn threshold_alerts(
+    ind: &Indicator,
+    q: &AlertQuery,
+    grain: Grain,
+    period: &str,
+    values: &[IndicatorValue],
+) -> Vec<Alert> {
+    let Some(t) = ind.thresholds else {
+        return Vec::new();
+    };
+    values
+        .iter()
+        .filter(|v| v.period == period && support(ind, v) >= q.min_support)
+        .filter_map(|v| {
+            let value = v.value?;
+            let severity = confident_status(ind, v);
+            let limit = match severity {
+                Status::Critical => t.critical,
+                Status::Warning => t.warning,
+                Status::Ok | Status::NoData => return None,
+            };
+            let mut a = new_alert(
+                ind,
+                q,
+                grain,
+                v,
+                AlertKind::Threshold,
+                severity,
+                format!(
+                    "{} {} is {value:.4} {} in {period}, past the {} threshold {limit}",
+                    v.region_name,
+                    ind.name_zh,
+                    ind.unit,
+                    severity.as_str()
+                ),
+            );
+            a.threshold = Some(limit);
+            Some(a)
+        })
+        .collect()
+}
+
+/// Regions whose change against the same period last year is far worse in `period` than in
+/// the periods before it.
+fn anomaly_alerts(
+    ind: &Indicator,
+    q: &AlertQuery,
+    grain: Grain,
+    period: &str,
+    values: &[IndicatorValue],
+) -> Vec<Alert> {
+    let mut by_region: BTreeMap<&str, Vec<&IndicatorValue>> = BTreeMap::new();
+    for v in values {
+        by_region.entry(&v.region_code).or_default().push(v);
+    }
+    let mut out = Vec::new();
+    for series in by_region.values() {
+        let Some(latest) = series.iter().find(|v| v.period == period) else {
+            continue;
+        };
+        let (Some(value), Some(d), Some(last_year)) = (
+            latest.value,
+            latest.change_vs_last_year,
+            latest.last_year_value,
+        ) else {
+            continue;
+        };
+        if support(ind, latest) < q.min_support {
+            continue;
+        }
+        let history: Vec<f64> = series
+            .iter()
+            .filter(|v| v.period != period)
+            .filter_map(|v| v.change_vs_last_year)
+            .collect();
+        let Some((score, centre)) = robust_score(d, &history) else {
+            continue;
+        };
+        let worse = match ind.direction {
+            Direction::HigherIsBetter => -score,
+            Direction::LowerIsBetter => score,
+        };
+        if worse < q.anomaly_score {
+            continue;
+        }
+        let expected = last_year + centre;
+        let mut a = new_alert(
+            ind,
+            q,
+            grain,
+            latest,
+            AlertKind::Anomaly,
+            Status::Warning,
+            format!(
+                "{} {} is {value:.4} {} in {period}, where its history expects {expected:.4} (robust score {worse:.1})",
+                latest.region_name, ind.name_zh, ind.unit
+            ),
+        );
+        a.expected = Some(expected);
+        a.score = Some(worse);
+        out.push(a);
+    }
+    out
+}
+
 impl Engine {
     /// Threshold breaches and anomalies of every indicator (or one) at a level, worst first.
     pub fn alerts(&self, q: &AlertQuery) -> Result<Vec<Alert>> {
         let mut out = Vec::new();
         let catalogue = self.catalogue.clone();
         for ind in &catalogue.indicators {
-            if q.indicator.as_ref().is_some_and(|id| *id != ind.id) || !ind.levels.contains(&q.level)
+            if q.indicator.as_ref().is_some_and(|id| *id != ind.id)
+                || !ind.levels.contains(&q.level)
             {
                 continue;
             }
@@ -173,138 +345,72 @@ impl Engine {
         Ok(out)
     }
 
-    fn alerts_of(&self, ind: &Indicator, q: &AlertQuery) -> Result<Vec<Alert>> {
-        let grain = match q.grain {
-            Some(g) if ind.grains.contains(&g) => g,
-            Some(_) => return Ok(Vec::new()),
-            None => match [Grain::Month, Grain::Quarter, Grain::Year]
-                .into_iter()
-                .find(|g| ind.grains.contains(g))
-            {
-                Some(g) => g,
-                None => return Ok(Vec::new()),
-            },
-        };
-        let period = match &q.period {
-            Some(label) => Period::parse(grain, label).map_err(|source| {
+    /// The period checked at `grain`: the one asked for, or the latest complete one.
+    fn alert_period(
+        &self,
+        q: &AlertQuery,
+        grain: Grain,
+        through: Option<NaiveDate>,
+    ) -> Result<Option<Period>> {
+        match &q.period {
+            Some(label) => Ok(Some(Period::parse(grain, label).map_err(|source| {
                 indicators::QueryError::Period {
                     parameter: "period",
                     source,
                 }
-            })?,
-            None => match self.recorded_through(ind)? {
-                Some(through) => latest_complete(grain, through),
-                None => return Ok(Vec::new()),
-            },
-        };
-        let mut first = period;
-        for _ in 0..11 {
-            first = first.previous();
+            })?)),
+            None => Ok(through.map(|t| latest_complete(grain, t))),
         }
-        let query = IndicatorQuery {
-            level: q.level,
-            grain,
-            from: Some(first.label()),
-            to: Some(period.label()),
-            region: q.region.clone(),
+    }
+
+    fn alerts_of(&self, ind: &Indicator, q: &AlertQuery) -> Result<Vec<Alert>> {
+        // The asked grain, or the first of `order` the indicator allows.
+        let pick = |order: &[Grain]| match q.grain {
+            Some(g) => ind.grains.contains(&g).then_some(g),
+            None => order.iter().copied().find(|g| ind.grains.contains(g)),
         };
-        let values = self.values(ind, &query)?;
-        let label = period.label();
-        let mut by_region: BTreeMap<&str, Vec<&IndicatorValue>> = BTreeMap::new();
-        for v in &values {
-            by_region.entry(&v.region_code).or_default().push(v);
-        }
+        let through = self.recorded_through(ind)?;
         let mut alerts = Vec::new();
-        for (region, series) in by_region {
-            let Some(latest) = series.iter().find(|v| v.period == label) else {
-                continue;
-            };
-            let (Some(value), n) = (latest.value, support(ind, latest)) else {
-                continue;
-            };
-            if n < q.min_support {
-                continue;
-            }
-            let base = |kind, severity, message: String| Alert {
-                indicator: ind.id.clone(),
-                name_zh: ind.name_zh.clone(),
-                name_en: ind.name_en.clone(),
-                kind,
-                severity,
-                region_code: region.to_owned(),
-                region_name: latest.region_name.clone(),
-                level: q.level,
-                grain,
-                period: label.clone(),
-                value,
-                unit: ind.unit.clone(),
-                threshold: None,
-                expected: None,
-                score: None,
-                support: n,
-                message,
-                drivers: Vec::new(),
-            };
-            if matches!(latest.status, Status::Warning | Status::Critical)
-                && let Some(t) = ind.thresholds
-            {
-                let limit = if latest.status == Status::Critical {
-                    t.critical
-                } else {
-                    t.warning
-                };
-                let mut a = base(
-                    AlertKind::Threshold,
-                    latest.status,
-                    format!(
-                        "{} {} is {value:.4} {}, past the {} threshold {limit}",
-                        latest.region_name,
-                        ind.name_zh,
-                        ind.unit,
-                        latest.status.as_str()
-                    ),
-                );
-                a.threshold = Some(limit);
-                alerts.push(a);
-            }
-            // Seasonal differences: this period against the same period last year.
-            let diffs: Vec<(&str, f64)> = series
-                .iter()
-                .filter_map(|v| Some((v.period.as_str(), v.change_vs_last_year?)))
-                .collect();
-            let latest_diff = diffs.iter().find(|(p, _)| *p == label).map(|(_, d)| *d);
-            let history: Vec<f64> = diffs
-                .iter()
-                .filter(|(p, _)| *p != label)
-                .map(|(_, d)| *d)
-                .collect();
-            if let (Some(d), Some(last_year)) = (latest_diff, latest.last_year_value)
-                && let Some((score, centre)) = robust_score(d, &history)
-            {
-                let worse = match ind.direction {
-                    Direction::HigherIsBetter => -score,
-                    Direction::LowerIsBetter => score,
-                };
-                if worse >= q.anomaly_score {
-                    let expected = last_year + centre;
-                    let mut a = base(
-                        AlertKind::Anomaly,
-                        Status::Warning,
-                        format!(
-                            "{} {} is {value:.4} {}, where its history expects {expected:.4} (robust score {worse:.1})",
-                            latest.region_name, ind.name_zh, ind.unit
-                        ),
-                    );
-                    a.expected = Some(expected);
-                    a.score = Some(worse);
-                    alerts.push(a);
-                }
-            }
+        // Thresholds per quarter by default: long enough for counts to settle.
+        if ind.thresholds.is_some()
+            && let Some(grain) = pick(&[Grain::Quarter, Grain::Month, Grain::Year])
+            && let Some(period) = self.alert_period(q, grain, through)?
+        {
+            let values = self.values(ind, &self.alert_query(q, grain, period, period))?;
+            let mut found = threshold_alerts(ind, q, grain, &period.label(), &values);
+            self.add_drivers(ind, q, grain, &period.label(), &values, &mut found)?;
+            alerts.extend(found);
         }
-        if !alerts.is_empty() {
-            self.add_drivers(ind, q, grain, &label, &values, &mut alerts)?;
+        // Anomalies per month by default: eleven months of history to compare with.
+        if let Some(grain) = pick(&[Grain::Month])
+            && let Some(period) = self.alert_period(q, grain, through)?
+        {
+            let mut first = period;
+            for _ in 0..11 {
+                first = first.previous();
+            }
+            let values = self.values(ind, &self.alert_query(q, grain, first, period))?;
+            let mut found = anomaly_alerts(ind, q, grain, &period.label(), &values);
+            self.add_drivers(ind, q, grain, &period.label(), &values, &mut found)?;
+            alerts.extend(found);
         }
         Ok(alerts)
+    }
+
+    fn alert_query(
+        &self,
+        q: &AlertQuery,
+        grain: Grain,
+        from: Period,
+        to: Period,
+    ) -> IndicatorQuery {
+        IndicatorQuery {
+            level: q.level,
+            grain,
+            from: Some(from.label()),
+            to: Some(to.label()),
+            region: q.region.clone(),
+        }
     }
 
     /// Fills each alert's drivers: the child regions that pull its value the wrong way.
@@ -580,8 +686,10 @@ impl Engine {
                     _ => 4,
                 };
                 let recent = &complete[complete.len().saturating_sub(window)..];
-                let points: Vec<(f64, f64)> =
-                    recent.iter().map(|(p, v)| (year_fraction(*p), *v)).collect();
+                let points: Vec<(f64, f64)> = recent
+                    .iter()
+                    .map(|(p, v)| (year_fraction(*p), *v))
+                    .collect();
                 trend.periods = points.len();
                 if let Some((slope, intercept)) = fit_line(&points) {
                     let last = Period::containing(grain, year_end);
@@ -619,8 +727,19 @@ mod tests {
     }
 
     #[test]
+    fn wilson_interval_narrows_with_more_records() {
+        let (lo, hi) = wilson(28.0, 36.0);
+        assert!(lo < 0.7778 && hi > 0.8, "{lo} {hi}");
+        let (lo, hi) = wilson(2800.0, 3600.0);
+        assert!(hi < 0.8 && lo > 0.75, "{lo} {hi}");
+        assert_eq!(wilson(0.0, 0.0), (0.0, 1.0));
+    }
+
+    #[test]
     fn line_fit_recovers_a_trend() {
-        let points: Vec<(f64, f64)> = (0..8).map(|i| (2024.0 + i as f64 / 4.0, 0.5 + 0.1 * i as f64 / 4.0)).collect();
+        let points: Vec<(f64, f64)> = (0..8)
+            .map(|i| (2024.0 + i as f64 / 4.0, 0.5 + 0.1 * i as f64 / 4.0))
+            .collect();
         let (slope, intercept) = fit_line(&points).unwrap();
         assert!((slope - 0.1).abs() < 1e-9, "{slope}");
         assert!((slope * 2025.875 + intercept - 0.6875).abs() < 1e-9);
@@ -630,8 +749,17 @@ mod tests {
     #[test]
     fn latest_complete_period_waits_for_the_period_to_end() {
         let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
-        assert_eq!(latest_complete(Grain::Month, d(2025, 12, 31)).label(), "2025-12");
-        assert_eq!(latest_complete(Grain::Month, d(2025, 12, 30)).label(), "2025-11");
-        assert_eq!(latest_complete(Grain::Quarter, d(2025, 11, 15)).label(), "2025-Q3");
+        assert_eq!(
+            latest_complete(Grain::Month, d(2025, 12, 31)).label(),
+            "2025-12"
+        );
+        assert_eq!(
+            latest_complete(Grain::Month, d(2025, 12, 30)).label(),
+            "2025-11"
+        );
+        assert_eq!(
+            latest_complete(Grain::Quarter, d(2025, 11, 15)).label(),
+            "2025-Q3"
+        );
     }
 }

@@ -119,7 +119,10 @@ pub(crate) fn check_statement(sql: &str) -> Result<&str> {
         .next()
         .unwrap_or("")
         .to_ascii_uppercase();
-    if !matches!(first.as_str(), "SELECT" | "WITH" | "FROM" | "VALUES" | "TABLE") {
+    if !matches!(
+        first.as_str(),
+        "SELECT" | "WITH" | "FROM" | "VALUES" | "TABLE"
+    ) {
         return Err(rule(
             "read_only",
             format!(
@@ -284,7 +287,10 @@ mod tests {
             json_value(Value::Timestamp(TimeUnit::Microsecond, 86_400_000_000)),
             serde_json::json!("1970-01-02 00:00:00")
         );
-        assert_eq!(json_value(Value::Date32(1)), serde_json::json!("1970-01-02"));
+        assert_eq!(
+            json_value(Value::Date32(1)),
+            serde_json::json!("1970-01-02")
+        );
         assert_eq!(json_value(Value::Double(f64::NAN)), serde_json::Value::Null);
     }
 }

@@ -118,7 +118,9 @@ pub(crate) fn refresh(conn: &Connection, engine: &Engine, facts: &[&str]) -> Res
                 fact = m.fact,
             );
             conn.execute_batch(&sql)
-                .map_err(AnalyticsError::db(format!("cannot build cube {name} ({key})")))?;
+                .map_err(AnalyticsError::db(format!(
+                    "cannot build cube {name} ({key})"
+                )))?;
             conn.execute(
                 "INSERT INTO cubes VALUES (?, ?, ?, ?)",
                 [name.as_str(), key.as_str(), m.fact, bucket.as_str()],

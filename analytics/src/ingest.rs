@@ -72,8 +72,12 @@ fn recreate_changed_tables(conn: &Connection) -> Result<()> {
             .map_err(AnalyticsError::db("cannot read the schema"))?;
         let want: Vec<&str> = t.columns.iter().map(|c| c.name).collect();
         if have != want {
-            conn.execute_batch(&format!("DROP TABLE IF EXISTS {}; {}", t.name, create_fact_sql(t)))
-                .map_err(AnalyticsError::db(format!("cannot recreate {}", t.name)))?;
+            conn.execute_batch(&format!(
+                "DROP TABLE IF EXISTS {}; {}",
+                t.name,
+                create_fact_sql(t)
+            ))
+            .map_err(AnalyticsError::db(format!("cannot recreate {}", t.name)))?;
         }
     }
     Ok(())
@@ -96,14 +100,20 @@ pub(crate) fn key_text(table: &FactTable) -> String {
 
 /// Recomputes the derived fact tables that read from `loaded`, inside the caller's
 /// transaction, and returns the names of the tables that changed (loaded and derived).
-pub(crate) fn refresh_derived(conn: &Connection, loaded: &[&'static str]) -> Result<Vec<&'static str>> {
+pub(crate) fn refresh_derived(
+    conn: &Connection,
+    loaded: &[&'static str],
+) -> Result<Vec<&'static str>> {
     let mut changed: Vec<&'static str> = loaded.to_vec();
     for t in FACT_TABLES {
         if let Source::Derived(select) = t.source
             && loaded.iter().any(|l| select.contains(&format!("FROM {l}")))
         {
-            conn.execute_batch(&format!("DELETE FROM {name}; INSERT INTO {name} {select}", name = t.name))
-                .map_err(AnalyticsError::db(format!("cannot derive {}", t.name)))?;
+            conn.execute_batch(&format!(
+                "DELETE FROM {name}; INSERT INTO {name} {select}",
+                name = t.name
+            ))
+            .map_err(AnalyticsError::db(format!("cannot derive {}", t.name)))?;
             changed.push(t.name);
         }
     }

@@ -12,6 +12,7 @@
 
 mod alerts;
 mod analyst;
+mod breakdown;
 mod cube;
 mod export;
 mod ingest;
@@ -22,6 +23,7 @@ mod query;
 
 pub use alerts::{Alert, AlertKind, AlertQuery, Driver, Trend, TrendQuery, Verdict};
 pub use analyst::{SqlLimits, SqlResult};
+pub use breakdown::Share;
 pub use ingest::IngestReport;
 pub use load::{ColumnMapping, LoadReport, Mapping, OnReject, Rejection};
 pub use pool::{Engine, OpenMode};
@@ -48,6 +50,8 @@ pub enum AnalyticsError {
     Rejected(Box<LoadReport>),
     #[error("unknown indicator {0:?}")]
     UnknownIndicator(String),
+    #[error("by: {0}")]
+    BadBreakdown(String),
     /// Analyst SQL broke a rule (`rule` names it: one_statement, read_only,
     /// no_external_access, timeout, invalid).
     #[error("{rule}: {message}")]

@@ -266,7 +266,9 @@ fn rejection_case(table: &FactTable, sources: &[(String, Option<String>)]) -> St
             l = level.as_str()
         )),
     }
-    arms.push("WHEN load_dup > 1 THEN CONCAT('duplicate key (first in row ', load_first, ')')".to_owned());
+    arms.push(
+        "WHEN load_dup > 1 THEN CONCAT('duplicate key (first in row ', load_first, ')')".to_owned(),
+    );
     format!("CASE {} END", arms.join(" "))
 }
 
@@ -318,7 +320,8 @@ impl Engine {
         if let Some(bar) = bar {
             bar.finish();
         }
-        let _ = conn.execute_batch("DROP TABLE IF EXISTS load_raw; DROP TABLE IF EXISTS load_stage;");
+        let _ =
+            conn.execute_batch("DROP TABLE IF EXISTS load_raw; DROP TABLE IF EXISTS load_stage;");
         let report = result?;
         if report.ingest_id.is_some() {
             self.reload_cubes()?;
@@ -367,7 +370,9 @@ impl Engine {
         ))
         .map_err(|e| fail(path, format!("cannot check the values: {e}")))?;
         let rows_read: u64 = conn
-            .query_row("SELECT COUNT(*) FROM load_stage", [], |r| r.get::<_, i64>(0))
+            .query_row("SELECT COUNT(*) FROM load_stage", [], |r| {
+                r.get::<_, i64>(0)
+            })
             .map_err(db("cannot count the rows"))? as u64;
         let rows_rejected: u64 = conn
             .query_row(
@@ -412,7 +417,11 @@ impl Engine {
         let select: Vec<String> = fact
             .columns
             .iter()
-            .map(|c| c.derived_sql.map(str::to_owned).unwrap_or_else(|| c.name.to_owned()))
+            .map(|c| {
+                c.derived_sql
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| c.name.to_owned())
+            })
             .collect();
         let good = "FROM load_stage WHERE load_reason IS NULL";
         conn.execute_batch("BEGIN TRANSACTION")
@@ -487,7 +496,8 @@ impl Engine {
     fn load_regions_file(&self, path: &Path) -> Result<LoadReport> {
         let conn = self.fresh_conn()?;
         let db = |what: &str| AnalyticsError::db(format!("{what}, in {}", path.display()));
-        conn.execute_batch("BEGIN TRANSACTION").map_err(db("cannot begin"))?;
+        conn.execute_batch("BEGIN TRANSACTION")
+            .map_err(db("cannot begin"))?;
         let result: Result<(u64, i64)> = (|| {
             conn.execute_batch(&format!(
                 "CREATE OR REPLACE TEMP TABLE load_regions AS SELECT code, name, level, NULLIF(parent_code, '') AS parent_code, lon, lat \

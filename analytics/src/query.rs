@@ -184,8 +184,9 @@ impl Engine {
         })
     }
 
-    /// The last day with recorded rows of the fact table behind an indicator's numerator
-    /// (`None` when the table records no time or is empty).
+    /// The last day the data of the fact table behind an indicator's numerator covers: the
+    /// day of its newest row, or the end of that row's quarter for quarterly tables (`None`
+    /// when the table records no time or is empty).
     /// For a derived indicator, the earliest such day among the indicators it reads.
     pub fn recorded_through(&self, indicator: &Indicator) -> Result<Option<NaiveDate>> {
         let Some(numerator) = &indicator.numerator else {
@@ -199,9 +200,10 @@ impl Engine {
             }
             return Ok(earliest);
         };
-        let Some(column) =
-            indicators::facts::fact_table(numerator.fact).and_then(|t| t.recorded_at)
-        else {
+        let Some(table) = indicators::facts::fact_table(numerator.fact) else {
+            return Ok(None);
+        };
+        let Some(column) = table.recorded_at else {
             return Ok(None);
         };
         let sql = format!(
@@ -215,7 +217,10 @@ impl Engine {
                     numerator.fact
                 )))
         })?;
-        Ok(last.and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok()))
+        // A census in the middle of a quarter describes the whole quarter.
+        Ok(last
+            .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+            .map(|d| Period::containing(table.row_covers, d).end() - Days::new(1)))
     }
 
     /// Values of `indicator` for a query, ordered by period then region code, read from
@@ -247,6 +252,27 @@ impl Engine {
         Ok(sql::compile_with(indicator, query, &|m, grain, level| {
             self.cube_for(m, grain, level)
         })?)
+    }
+
+    /// Runs compiled indicator SQL as it is and returns how many rows it gave (to compare
+    /// `values` with the bare SQL in benchmarks).
+    pub fn run_compiled(&self, compiled: &indicators::CompiledSql) -> Result<usize> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare(&compiled.sql)
+                .map_err(AnalyticsError::db("cannot prepare SQL"))?;
+            let rows = stmt
+                .query_map(params_from_iter(compiled.params.iter()), |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(AnalyticsError::db("cannot run SQL"))?;
+            let mut n = 0;
+            for row in rows {
+                row.map_err(AnalyticsError::db("cannot read a row"))?;
+                n += 1;
+            }
+            Ok(n)
+        })
     }
 
     /// Summed parts of an indicator for a query; derived indicators evaluate their formula

@@ -54,7 +54,10 @@ fn the_cube_changes_no_answer() {
     for ind in catalogue.indicators.iter() {
         // The cube keeps every level down to the fact table's region column; a coarse and a
         // fine level cover both ways regions are derived from it.
-        for level in [Level::City, Level::Community].into_iter().filter(|l| ind.levels.contains(l)) {
+        for level in [Level::City, Level::Community]
+            .into_iter()
+            .filter(|l| ind.levels.contains(l))
+        {
             for &grain in &ind.grains {
                 let (from, to) = range_for(grain);
                 let q = IndicatorQuery {
@@ -74,9 +77,18 @@ fn the_cube_changes_no_answer() {
                 assert_eq!(cube.len(), facts.len(), "{} {level} {grain}", ind.id);
                 for (a, b) in cube.iter().zip(&facts) {
                     let at = format!("{} {level} {grain} {} {}", ind.id, a.region_code, a.period);
-                    assert_eq!((&a.region_code, &a.period), (&b.region_code, &b.period), "{at}");
+                    assert_eq!(
+                        (&a.region_code, &a.period),
+                        (&b.region_code, &b.period),
+                        "{at}"
+                    );
                     // Counts add up exactly; sums of fractional hours up to rounding.
-                    assert!(close(a.numerator, b.numerator), "{at}: {} vs {}", a.numerator, b.numerator);
+                    assert!(
+                        close(a.numerator, b.numerator),
+                        "{at}: {} vs {}",
+                        a.numerator,
+                        b.numerator
+                    );
                     assert_eq!(a.denominator.is_some(), b.denominator.is_some(), "{at}");
                     if let (Some(x), Some(y)) = (a.denominator, b.denominator) {
                         assert!(close(x, y), "{at}");
@@ -92,12 +104,21 @@ fn the_cube_changes_no_answer() {
 
 fn csv_rows(path: &std::path::Path) -> Vec<HashMap<String, String>> {
     let mut reader = csv::Reader::from_path(path).unwrap();
-    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
     reader
         .records()
         .map(|r| {
             let r = r.unwrap();
-            header.iter().cloned().zip(r.iter().map(str::to_owned)).collect()
+            header
+                .iter()
+                .cloned()
+                .zip(r.iter().map(str::to_owned))
+                .collect()
         })
         .collect()
 }
@@ -117,7 +138,11 @@ fn engine_values(engine: &analytics::Engine, ind: &Indicator) -> BTreeMap<(Strin
         .collect()
 }
 
-fn assert_same(id: &str, ours: &BTreeMap<(String, String), f64>, theirs: &BTreeMap<(String, String), f64>) {
+fn assert_same(
+    id: &str,
+    ours: &BTreeMap<(String, String), f64>,
+    theirs: &BTreeMap<(String, String), f64>,
+) {
     assert!(!theirs.is_empty(), "{id}: nothing computed");
     assert_eq!(
         ours.keys().collect::<Vec<_>>(),
@@ -125,7 +150,11 @@ fn assert_same(id: &str, ours: &BTreeMap<(String, String), f64>, theirs: &BTreeM
         "{id}: regions and years"
     );
     for (k, v) in theirs {
-        assert!(close(ours[k], *v), "{id} {k:?}: engine {} vs CSV {v}", ours[k]);
+        assert!(
+            close(ours[k], *v),
+            "{id} {k:?}: engine {} vs CSV {v}",
+            ours[k]
+        );
     }
 }
 
@@ -140,9 +169,15 @@ fn one_indicator_of_each_kind_matches_an_independent_computation() {
     // count: work orders created per city and year.
     let mut count: BTreeMap<(String, String), f64> = BTreeMap::new();
     for o in &orders {
-        *count.entry(key(&o["community_code"], &o["created_at"])).or_default() += 1.0;
+        *count
+            .entry(key(&o["community_code"], &o["created_at"]))
+            .or_default() += 1.0;
     }
-    assert_same("hotline_orders", &engine_values(&engine, get("hotline_orders")), &count);
+    assert_same(
+        "hotline_orders",
+        &engine_values(&engine, get("hotline_orders")),
+        &count,
+    );
 
     // distinct count: grid cells with an order.
     let mut grids: BTreeMap<(String, String), BTreeSet<&str>> = BTreeMap::new();
@@ -152,20 +187,32 @@ fn one_indicator_of_each_kind_matches_an_independent_computation() {
             .or_default()
             .insert(&o["grid_id"]);
     }
-    let distinct = grids.into_iter().map(|(k, g)| (k, g.len() as f64)).collect();
-    assert_same("hotline_active_grids", &engine_values(&engine, get("hotline_active_grids")), &distinct);
+    let distinct = grids
+        .into_iter()
+        .map(|(k, g)| (k, g.len() as f64))
+        .collect();
+    assert_same(
+        "hotline_active_grids",
+        &engine_values(&engine, get("hotline_active_grids")),
+        &distinct,
+    );
 
     // rate: orders per 10,000 residents.
     let mut residents: HashMap<String, f64> = HashMap::new();
     for p in csv_rows(&sample_file(&tmp, "population.csv")) {
-        *residents.entry(p["community_code"][..4].to_owned()).or_default() +=
-            p["residents"].parse::<f64>().unwrap();
+        *residents
+            .entry(p["community_code"][..4].to_owned())
+            .or_default() += p["residents"].parse::<f64>().unwrap();
     }
     let rate = count
         .iter()
         .map(|(k, n)| (k.clone(), n / residents[&k.0] * 10_000.0))
         .collect();
-    assert_same("hotline_intensity", &engine_values(&engine, get("hotline_intensity")), &rate);
+    assert_same(
+        "hotline_intensity",
+        &engine_values(&engine, get("hotline_intensity")),
+        &rate,
+    );
 
     // mean: hours from submission to completion of applications completed in the year.
     let mut sums: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
@@ -173,7 +220,9 @@ fn one_indicator_of_each_kind_matches_an_independent_computation() {
         if a["completed_at"].is_empty() {
             continue;
         }
-        let e = sums.entry(key(&a["community_code"], &a["completed_at"])).or_default();
+        let e = sums
+            .entry(key(&a["community_code"], &a["completed_at"]))
+            .or_default();
         e.0 += hours(&a["submitted_at"], &a["completed_at"]);
         e.1 += 1.0;
     }
@@ -190,7 +239,9 @@ fn one_indicator_of_each_kind_matches_an_independent_computation() {
         if s["kind"] != "one_class" {
             continue;
         }
-        let e = parts.entry(key(&s["county_code"], &s["census_at"])).or_default();
+        let e = parts
+            .entry(key(&s["county_code"], &s["census_at"]))
+            .or_default();
         e.0 += f64::from(u8::from(s["implemented"] == "true"));
         e.1 += 1.0;
     }
@@ -212,8 +263,15 @@ fn one_indicator_of_each_kind_matches_an_independent_computation() {
         g.1 += e["gdp_last_year_100m_cny"].parse::<f64>().unwrap();
     }
     assert_same("gdp", &engine_values(&engine, get("gdp")), &gdp);
-    let growth = growth_parts.into_iter().map(|(k, (c, l))| (k, c / l - 1.0)).collect();
-    assert_same("gdp_growth_rate", &engine_values(&engine, get("gdp_growth_rate")), &growth);
+    let growth = growth_parts
+        .into_iter()
+        .map(|(k, (c, l))| (k, c / l - 1.0))
+        .collect();
+    assert_same(
+        "gdp_growth_rate",
+        &engine_values(&engine, get("gdp_growth_rate")),
+        &growth,
+    );
 
     // The kinds covered above are all the kinds there are.
     let covered = [
@@ -225,6 +283,9 @@ fn one_indicator_of_each_kind_matches_an_independent_computation() {
         "gdp",
         "gdp_growth_rate",
     ];
-    let kinds: BTreeSet<String> = covered.iter().map(|id| format!("{:?}", get(id).kind)).collect();
+    let kinds: BTreeSet<String> = covered
+        .iter()
+        .map(|id| format!("{:?}", get(id).kind))
+        .collect();
     assert_eq!(kinds.len(), Kind::ALL.len(), "{kinds:?}");
 }

@@ -14,10 +14,7 @@ fn department_file(tmp: &tempfile::TempDir, n: usize, prefix: &str) -> (String, 
     let text = std::fs::read_to_string(sample_file(tmp, "work_orders.csv")).unwrap();
     let mut lines = text.lines();
     let header = lines.next().unwrap().to_owned();
-    let rows = lines
-        .take(n)
-        .map(|l| l.replacen("WO", prefix, 1))
-        .collect();
+    let rows = lines.take(n).map(|l| l.replacen("WO", prefix, 1)).collect();
     (header, rows)
 }
 
@@ -34,7 +31,12 @@ fn orders_in_2024(engine: &Engine) -> f64 {
         to: Some("2025".into()),
         region: None,
     };
-    engine.values(&ind, &q).unwrap().iter().map(|v| v.numerator).sum()
+    engine
+        .values(&ind, &q)
+        .unwrap()
+        .iter()
+        .map(|v| v.numerator)
+        .sum()
 }
 
 #[test]
@@ -48,7 +50,12 @@ fn department_files_load_checked_once_and_all_or_nothing() {
 
     let report = engine.load_file("work_orders", &file, None, false).unwrap();
     assert_eq!(
-        (report.rows_read, report.rows_loaded, report.rows_changed, report.rows_rejected),
+        (
+            report.rows_read,
+            report.rows_loaded,
+            report.rows_changed,
+            report.rows_rejected
+        ),
         (200, 200, 200, 0)
     );
     assert_eq!(count(&engine, "work_orders"), before + 200);
@@ -77,7 +84,9 @@ fn department_files_load_checked_once_and_all_or_nothing() {
     bad[11] = bad[1].clone();
     let bad_file = tmp.path().join("bad.csv");
     write(&bad_file, &header, &bad);
-    let err = engine.load_file("work_orders", &bad_file, None, false).unwrap_err();
+    let err = engine
+        .load_file("work_orders", &bad_file, None, false)
+        .unwrap_err();
     let text = err.to_string();
     let AnalyticsError::Rejected(report) = err else {
         panic!("{text}");
@@ -85,12 +94,28 @@ fn department_files_load_checked_once_and_all_or_nothing() {
     let rows: Vec<u64> = report.rejected.iter().map(|r| r.row).collect();
     assert_eq!(rows, [3, 7, 9, 12], "{:?}", report.rejected);
     let reasons: Vec<&str> = report.rejected.iter().map(|r| r.reason.as_str()).collect();
-    assert!(reasons[0].contains("created_at") && reasons[0].contains("yesterday"), "{reasons:?}");
+    assert!(
+        reasons[0].contains("created_at") && reasons[0].contains("yesterday"),
+        "{reasons:?}"
+    );
     assert!(reasons[1].contains("320102001001-999"), "{reasons:?}");
-    assert!(reasons[2].contains("closed_at is before created_at"), "{reasons:?}");
-    assert!(reasons[3].contains("duplicate key (first in row 2)"), "{reasons:?}");
-    assert!(text.contains("nothing was loaded") && text.ends_with(&bad_file.display().to_string()), "{text}");
-    assert_eq!(count(&engine, "work_orders"), before + 200, "nothing half-loaded");
+    assert!(
+        reasons[2].contains("closed_at is before created_at"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[3].contains("duplicate key (first in row 2)"),
+        "{reasons:?}"
+    );
+    assert!(
+        text.contains("nothing was loaded") && text.ends_with(&bad_file.display().to_string()),
+        "{text}"
+    );
+    assert_eq!(
+        count(&engine, "work_orders"),
+        before + 200,
+        "nothing half-loaded"
+    );
     assert_eq!(engine.snapshot().unwrap(), snapshot);
 
     // Parquet works the same way.
@@ -108,22 +133,34 @@ fn department_files_load_checked_once_and_all_or_nothing() {
             })
         })
         .unwrap();
-    let report = engine.load_file("work_orders", &parquet, None, false).unwrap();
+    let report = engine
+        .load_file("work_orders", &parquet, None, false)
+        .unwrap();
     assert_eq!((report.rows_loaded, report.rows_rejected), (50, 0));
     assert_eq!(count(&engine, "work_orders"), before + 250);
 
     // Unknown tables and foreign headers are named.
-    let e = engine.load_file("orders", &file, None, false).unwrap_err().to_string();
+    let e = engine
+        .load_file("orders", &file, None, false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("unknown table \"orders\""), "{e}");
     let foreign = tmp.path().join("foreign.csv");
     std::fs::write(&foreign, "id,when\n1,2024-01-01\n").unwrap();
-    let e = engine.load_file("work_orders", &foreign, None, false).unwrap_err().to_string();
+    let e = engine
+        .load_file("work_orders", &foreign, None, false)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("needs columns [order_id, created_at"), "{e}");
 }
 
-/// Whether a 311 request counts, by the mapping's rules: a due date, a known borough and no
-/// closure before creation.
-fn nyc_on_time(file: &Path) -> (BTreeMap<(String, String), (f64, f64)>, u64, Vec<u64>) {
+/// (on-time, due) work orders per (county, year of the due date).
+type OnTimeParts = BTreeMap<(String, String), (f64, f64)>;
+
+/// 12345 on-time closure per borough and year computed straight from the 311 file, with the
+/// mapping's rules (a due date, a known borough, no closure before creation); also how many
+/// rows load and which are rejected.
+fn nyc_on_time(file: &Path) -> (OnTimeParts, u64, Vec<u64>) {
     let boroughs = BTreeMap::from([
         ("MANHATTAN", "910101"),
         ("BRONX", "910102"),
@@ -141,7 +178,7 @@ fn nyc_on_time(file: &Path) -> (BTreeMap<(String, String), (f64, f64)>, u64, Vec
         col("Closed Date"),
         col("Borough"),
     );
-    let mut out: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
+    let mut out = OnTimeParts::new();
     let (mut loaded, mut rejected) = (0, Vec::new());
     for (i, r) in reader.records().enumerate() {
         let r = r.unwrap();
@@ -189,7 +226,11 @@ fn nyc_311_requests_load_as_work_orders_through_a_mapping() {
         &report.rejected[..5.min(report.rejected.len())]
     );
 
-    let ind = engine.catalogue().get("hotline_on_time_rate").unwrap().clone();
+    let ind = engine
+        .catalogue()
+        .get("hotline_on_time_rate")
+        .unwrap()
+        .clone();
     let values = engine
         .values(
             &ind,
@@ -204,7 +245,12 @@ fn nyc_311_requests_load_as_work_orders_through_a_mapping() {
         .unwrap();
     let ours: BTreeMap<(String, String), (f64, f64)> = values
         .iter()
-        .map(|v| ((v.region_code.clone(), v.period.clone()), (v.numerator, v.denominator.unwrap())))
+        .map(|v| {
+            (
+                (v.region_code.clone(), v.period.clone()),
+                (v.numerator, v.denominator.unwrap()),
+            )
+        })
         .collect();
     assert_eq!(ours, expected);
     let manhattan_2011 = values

@@ -18,11 +18,20 @@ fn alerts_find_the_drifting_counties_and_only_those_are_critical() {
             .filter(|a| a.severity == Status::Critical)
             .map(|a| a.region_code.as_str())
             .collect();
-        let planted: BTreeSet<&str> = manifest.drifting_counties.iter().map(String::as_str).collect();
+        let planted: BTreeSet<&str> = manifest
+            .drifting_counties
+            .iter()
+            .map(String::as_str)
+            .collect();
         let summary: Vec<String> = alerts
             .iter()
             .filter(|a| a.severity == Status::Critical)
-            .map(|a| format!("{} {} {} {:.3}", a.region_code, a.indicator, a.period, a.value))
+            .map(|a| {
+                format!(
+                    "{} {} {} {:.3}",
+                    a.region_code, a.indicator, a.period, a.value
+                )
+            })
             .collect();
         assert_eq!(critical, planted, "seed {seed}: {summary:#?}");
         // Every planted county breaches the 12345 on-time threshold, and the demo district's
@@ -46,7 +55,12 @@ fn alerts_find_the_drifting_counties_and_only_those_are_critical() {
             "seed {seed}: {:?}",
             xuanwu.drivers
         );
-        assert!(xuanwu.drivers.iter().all(|d| d.region_code.starts_with("320102")));
+        assert!(
+            xuanwu
+                .drivers
+                .iter()
+                .all(|d| d.region_code.starts_with("320102"))
+        );
         assert!(xuanwu.support >= 30.0);
     }
 }
@@ -65,13 +79,24 @@ fn trends_measure_finished_targets_and_forecast_open_ones() {
 
     // The data runs to the end of 2025, the plan's target year: measured verdicts.
     let done = engine.trends(&TrendQuery::default()).unwrap();
-    assert_eq!(done.iter().map(|t| t.indicator.as_str()).collect::<Vec<_>>(), with_target);
+    assert_eq!(
+        done.iter()
+            .map(|t| t.indicator.as_str())
+            .collect::<Vec<_>>(),
+        with_target
+    );
     for t in &done {
-        let measured = t.forecast.unwrap_or_else(|| panic!("{}: no 2025 value", t.indicator));
+        let measured = t
+            .forecast
+            .unwrap_or_else(|| panic!("{}: no 2025 value", t.indicator));
         let met = measured >= t.target;
         assert_eq!(
             t.verdict,
-            if met { Verdict::Achieved } else { Verdict::Missed },
+            if met {
+                Verdict::Achieved
+            } else {
+                Verdict::Missed
+            },
             "{}",
             t.indicator
         );
@@ -92,7 +117,8 @@ fn trends_measure_finished_targets_and_forecast_open_ones() {
             t.indicator,
             t.verdict
         );
-        let latest = indicators::Period::parse(t.grain, t.latest_period.as_deref().unwrap()).unwrap();
+        let latest =
+            indicators::Period::parse(t.grain, t.latest_period.as_deref().unwrap()).unwrap();
         assert!(
             latest.end() <= NaiveDate::from_ymd_opt(2025, 7, 1).unwrap(),
             "{}: {latest:?} is after the as-of day",
@@ -105,6 +131,9 @@ fn trends_measure_finished_targets_and_forecast_open_ones() {
         }
     }
     // Adoption grows over the plan period, so the fitted trend rises.
-    let cloud = open.iter().find(|t| t.indicator == "system_cloud_rate").unwrap();
+    let cloud = open
+        .iter()
+        .find(|t| t.indicator == "system_cloud_rate")
+        .unwrap();
     assert!(cloud.slope_per_year.unwrap() > 0.0);
 }

@@ -52,10 +52,19 @@ fn analyst_sql_is_read_only_sealed_limited_and_names_the_rule() {
     std::fs::write(&outside, "a\n1\n").unwrap();
     for (sql, rule) in [
         ("DELETE FROM work_orders", "read_only"),
-        ("INSERT INTO regions VALUES ('1', 'x', 'province', NULL, 0, 0)", "read_only"),
+        (
+            "INSERT INTO regions VALUES ('1', 'x', 'province', NULL, 0, 0)",
+            "read_only",
+        ),
         ("SELECT 1; DROP TABLE work_orders", "one_statement"),
-        (&format!("COPY work_orders TO '{}'", outside.display()) as &str, "read_only"),
-        (&format!("SELECT * FROM read_csv('{}')", outside.display()), "no_external_access"),
+        (
+            &format!("COPY work_orders TO '{}'", outside.display()) as &str,
+            "read_only",
+        ),
+        (
+            &format!("SELECT * FROM read_csv('{}')", outside.display()),
+            "no_external_access",
+        ),
         ("SELECT * FROM no_such_table", "invalid"),
         ("", "invalid"),
     ] {
@@ -66,7 +75,11 @@ fn analyst_sql_is_read_only_sealed_limited_and_names_the_rule() {
         timeout: Duration::from_millis(300),
     };
     assert_eq!(
-        rule_of(&analyst, "SELECT SUM(a.range * b.range) FROM range(1000000) a, range(1000000) b", &slow),
+        rule_of(
+            &analyst,
+            "SELECT SUM(a.range * b.range) FROM range(1000000) a, range(1000000) b",
+            &slow
+        ),
         "timeout"
     );
     drop(analyst);

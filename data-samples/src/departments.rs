@@ -38,10 +38,11 @@ impl Table {
     fn create(out: &Path, name: &str, header: &[&str]) -> Result<Table, GenerateError> {
         let path = out.join(format!("{name}.csv"));
         let mut w = csv_writer(&path)?;
-        w.write_record(header).map_err(|source| GenerateError::Csv {
-            path: path.clone(),
-            source,
-        })?;
+        w.write_record(header)
+            .map_err(|source| GenerateError::Csv {
+                path: path.clone(),
+                source,
+            })?;
         Ok(Table { path, w, rows: 0 })
     }
 
@@ -56,7 +57,6 @@ impl Table {
     }
 
     fn finish(mut self) -> Result<usize, GenerateError> {
-        use std::io::Write as _;
         self.w.flush().map_err(io_err(&self.path))?;
         Ok(self.rows)
     }
@@ -113,7 +113,7 @@ pub(crate) fn write_all(
     ])
 }
 
-fn counties<'a>(tree: &'a [Region]) -> Vec<&'a Region> {
+fn counties(tree: &[Region]) -> Vec<&Region> {
     tree.iter().filter(|r| r.level == "county").collect()
 }
 
@@ -310,7 +310,13 @@ fn air_quality(out: &Path, inputs: &Inputs, rng: &mut Rng) -> Result<usize, Gene
     let mut t = Table::create(
         out,
         "air_quality",
-        &["station_id", "measured_at", "county_code", "aqi", "pm25_ug_m3"],
+        &[
+            "station_id",
+            "measured_at",
+            "county_code",
+            "aqi",
+            "pm25_ug_m3",
+        ],
     )?;
     let mut city_base: HashMap<&str, f64> = HashMap::new();
     for station in stations {
@@ -347,7 +353,7 @@ fn air_quality(out: &Path, inputs: &Inputs, rng: &mut Rng) -> Result<usize, Gene
 }
 
 /// Residents per county code.
-fn county_residents(inputs: &Inputs) -> HashMap<&str, f64> {
+fn county_residents<'a>(inputs: &Inputs<'a>) -> HashMap<&'a str, f64> {
     let mut out: HashMap<&str, f64> = HashMap::new();
     for (i, g) in inputs.ctx.grids.iter().enumerate() {
         *out.entry(&g.code[..6]).or_default() += inputs.residents[i] as f64;
@@ -379,7 +385,9 @@ fn economy(out: &Path, inputs: &Inputs, rng: &mut Rng) -> Result<usize, Generate
             .collect();
         let weights: Vec<f64> = in_city
             .iter()
-            .map(|r| residents.get(r.code.as_str()).copied().unwrap_or(0.0) * rng.lognormal(1.0, 0.3))
+            .map(|r| {
+                residents.get(r.code.as_str()).copied().unwrap_or(0.0) * rng.lognormal(1.0, 0.3)
+            })
             .collect();
         let weight_sum: f64 = weights.iter().sum();
         let city_growth = 0.056 + 0.008 * rng.normal();
@@ -394,7 +402,8 @@ fn economy(out: &Path, inputs: &Inputs, rng: &mut Rng) -> Result<usize, Generate
                     let growth = county_growth + 0.006 * rng.normal();
                     let comparable = *ly * (1.0 + growth);
                     let gdp = comparable * (1.0 + 0.004 * rng.normal());
-                    let start = NaiveDate::from_ymd_opt(year, q as u32 * 3 + 1, 1).expect("quarter");
+                    let start =
+                        NaiveDate::from_ymd_opt(year, q as u32 * 3 + 1, 1).expect("quarter");
                     let share = tertiary + 0.005 * (year - 2024) as f64;
                     t.row(&[
                         &county.code,
@@ -418,7 +427,9 @@ fn census_dates() -> Vec<NaiveDateTime> {
         .iter()
         .flat_map(|&y| (0..4).map(move |q| (y, q)))
         .map(|(y, q)| {
-            midnight(NaiveDate::from_ymd_opt(y, q * 3 + 1, 1).expect("quarter") + Duration::days(45))
+            midnight(
+                NaiveDate::from_ymd_opt(y, q * 3 + 1, 1).expect("quarter") + Duration::days(45),
+            )
         })
         .collect()
 }

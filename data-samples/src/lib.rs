@@ -276,7 +276,13 @@ pub fn generate(out: &Path, config: &Config) -> Result<Manifest, GenerateError> 
                 r.code.clone(),
                 Behaviour {
                     slowness: rng.lognormal(1.0, spread),
-                    drift: if drifting.contains(&r.code) { 1.6 } else { 0.0 },
+                    // The demo district drifts less than the others, so that its planted
+                    // township stands out on the map.
+                    drift: match r.code.as_str() {
+                        DEMO_DISTRICT => 1.6,
+                        code if drifting.iter().any(|d| d == code) => 2.5,
+                        _ => 0.0,
+                    },
                     intensity: rng.lognormal(1.0, 0.25),
                 },
             );
@@ -326,7 +332,7 @@ pub fn generate(out: &Path, config: &Config) -> Result<Manifest, GenerateError> 
     w.flush().map_err(io_err(&path))?;
 
     let orders = config.scale.work_orders();
-    let applications = orders * 6 / 10;
+    let applications = orders;
     let bar = if config.progress {
         ProgressBar::new((orders + applications) as u64)
     } else {
@@ -582,7 +588,7 @@ fn write_work_orders(
         } = ctx.request(rng);
         let (kind, _, limit_h) = REQUEST_TYPES[types.sample(rng)];
         let due = created + Duration::minutes((limit_h * 60.0) as i64);
-        let median_h = limit_h * 0.42 * slowness * (1.0 + drift * progress * progress);
+        let median_h = limit_h * 0.32 * slowness * (1.0 + drift * progress * progress);
         let hours = rng.lognormal(median_h, 0.55).max(0.05);
         let closed = created + Duration::seconds((hours * 3600.0) as i64);
         let never = rng.chance(0.004);
@@ -690,7 +696,7 @@ fn write_applications(
         };
         // Bad ratings (差评) are followed up within days; drifting places let some slide.
         let rectified = match (rating, completed) {
-            (Some(r), Some(c)) if r <= 2 && rng.chance(0.97 - 0.3 * drift * progress) => {
+            (Some(r), Some(c)) if r <= 2 && rng.chance(0.97 - 0.15 * drift * progress) => {
                 Some(c + Duration::hours(2 + rng.below(120) as i64))
             }
             _ => None,

@@ -96,7 +96,12 @@ fn every_fact_table_is_written_with_the_schema_columns() {
     {
         let path = dir.path().join(format!("{}.csv", table.name));
         let mut reader = csv::Reader::from_path(&path).unwrap();
-        let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_owned).collect();
+        let header: Vec<String> = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect();
         let expected: Vec<&str> = table.file_columns().map(|c| c.name).collect();
         assert_eq!(header, expected, "{}", table.name);
         let rows = reader.records().count();

@@ -26,7 +26,10 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
         "digital_infrastructure.toml",
         include_str!("../catalogue/digital_infrastructure.toml"),
     ),
-    ("environment.toml", include_str!("../catalogue/environment.toml")),
+    (
+        "environment.toml",
+        include_str!("../catalogue/environment.toml"),
+    ),
     ("economy.toml", include_str!("../catalogue/economy.toml")),
     ("safety.toml", include_str!("../catalogue/safety.toml")),
 ];
@@ -557,8 +560,7 @@ fn validate(r: RawIndicator, file: &str) -> Result<Indicator, CatalogueError> {
 /// Derived indicators name existing indicators, allow only levels and grains that all of
 /// them allow, and never depend on themselves.
 fn check_derived(indicators: &[Indicator]) -> Result<(), CatalogueError> {
-    let by_id: BTreeMap<&str, &Indicator> =
-        indicators.iter().map(|i| (i.id.as_str(), i)).collect();
+    let by_id: BTreeMap<&str, &Indicator> = indicators.iter().map(|i| (i.id.as_str(), i)).collect();
     for ind in indicators {
         let Some(formula) = &ind.formula else {
             continue;
@@ -574,10 +576,7 @@ fn check_derived(indicators: &[Indicator]) -> Result<(), CatalogueError> {
                 return Err(fail("formula", format!("unknown indicator {id:?}")));
             };
             if let Some(l) = ind.levels.iter().find(|l| !dep.levels.contains(l)) {
-                return Err(fail(
-                    "levels",
-                    format!("{id} is not computed at level {l}"),
-                ));
+                return Err(fail("levels", format!("{id} is not computed at level {l}")));
             }
             if let Some(g) = ind.grains.iter().find(|g| !dep.grains.contains(g)) {
                 return Err(fail("grains", format!("{id} is not computed per {g}")));
@@ -697,7 +696,10 @@ mod tests {
             );
         }
         for k in Kind::ALL {
-            assert!(c.indicators.iter().any(|i| i.kind == k), "no {k:?} indicator");
+            assert!(
+                c.indicators.iter().any(|i| i.kind == k),
+                "no {k:?} indicator"
+            );
         }
         // Every 2025 target the provincial plan names.
         for (id, value) in [
@@ -767,7 +769,11 @@ description = "x"
                 "formula",
                 "unknown indicator",
             ),
-            ("kind = \"derived\"\nformula = \"(1 +\"\n", "formula", "ends too early"),
+            (
+                "kind = \"derived\"\nformula = \"(1 +\"\n",
+                "formula",
+                "ends too early",
+            ),
             (
                 "kind = \"sum\"\n[indicator.numerator]\nfact = \"work_orders\"\nagg = \"count\"\ntime = \"due_at\"\n",
                 "numerator.agg",

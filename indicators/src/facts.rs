@@ -7,6 +7,7 @@
 //! centre reports per community) say so with their [`RegionKey`].
 
 use crate::level::Level;
+use crate::period::Grain;
 
 /// Column types, named after their SQL counterparts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +114,10 @@ pub struct FactTable {
     /// When a row enters the system (e.g. a work order's creation). The data of a load is
     /// complete up to the largest value of this column; `None` for tables without time.
     pub recorded_at: Option<&'static str>,
+    /// The stretch of time one row describes: a day for events, a quarter for quarterly
+    /// statistics and censuses. Data recorded up to a row's time is complete up to the end of
+    /// the period of this grain that holds it.
+    pub row_covers: Grain,
     pub region: RegionKey,
     pub source: Source,
     pub columns: &'static [Column],
@@ -143,7 +148,7 @@ impl FactTable {
     pub fn region_expr(&self, level: Level) -> String {
         match (self.region, level.code_len()) {
             (RegionKey::Grid, None) => "grid_id".to_owned(),
-            (RegionKey::Grid, Some(n)) if n == 12 => "community_code".to_owned(),
+            (RegionKey::Grid, Some(12)) => "community_code".to_owned(),
             (RegionKey::Grid, Some(n)) => format!("SUBSTR(community_code, 1, {n})"),
             (RegionKey::Column { name, level: own }, _) if own == level => name.to_owned(),
             (RegionKey::Column { name, .. }, Some(n)) => format!("SUBSTR({name}, 1, {n})"),
@@ -180,6 +185,7 @@ pub const WORK_ORDERS: FactTable = FactTable {
     description: "12345 hotline work orders (GB/T 39666-2020 request types and content codes)",
     key: &["order_id"],
     recorded_at: Some("created_at"),
+    row_covers: Grain::Day,
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[
@@ -212,8 +218,14 @@ pub const WORK_ORDERS: FactTable = FactTable {
             "satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5",
             "satisfaction is outside 1-5",
         ),
-        rule("lon IS NULL OR lon BETWEEN -180 AND 180", "lon is outside -180..180"),
-        rule("lat IS NULL OR lat BETWEEN -90 AND 90", "lat is outside -90..90"),
+        rule(
+            "lon IS NULL OR lon BETWEEN -180 AND 180",
+            "lon is outside -180..180",
+        ),
+        rule(
+            "lat IS NULL OR lat BETWEEN -90 AND 90",
+            "lat is outside -90..90",
+        ),
     ],
 };
 
@@ -222,6 +234,7 @@ pub const HOTLINE_CALLS: FactTable = FactTable {
     description: "12345 hotline calls per community and day, from the call centre's ACD reports",
     key: &["community_code", "day"],
     recorded_at: Some("day"),
+    row_covers: Grain::Day,
     region: RegionKey::Column {
         name: "community_code",
         level: Level::Community,
@@ -247,6 +260,7 @@ pub const SERVICE_APPLICATIONS: FactTable = FactTable {
     description: "government service applications (政务服务办件) with 好差评 ratings",
     key: &["app_id"],
     recorded_at: Some("submitted_at"),
+    row_covers: Grain::Day,
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[
@@ -275,7 +289,10 @@ pub const SERVICE_APPLICATIONS: FactTable = FactTable {
             "completed_at IS NULL OR completed_at >= submitted_at",
             "completed_at is before submitted_at",
         ),
-        rule("rating IS NULL OR rating BETWEEN 1 AND 5", "rating is outside 1-5"),
+        rule(
+            "rating IS NULL OR rating BETWEEN 1 AND 5",
+            "rating is outside 1-5",
+        ),
         rule(
             "rectified_at IS NULL OR (rating IS NOT NULL AND completed_at IS NOT NULL AND rectified_at >= completed_at)",
             "rectified_at needs a rating and must follow completed_at",
@@ -288,6 +305,7 @@ pub const SERVICE_SCENARIOS: FactTable = FactTable {
     description: "quarterly census of service items and 一件事/一类事/一体事 scenarios per county: whether each is online or implemented",
     key: &["scenario_id", "census_at"],
     recorded_at: Some("census_at"),
+    row_covers: Grain::Quarter,
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -313,6 +331,7 @@ pub const GRID_EVENTS: FactTable = FactTable {
     description: "grid governance events (网格事件) found by grid workers or reported, with their disposal",
     key: &["event_id"],
     recorded_at: Some("reported_at"),
+    row_covers: Grain::Day,
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[
@@ -344,6 +363,7 @@ pub const ENFORCEMENT_CASES: FactTable = FactTable {
     description: "administrative enforcement cases, flagged when handled with the mobile (掌上执法) app",
     key: &["case_id"],
     recorded_at: Some("opened_at"),
+    row_covers: Grain::Day,
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[
@@ -366,6 +386,7 @@ pub const AIR_QUALITY: FactTable = FactTable {
     description: "hourly air-quality readings per monitoring station (HJ 633-2012 AQI)",
     key: &["station_id", "measured_at"],
     recorded_at: Some("measured_at"),
+    row_covers: Grain::Day,
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -380,7 +401,10 @@ pub const AIR_QUALITY: FactTable = FactTable {
     ],
     rules: &[
         rule("aqi BETWEEN 0 AND 500", "aqi is outside 0-500"),
-        rule("pm25_ug_m3 BETWEEN 0 AND 1000", "pm25_ug_m3 is outside 0-1000"),
+        rule(
+            "pm25_ug_m3 BETWEEN 0 AND 1000",
+            "pm25_ug_m3 is outside 0-1000",
+        ),
     ],
 };
 
@@ -389,6 +413,7 @@ pub const AIR_QUALITY_DAYS: FactTable = FactTable {
     description: "station days with at least 20 valid hours (GB 3095-2012), from air_quality: mean PM2.5, daily AQI and whether the day was good (AQI <= 100)",
     key: &["station_id", "day"],
     recorded_at: Some("day"),
+    row_covers: Grain::Day,
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -415,6 +440,7 @@ pub const ECONOMY: FactTable = FactTable {
     description: "quarterly economic statistics per county (100 million CNY)",
     key: &["county_code", "quarter_start"],
     recorded_at: Some("quarter_start"),
+    row_covers: Grain::Quarter,
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -430,8 +456,14 @@ pub const ECONOMY: FactTable = FactTable {
     ],
     rules: &[
         rule("gdp_100m_cny >= 0", "gdp_100m_cny is negative"),
-        rule("gdp_comparable_100m_cny >= 0", "gdp_comparable_100m_cny is negative"),
-        rule("gdp_last_year_100m_cny >= 0", "gdp_last_year_100m_cny is negative"),
+        rule(
+            "gdp_comparable_100m_cny >= 0",
+            "gdp_comparable_100m_cny is negative",
+        ),
+        rule(
+            "gdp_last_year_100m_cny >= 0",
+            "gdp_last_year_100m_cny is negative",
+        ),
         rule(
             "tertiary_100m_cny BETWEEN 0 AND gdp_100m_cny",
             "tertiary_100m_cny is outside 0..gdp_100m_cny",
@@ -448,6 +480,7 @@ pub const IT_SYSTEMS: FactTable = FactTable {
     description: "quarterly census of government IT systems, apps and private networks: cloud, integration and 苏服办 portal flags",
     key: &["system_id", "census_at"],
     recorded_at: Some("census_at"),
+    row_covers: Grain::Quarter,
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -475,6 +508,7 @@ pub const DATA_SHARING_REQUESTS: FactTable = FactTable {
     description: "requests for public data between departments (公共数据共享申请) and when they were fulfilled",
     key: &["request_id"],
     recorded_at: Some("requested_at"),
+    row_covers: Grain::Day,
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -508,6 +542,7 @@ pub const POPULATION: FactTable = FactTable {
     description: "resident population per grid cell",
     key: &["grid_id"],
     recorded_at: None,
+    row_covers: Grain::Year,
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[
@@ -566,8 +601,14 @@ mod tests {
             "SUBSTR(community_code, 1, 4)"
         );
         assert_eq!(ECONOMY.region_expr(Level::County), "county_code");
-        assert_eq!(ECONOMY.region_expr(Level::Province), "SUBSTR(county_code, 1, 2)");
+        assert_eq!(
+            ECONOMY.region_expr(Level::Province),
+            "SUBSTR(county_code, 1, 2)"
+        );
         assert_eq!(ECONOMY.finest_level(), Level::County);
-        assert_eq!(HOTLINE_CALLS.region_expr(Level::Community), "community_code");
+        assert_eq!(
+            HOTLINE_CALLS.region_expr(Level::Community),
+            "community_code"
+        );
     }
 }

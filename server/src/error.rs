@@ -43,6 +43,7 @@ impl From<analytics::AnalyticsError> for AppError {
             A::Query(q) => AppError::bad(q.parameter(), q.to_string()),
             A::Empty { .. } => AppError::Unavailable(e.to_string()),
             A::UnknownIndicator(id) => AppError::NotFound(format!("unknown indicator {id:?}")),
+            A::BadBreakdown(message) => AppError::bad("by", message),
             A::Sql {
                 rule: "timeout",
                 message,

@@ -8,6 +8,8 @@ use server::state::{AppState, Rendering};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod bench;
+
 #[derive(Parser)]
 #[command(
     name = "databrain",
@@ -134,8 +136,8 @@ enum Command {
         /// The level whose regions are checked.
         #[arg(long, default_value = "county")]
         level: String,
-        /// day, week, month, quarter or year (default: the finest of month, quarter, year each
-        /// indicator allows).
+        /// day, week, month, quarter or year (default: quarters for thresholds, months for
+        /// anomalies).
         #[arg(long)]
         grain: Option<String>,
         /// The period to check (default: the latest complete one).
@@ -212,6 +214,27 @@ enum Command {
         /// Address to listen on; port 0 picks a free port (the URL is printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
+    },
+    /// Measure the indicator system on a generated dataset and write BENCHMARKS.md.
+    Bench {
+        /// Where the sample and the benchmark databases live.
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value = "large")]
+        scale: ScaleArg,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// The year whose months are queried.
+        #[arg(long, default_value_t = 2025)]
+        year: i32,
+        /// How many times the full catalogue is recomputed.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// The Python with `duckdb` and `pandas` for the comparison.
+        #[arg(long, default_value = "python3")]
+        python: String,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
     },
     /// Generate the small sample if missing, load it and serve it.
     Demo {
@@ -323,6 +346,23 @@ fn main() -> Result<()> {
         } => render(&db, &scene, &out, width, height),
         Command::Serve { db, addr } => serve(&db, addr),
         Command::Demo { addr, dir } => demo(&dir, addr),
+        Command::Bench {
+            dir,
+            scale,
+            seed,
+            year,
+            rounds,
+            python,
+            out,
+        } => bench::run(&bench::BenchArgs {
+            dir,
+            scale: scale_of(scale),
+            seed,
+            year,
+            rounds: rounds.max(1),
+            python,
+            out,
+        }),
         Command::Indicators { action } => indicators_cmd(action),
     }
 }
@@ -377,14 +417,17 @@ fn indicators_cmd(action: IndicatorsAction) -> Result<()> {
     }
 }
 
-fn generate(out: &Path, scale: ScaleArg, seed: u64) -> Result<()> {
-    let scale = match scale {
+fn scale_of(scale: ScaleArg) -> data_samples::Scale {
+    match scale {
         ScaleArg::Small => data_samples::Scale::Small,
         ScaleArg::Medium => data_samples::Scale::Medium,
         ScaleArg::Large => data_samples::Scale::Large,
-    };
+    }
+}
+
+fn generate(out: &Path, scale: ScaleArg, seed: u64) -> Result<()> {
     let config = data_samples::Config {
-        scale,
+        scale: scale_of(scale),
         seed,
         progress: true,
     };
@@ -413,13 +456,7 @@ fn ingest(db: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn query(
-    db: &Path,
-    id: &str,
-    q: IndicatorQuery,
-    format: Format,
-    out: Option<&Path>,
-) -> Result<()> {
+fn query(db: &Path, id: &str, q: IndicatorQuery, format: Format, out: Option<&Path>) -> Result<()> {
     let catalogue = Catalogue::builtin();
     let indicator = find_indicator(&catalogue, id)?;
     let engine = analytics::Engine::open(db)?;
@@ -501,7 +538,10 @@ fn load(db: &Path, table: &str, mapping: Option<&Path>, file: &Path) -> Result<(
         report.rows_loaded,
         report.rows_changed,
         report.rows_rejected,
-        report.ingest_id.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+        report
+            .ingest_id
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "-".into()),
         report.file.display()
     );
     Ok(())
@@ -550,7 +590,9 @@ fn alerts(
                 "driven by",
                 d.region_code,
                 d.region_name,
-                d.value.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into()),
+                d.value
+                    .map(|v| format!("{v:.4}"))
+                    .unwrap_or_else(|| "-".into()),
                 d.contribution
             )?;
         }
@@ -573,8 +615,8 @@ fn trends(db: &Path, q: &analytics::TrendQuery, format: ReportFormat) -> Result<
     let num = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
     writeln!(
         t,
-        "{:<34} {:<10} {:>8} {:>10} {:>10} {:>10} {}",
-        "indicator", "latest", "value", "target", "forecast", "by", "verdict"
+        "{:<34} {:<10} {:>8} {:>10} {:>10} {:>10} verdict",
+        "indicator", "latest", "value", "target", "forecast", "by"
     )?;
     for tr in &found {
         writeln!(

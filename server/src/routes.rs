@@ -3,10 +3,10 @@
 use crate::error::AppError;
 use crate::state::{AppState, Rendering};
 use crate::{page, views, ws};
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::body::Bytes;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use indicators::{Grain, IndicatorQuery, Level};
@@ -21,6 +21,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/indicators/{id}", get(indicator_show))
         .route("/api/indicators/{id}/values", get(values))
         .route("/api/indicators/{id}/series", get(series))
+        .route("/api/indicators/{id}/breakdown", get(breakdown))
         .route("/api/alerts", get(alerts))
         .route("/api/trends", get(trends))
         .route("/api/sql", post(sql))
@@ -102,7 +103,9 @@ async fn indicator_show(
         .catalogue
         .get(&id)
         .ok_or_else(|| AppError::NotFound(format!("unknown indicator {id:?}")))?;
-    Ok(Json(json!({ "catalogue_version": state.catalogue.version, "indicator": indicator })))
+    Ok(Json(
+        json!({ "catalogue_version": state.catalogue.version, "indicator": indicator }),
+    ))
 }
 
 fn level_param(params: &HashMap<String, String>, default: Level) -> Result<Level, AppError> {
@@ -161,7 +164,12 @@ async fn values(
     })
     .await?;
     let indicator = state.catalogue.get(&id).expect("checked above");
-    let file = |ext: &str| format!("attachment; filename=\"{id}-{}-{}.{ext}\"", query.level, query.grain);
+    let file = |ext: &str| {
+        format!(
+            "attachment; filename=\"{id}-{}-{}.{ext}\"",
+            query.level, query.grain
+        )
+    };
     Ok(match format.as_str() {
         "csv" => (
             [
@@ -203,7 +211,8 @@ async fn series(
 ) -> Result<Json<Value>, AppError> {
     only_known(&params, &["region", "grain", "from", "to"])?;
     let region = params.get("region").cloned().unwrap_or_else(|| "32".into());
-    let level = indicators::region_level(&region).map_err(|e| AppError::bad("region", e.to_string()))?;
+    let level =
+        indicators::region_level(&region).map_err(|e| AppError::bad("region", e.to_string()))?;
     let grain = grain_param(&params)?.unwrap_or(Grain::Month);
     let query = IndicatorQuery {
         level,
@@ -238,13 +247,60 @@ async fn series(
     })))
 }
 
+/// The indicator in one period split by a text column, largest first (e.g. the top 12345
+/// content codes).
+async fn breakdown(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, AppError> {
+    only_known(&params, &["by", "grain", "period", "region", "top"])?;
+    let by = params
+        .get("by")
+        .cloned()
+        .ok_or_else(|| AppError::bad("by", "missing: a text column, e.g. by=content_code"))?;
+    let grain = grain_param(&params)?.unwrap_or(Grain::Year);
+    let period = params
+        .get("period")
+        .cloned()
+        .ok_or_else(|| AppError::bad("period", "missing, e.g. period=2025"))?;
+    let top = number(&params, "top", 10usize, 1..=1000)?;
+    let region = params.get("region").cloned();
+    if state.catalogue.get(&id).is_none() {
+        return Err(AppError::NotFound(format!("unknown indicator {id:?}")));
+    }
+    let (engine, catalogue, id2, by2, period2) = (
+        state.engine.clone(),
+        state.catalogue.clone(),
+        id.clone(),
+        by.clone(),
+        period.clone(),
+    );
+    let shares = blocking(move || {
+        let indicator = catalogue.get(&id2).expect("checked above");
+        Ok(engine.breakdown(indicator, &by2, grain, &period2, region.as_deref(), top)?)
+    })
+    .await?;
+    Ok(Json(
+        json!({ "indicator": id, "by": by, "period": period, "shares": shares }),
+    ))
+}
+
 async fn alerts(
     State(state): State<AppState>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, AppError> {
     only_known(
         &params,
-        &["level", "grain", "period", "region", "indicator", "min_support", "severity"],
+        &[
+            "level",
+            "grain",
+            "period",
+            "region",
+            "indicator",
+            "min_support",
+            "severity",
+        ],
     )?;
     let defaults = analytics::AlertQuery::default();
     let q = analytics::AlertQuery {
@@ -272,7 +328,9 @@ async fn alerts(
     if let Some(severity) = only {
         found.retain(|a| a.severity == severity);
     }
-    Ok(Json(json!({ "catalogue_version": state.catalogue.version, "alerts": found })))
+    Ok(Json(
+        json!({ "catalogue_version": state.catalogue.version, "alerts": found }),
+    ))
 }
 
 async fn trends(
@@ -294,7 +352,9 @@ async fn trends(
     };
     let engine = state.engine.clone();
     let found = blocking(move || Ok(engine.trends(&q)?)).await?;
-    Ok(Json(json!({ "catalogue_version": state.catalogue.version, "trends": found })))
+    Ok(Json(
+        json!({ "catalogue_version": state.catalogue.version, "trends": found }),
+    ))
 }
 
 /// `POST /api/sql` with `{"sql": "SELECT ...", "max_rows": 1000}`: one read-only query.

@@ -163,17 +163,31 @@ async fn risks_series_exports_and_sql() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let alerts = body["alerts"].as_array().unwrap();
     assert!(!alerts.is_empty());
-    assert!(alerts.iter().all(|a| a["severity"] == "critical" && a["level"] == "county"));
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["severity"] == "critical" && a["level"] == "county")
+    );
     let (status, body) = get(&state, "/api/alerts?level=street").await;
-    assert_eq!((status, body["parameter"].as_str()), (StatusCode::BAD_REQUEST, Some("level")));
+    assert_eq!(
+        (status, body["parameter"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("level"))
+    );
 
     let (status, body) = get(&state, "/api/trends?region=3201").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let trends = body["trends"].as_array().unwrap();
-    assert!(trends.iter().any(|t| t["indicator"] == "one_thing_completion_rate"));
+    assert!(
+        trends
+            .iter()
+            .any(|t| t["indicator"] == "one_thing_completion_rate")
+    );
     assert!(trends.iter().all(|t| t["region_code"] == "3201"));
     let (status, body) = get(&state, "/api/trends?as_of=June").await;
-    assert_eq!((status, body["parameter"].as_str()), (StatusCode::BAD_REQUEST, Some("as_of")));
+    assert_eq!(
+        (status, body["parameter"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("as_of"))
+    );
 
     let (status, body) = get(
         &state,
@@ -187,7 +201,12 @@ async fn risks_series_exports_and_sql() {
         .iter()
         .map(|p| p["period"].as_str().unwrap())
         .collect();
-    assert_eq!(periods, ["2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4", "2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4"]);
+    assert_eq!(
+        periods,
+        [
+            "2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4", "2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4"
+        ]
+    );
     assert_eq!(body["region_name"], "南京市");
 
     // CSV and SDMX-CSV carry the same numbers as JSON.
@@ -195,7 +214,9 @@ async fn risks_series_exports_and_sql() {
     let (_, json_rows) = get(&state, uri).await;
     let (status, sdmx) = send(
         &state,
-        Request::get(format!("{uri}&format=sdmx-csv")).body(Body::empty()).unwrap(),
+        Request::get(format!("{uri}&format=sdmx-csv"))
+            .body(Body::empty())
+            .unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -216,6 +237,45 @@ async fn risks_series_exports_and_sql() {
     let (status, _) = get(&state, &format!("{uri}&format=xlsx")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
+    // The top content codes of 2025, largest first, shares summing to one over all codes.
+    let (status, body) = get(
+        &state,
+        "/api/indicators/hotline_orders/breakdown?by=content_code&period=2025&top=50",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let shares = body["shares"].as_array().unwrap();
+    assert!(shares.len() > 5);
+    let total: f64 = shares.iter().map(|s| s["share"].as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-9, "{total}");
+    assert!(
+        shares
+            .windows(2)
+            .all(|w| w[0]["numerator"].as_f64() >= w[1]["numerator"].as_f64())
+    );
+    let (status, body) = get(
+        &state,
+        "/api/indicators/hotline_on_time_rate/breakdown?by=request_type&period=2025",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["shares"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["value"].as_f64().is_some())
+    );
+    let (status, body) = get(
+        &state,
+        "/api/indicators/hotline_orders/breakdown?by=nope&period=2025",
+    )
+    .await;
+    assert_eq!(
+        (status, body["parameter"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("by"))
+    );
+
     // Analysts' SQL: answers, limits, and refusals that name the rule.
     let (status, body) = post_sql(
         &state,
@@ -227,7 +287,10 @@ async fn risks_series_exports_and_sql() {
     assert_eq!(body["rows"][0][0], 100_000);
     for (sql, rule) in [
         ("DROP TABLE work_orders", "read_only"),
-        ("SELECT * FROM read_csv('/etc/hostname')", "no_external_access"),
+        (
+            "SELECT * FROM read_csv('/etc/hostname')",
+            "no_external_access",
+        ),
         ("SELECT 1; SELECT 2", "one_statement"),
     ] {
         let (status, body) = post_sql(&state, serde_json::json!({ "sql": sql })).await;
@@ -235,5 +298,8 @@ async fn risks_series_exports_and_sql() {
         assert_eq!(body["rule"], rule, "{sql}: {body}");
     }
     let (status, body) = post_sql(&state, serde_json::json!({ "query": "SELECT 1" })).await;
-    assert_eq!((status, body["parameter"].as_str()), (StatusCode::BAD_REQUEST, Some("sql")));
+    assert_eq!(
+        (status, body["parameter"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("sql"))
+    );
 }

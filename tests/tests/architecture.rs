@@ -10,8 +10,18 @@ fn metadata() -> Value {
     let cargo = option_env!("CARGO").unwrap_or("cargo");
     // `cargo test` runs this in the package directory, so cargo finds the workspace from
     // there; a path baked in at compile time would point at whichever checkout built it.
+    // Only this platform's packages: those of other platforms are never downloaded here.
+    let rustc = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc runs");
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_owned))
+        .expect("rustc names its host");
     let out = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host])
         .output()
         .expect("cargo metadata runs");
     assert!(
