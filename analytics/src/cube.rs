@@ -1,11 +1,13 @@
-//! Pre-aggregation: every additive measure of the catalogue summed per region key and day
-//! and per region key and month, refreshed whenever its fact table is loaded.
+//! Pre-aggregation: every additive measure of the catalogue summed per region and day and per
+//! region and month, rebuilt whenever its fact table is loaded.
 //!
-//! A query at a level the cube keeps (down to the fact table's region column, so not grid
-//! cells of grid-keyed tables) and a grain its buckets divide (days for day and week, months
-//! for month, quarter and year) reads the cube instead of the fact rows. Counts and sums add
-//! up exactly the same way, so answers are the same with and without it (tested); distinct
-//! counts and static measures always read the facts.
+//! Measures of one fact table that share a time column are computed in one scan into one
+//! table per bucket (`cube_day_*`, `cube_month_*`), two columns per measure: the summed value
+//! and the number of fact rows behind it. Day tables keep the fact table's region column
+//! (communities for grid-keyed tables); month tables keep grid cells too. A query at a level
+//! and grain a table covers (days for day and week, months for month, quarter and year) reads
+//! it instead of the fact rows. Counts and sums add up the same way, so answers are the same
+//! with and without it (tested); distinct counts and static measures always read the facts.
 
 use crate::{AnalyticsError, Engine, Result};
 use duckdb::Connection;
@@ -44,6 +46,14 @@ impl Bucket {
             Grain::Month | Grain::Quarter | Grain::Year => Bucket::Month,
         }
     }
+
+    /// The region columns a table of this bucket keeps.
+    fn keys(self, table: &FactTable) -> Vec<&'static str> {
+        match (table.region, self) {
+            (RegionKey::Grid, Bucket::Month) => vec!["community_code", "grid_id"],
+            _ => vec![table.region_column()],
+        }
+    }
 }
 
 /// Whether a measure can be pre-aggregated at all.
@@ -51,39 +61,33 @@ fn additive(m: &Measure) -> bool {
     m.time.is_some() && matches!(m.agg, Aggregate::Count | Aggregate::Sum)
 }
 
-/// Whether the cube of a measure's table keeps `level`.
-fn keeps_level(table: &FactTable, level: Level) -> bool {
-    match table.region {
-        RegionKey::Grid => level <= Level::Community,
-        RegionKey::Column { level: own, .. } => level <= own,
+/// Whether a table of `bucket` over `table` keeps `level`.
+fn keeps_level(table: &FactTable, bucket: Bucket, level: Level) -> bool {
+    match (table.region, bucket) {
+        (RegionKey::Grid, Bucket::Day) => level <= Level::Community,
+        (RegionKey::Grid, Bucket::Month) => true,
+        (RegionKey::Column { level: own, .. }, _) => level <= own,
     }
 }
 
-/// FNV-1a of a measure key, for table names.
+/// FNV-1a, for table and column names.
 fn hash(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 
-pub(crate) const REGISTRY_SQL: &str = "CREATE TABLE IF NOT EXISTS cubes (table_name VARCHAR NOT NULL, \
-    measure_key VARCHAR NOT NULL, fact VARCHAR NOT NULL, bucket VARCHAR NOT NULL);\n";
+pub(crate) const REGISTRY_SQL: &str = "CREATE TABLE IF NOT EXISTS cube_columns (table_name VARCHAR NOT NULL, \
+    value_column VARCHAR NOT NULL, rows_column VARCHAR NOT NULL, measure_key VARCHAR NOT NULL, \
+    fact VARCHAR NOT NULL, bucket VARCHAR NOT NULL);\n";
 
-/// Rebuilds the cubes of every additive measure of the catalogue over the fact tables in
-/// `facts`, inside the caller's transaction.
+/// Rebuilds the cube tables of every additive measure of the catalogue over the fact tables
+/// in `facts`, inside the caller's transaction.
 pub(crate) fn refresh(conn: &Connection, engine: &Engine, facts: &[&str]) -> Result<()> {
-    let mut measures: BTreeMap<String, &Measure> = BTreeMap::new();
-    for ind in &engine.catalogue.indicators {
-        for m in ind.numerator.iter().chain(ind.denominator.iter()) {
-            if additive(m) && facts.contains(&m.fact) {
-                measures.insert(measure_key(m), m);
-            }
-        }
-    }
     for fact in facts {
         let old: Vec<String> = {
             let mut stmt = conn
-                .prepare("SELECT table_name FROM cubes WHERE fact = ?")
+                .prepare("SELECT DISTINCT table_name FROM cube_columns WHERE fact = ?")
                 .map_err(AnalyticsError::db("cannot read the cube registry"))?;
             let rows = stmt
                 .query_map([fact], |r| r.get(0))
@@ -95,37 +99,66 @@ pub(crate) fn refresh(conn: &Connection, engine: &Engine, facts: &[&str]) -> Res
             conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))
                 .map_err(AnalyticsError::db(format!("cannot drop cube {table}")))?;
         }
-        conn.execute("DELETE FROM cubes WHERE fact = ?", [fact])
-            .map_err(AnalyticsError::db("cannot clear the cube registry"))?;
+        conn.execute("DELETE FROM cube_columns WHERE fact = ?", [fact])
+            .map_err(AnalyticsError::db("cannot update the cube registry"))?;
     }
-    for (key, m) in measures {
-        let table = fact_table(m.fact).expect("validated fact table");
-        let time = m.time.as_deref().expect("additive measures have time");
+    // Measures grouped by (fact table, time column): one scan each.
+    let mut groups: BTreeMap<(&str, &str), BTreeMap<String, &Measure>> = BTreeMap::new();
+    for ind in &engine.catalogue.indicators {
+        for m in ind.numerator.iter().chain(ind.denominator.iter()) {
+            if additive(m) && facts.contains(&m.fact) {
+                let time = m.time.as_deref().expect("additive measures have time");
+                groups
+                    .entry((m.fact, time))
+                    .or_default()
+                    .insert(measure_key(m), m);
+            }
+        }
+    }
+    for ((fact, time), measures) in groups {
+        let table = fact_table(fact).expect("validated fact table");
         for bucket in [Bucket::Day, Bucket::Month] {
-            let name = format!("cube_{}_{:016x}", bucket.as_str(), hash(&key));
-            let conds = row_conditions(m);
-            let where_ = if conds.is_empty() {
-                String::new()
-            } else {
-                format!(" WHERE {}", conds.join(" AND "))
-            };
-            let region = table.region_column();
+            let name = format!(
+                "cube_{}_{:016x}",
+                bucket.as_str(),
+                hash(&format!("{fact}|{time}"))
+            );
+            let mut columns = Vec::new();
+            let mut registered = Vec::new();
+            for (key, m) in &measures {
+                let id = format!("{:016x}", hash(key));
+                let (value, rows) = (format!("v_{id}"), format!("n_{id}"));
+                let conds = row_conditions(m).join(" AND ");
+                columns.push(format!(
+                    "CAST({agg} FILTER (WHERE {conds}) AS DOUBLE) AS {value}, \
+                     COUNT(*) FILTER (WHERE {conds}) AS {rows}",
+                    agg = aggregate_sql(m)
+                ));
+                registered.push((value, rows, key.clone()));
+            }
+            let keys = bucket.keys(table).join(", ");
             let sql = format!(
-                "CREATE TABLE {name} AS SELECT {region}, DATE_TRUNC('{b}', {time}) AS bucket, \
-                 CAST({agg} AS DOUBLE) AS v FROM {fact}{where_} GROUP BY 1, 2",
+                "CREATE TABLE {name} AS SELECT {keys}, DATE_TRUNC('{b}', {time}) AS bucket, {cols} \
+                 FROM {fact} WHERE {time} IS NOT NULL GROUP BY ALL",
                 b = bucket.as_str(),
-                agg = aggregate_sql(m),
-                fact = m.fact,
+                cols = columns.join(", "),
             );
             conn.execute_batch(&sql)
-                .map_err(AnalyticsError::db(format!(
-                    "cannot build cube {name} ({key})"
-                )))?;
-            conn.execute(
-                "INSERT INTO cubes VALUES (?, ?, ?, ?)",
-                [name.as_str(), key.as_str(), m.fact, bucket.as_str()],
-            )
-            .map_err(AnalyticsError::db("cannot register a cube"))?;
+                .map_err(AnalyticsError::db(format!("cannot build cube {name}")))?;
+            for (value, rows, key) in registered {
+                conn.execute(
+                    "INSERT INTO cube_columns VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        name.as_str(),
+                        value.as_str(),
+                        rows.as_str(),
+                        key.as_str(),
+                        fact,
+                        bucket.as_str(),
+                    ],
+                )
+                .map_err(AnalyticsError::db("cannot register a cube column"))?;
+            }
         }
     }
     Ok(())
@@ -134,19 +167,32 @@ pub(crate) fn refresh(conn: &Connection, engine: &Engine, facts: &[&str]) -> Res
 impl Engine {
     /// Re-reads the cube registry (after a load, or at open).
     pub(crate) fn reload_cubes(&self) -> Result<()> {
-        let rows: Vec<(String, String, String)> = self.with_conn(|conn| {
+        let rows: Vec<(String, String, String, String, String)> = self.with_conn(|conn| {
             let mut stmt = conn
-                .prepare("SELECT table_name, measure_key, bucket FROM cubes")
+                .prepare(
+                    "SELECT table_name, value_column, rows_column, measure_key, bucket FROM cube_columns",
+                )
                 .map_err(AnalyticsError::db("cannot read the cube registry"))?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
                 .map_err(AnalyticsError::db("cannot read the cube registry"))?;
             rows.collect::<std::result::Result<_, _>>()
                 .map_err(AnalyticsError::db("cannot read the cube registry"))
         })?;
-        let map: HashMap<(String, Bucket), String> = rows
+        let map: HashMap<(String, Bucket), CubeTable> = rows
             .into_iter()
-            .filter_map(|(table, key, bucket)| Some(((key, Bucket::parse(&bucket)?), table)))
+            .filter_map(|(table, value_column, rows_column, key, bucket)| {
+                Some((
+                    (key, Bucket::parse(&bucket)?),
+                    CubeTable {
+                        table,
+                        value_column,
+                        rows_column,
+                    },
+                ))
+            })
             .collect();
         *self.cubes.write().expect("cube lock") = Arc::new(map);
         Ok(())
@@ -155,12 +201,11 @@ impl Engine {
     /// The cube that covers `m` at `grain` and `level`, if there is one.
     pub(crate) fn cube_for(&self, m: &Measure, grain: Grain, level: Level) -> Option<CubeTable> {
         let table = fact_table(m.fact)?;
-        if !additive(m) || !keeps_level(table, level) {
+        let bucket = Bucket::for_grain(grain);
+        if !additive(m) || !keeps_level(table, bucket, level) {
             return None;
         }
         let cubes = self.cubes.read().expect("cube lock").clone();
-        cubes
-            .get(&(measure_key(m), Bucket::for_grain(grain)))
-            .map(|t| CubeTable { table: t.clone() })
+        cubes.get(&(measure_key(m), bucket)).cloned()
     }
 }

@@ -31,7 +31,7 @@ pub struct Engine {
     pub(crate) catalogue: Arc<Catalogue>,
     pub(crate) regions: RwLock<Arc<HashMap<String, crate::RegionInfo>>>,
     /// Pre-aggregated tables by (measure key, bucket), see `cube`.
-    pub(crate) cubes: RwLock<Arc<HashMap<(String, crate::cube::Bucket), String>>>,
+    pub(crate) cubes: RwLock<Arc<HashMap<(String, crate::cube::Bucket), indicators::CubeTable>>>,
 }
 
 impl Engine {

@@ -266,3 +266,45 @@ fn nyc_311_requests_load_as_work_orders_through_a_mapping() {
     assert_eq!(again.rows_changed, 0);
     assert_eq!(count(&engine, "work_orders") as u64, loaded);
 }
+
+#[test]
+fn values_export_to_parquet_that_reads_back() {
+    let (tmp, engine, _) = loaded(11);
+    let ind = engine
+        .catalogue()
+        .get("hotline_on_time_rate")
+        .unwrap()
+        .clone();
+    let q = IndicatorQuery {
+        level: Level::City,
+        grain: Grain::Month,
+        from: Some("2025-01".into()),
+        to: Some("2025-12".into()),
+        region: None,
+    };
+    let values = engine.values(&ind, &q).unwrap();
+    let path = tmp.path().join("values.parquet");
+    engine.write_parquet(&values, &path).unwrap();
+    let (rows, numerators, ranked): (i64, f64, i64) = engine
+        .with_conn(|c| {
+            c.query_row(
+                &format!(
+                    "SELECT COUNT(*), SUM(numerator), COUNT(rank) FROM read_parquet('{}')",
+                    path.display()
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .map_err(|e| AnalyticsError::Db {
+                context: "read back".into(),
+                source: e,
+            })
+        })
+        .unwrap();
+    assert_eq!(rows as usize, values.len());
+    assert_eq!(numerators, values.iter().map(|v| v.numerator).sum::<f64>());
+    assert_eq!(
+        ranked as usize,
+        values.iter().filter(|v| v.rank.is_some()).count()
+    );
+}

@@ -796,6 +796,19 @@ description = "x"
     }
 
     #[test]
+    fn malformed_toml_names_the_file_and_place() {
+        let e = Catalogue::from_sources([(
+            "broken.toml".to_string(),
+            "[[indicator]\nid = \"x\"\n".to_string(),
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("malformed TOML"), "{e}");
+        assert!(e.contains("line 1"), "{e}");
+        assert!(e.ends_with("in broken.toml"), "{e}");
+    }
+
+    #[test]
     fn derived_cycles_are_named() {
         let derived = |id: &str, formula: &str| {
             format!(

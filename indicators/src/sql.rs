@@ -188,11 +188,15 @@ pub fn measure_key(m: &Measure) -> String {
 }
 
 /// A pre-aggregated table that can stand in for a measure's fact rows: it has the fact
-/// table's region column, a `bucket` timestamp at the start of a period of `grain` or finer
-/// that divides it, and the summed value `v`.
+/// table's region columns, a `bucket` timestamp at the start of a period that divides the
+/// query's grain, the measure's summed value in `value_column` and the number of fact rows
+/// behind it in `rows_column` (buckets where the measure had no rows are skipped, as they
+/// never appear in an aggregate over the facts).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CubeTable {
     pub table: String,
+    pub value_column: String,
+    pub rows_column: String,
 }
 
 fn measure_sql(
@@ -204,8 +208,8 @@ fn measure_sql(
     let fact = fact_table(m.fact).expect("validated fact table");
     let (value, mut conds, from_table, time) = match (cube, &m.time) {
         (Some(c), Some(_)) => (
-            "SUM(v)".to_owned(),
-            Vec::new(),
+            format!("SUM({})", c.value_column),
+            vec![format!("{} > 0", c.rows_column)],
             c.table.clone(),
             Some("bucket".to_owned()),
         ),

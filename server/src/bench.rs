@@ -221,7 +221,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // The same SQL through the Python duckdb package, and the computation in pandas.
     let sql_file = args.dir.join("bench-query.sql");
     std::fs::write(&sql_file, &raw_sql.sql)?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/compare.py");
+    // The comparison script is compiled in, so the benchmark runs from any directory.
+    let script = args.dir.join("compare.py");
+    std::fs::write(&script, include_str!("../../bench/compare.py"))?;
     let python: serde_json::Value = std::process::Command::new(&args.python)
         .arg(&script)
         .arg("--db")
