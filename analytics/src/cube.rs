@@ -3,10 +3,11 @@
 //!
 //! Measures of one fact table that share a time column are computed in one scan into one
 //! table per bucket (`cube_day_*`, `cube_month_*`), two columns per measure: the summed value
-//! and the number of fact rows behind it. Day tables keep the fact table's region column
-//! (communities for grid-keyed tables); month tables keep grid cells too. A query at a level
-//! and grain a table covers (days for day and week, months for month, quarter and year) reads
-//! it instead of the fact rows. Counts and sums add up the same way, so answers are the same
+//! and the number of fact rows behind it. Day and month tables keep the fact table's region
+//! column (communities for grid-keyed tables), and grid-keyed tables get a third, per grid
+//! cell and month. A query reads the smallest table that keeps its level and whose buckets
+//! divide its grain (days for day and week, months for month, quarter and year) instead of
+//! the fact rows. Counts and sums add up the same way, so answers are the same
 //! with and without it (tested); distinct counts and static measures always read the facts.
 
 use crate::{AnalyticsError, Engine, Result};
@@ -17,10 +18,13 @@ use indicators::{Aggregate, Grain, Level, Measure};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+/// The three tables of a (fact table, time column): per region column and day, per region
+/// column and month, and (for grid-keyed tables) per grid cell and month.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Bucket {
     Day,
     Month,
+    GridMonth,
 }
 
 impl Bucket {
@@ -28,6 +32,7 @@ impl Bucket {
         match self {
             Bucket::Day => "day",
             Bucket::Month => "month",
+            Bucket::GridMonth => "grid_month",
         }
     }
 
@@ -35,22 +40,40 @@ impl Bucket {
         match s {
             "day" => Some(Bucket::Day),
             "month" => Some(Bucket::Month),
+            "grid_month" => Some(Bucket::GridMonth),
             _ => None,
         }
     }
 
-    /// The bucket whose periods divide `grain`'s.
-    fn for_grain(grain: Grain) -> Bucket {
-        match grain {
-            Grain::Day | Grain::Week => Bucket::Day,
-            Grain::Month | Grain::Quarter | Grain::Year => Bucket::Month,
+    /// The unit `DATE_TRUNC` rounds to.
+    fn unit(self) -> &'static str {
+        match self {
+            Bucket::Day => "day",
+            Bucket::Month | Bucket::GridMonth => "month",
+        }
+    }
+
+    /// The table that serves `grain` at `level`: the smallest one that keeps both.
+    fn for_query(grain: Grain, level: Level) -> Bucket {
+        match (grain, level) {
+            (Grain::Day | Grain::Week, _) => Bucket::Day,
+            (_, Level::Grid) => Bucket::GridMonth,
+            _ => Bucket::Month,
+        }
+    }
+
+    /// The buckets built for a fact table.
+    fn all_for(table: &FactTable) -> &'static [Bucket] {
+        match table.region {
+            RegionKey::Grid => &[Bucket::Day, Bucket::Month, Bucket::GridMonth],
+            RegionKey::Column { .. } => &[Bucket::Day, Bucket::Month],
         }
     }
 
     /// The region columns a table of this bucket keeps.
     fn keys(self, table: &FactTable) -> Vec<&'static str> {
-        match (table.region, self) {
-            (RegionKey::Grid, Bucket::Month) => vec!["community_code", "grid_id"],
+        match self {
+            Bucket::GridMonth => vec!["community_code", "grid_id"],
             _ => vec![table.region_column()],
         }
     }
@@ -64,8 +87,8 @@ fn additive(m: &Measure) -> bool {
 /// Whether a table of `bucket` over `table` keeps `level`.
 fn keeps_level(table: &FactTable, bucket: Bucket, level: Level) -> bool {
     match (table.region, bucket) {
-        (RegionKey::Grid, Bucket::Day) => level <= Level::Community,
-        (RegionKey::Grid, Bucket::Month) => true,
+        (RegionKey::Grid, Bucket::GridMonth) => true,
+        (RegionKey::Grid, _) => level <= Level::Community,
         (RegionKey::Column { level: own, .. }, _) => level <= own,
     }
 }
@@ -117,7 +140,7 @@ pub(crate) fn refresh(conn: &Connection, engine: &Engine, facts: &[&str]) -> Res
     }
     for ((fact, time), measures) in groups {
         let table = fact_table(fact).expect("validated fact table");
-        for bucket in [Bucket::Day, Bucket::Month] {
+        for &bucket in Bucket::all_for(table) {
             let name = format!(
                 "cube_{}_{:016x}",
                 bucket.as_str(),
@@ -140,7 +163,7 @@ pub(crate) fn refresh(conn: &Connection, engine: &Engine, facts: &[&str]) -> Res
             let sql = format!(
                 "CREATE TABLE {name} AS SELECT {keys}, DATE_TRUNC('{b}', {time}) AS bucket, {cols} \
                  FROM {fact} WHERE {time} IS NOT NULL GROUP BY ALL",
-                b = bucket.as_str(),
+                b = bucket.unit(),
                 cols = columns.join(", "),
             );
             conn.execute_batch(&sql)
@@ -201,7 +224,7 @@ impl Engine {
     /// The cube that covers `m` at `grain` and `level`, if there is one.
     pub(crate) fn cube_for(&self, m: &Measure, grain: Grain, level: Level) -> Option<CubeTable> {
         let table = fact_table(m.fact)?;
-        let bucket = Bucket::for_grain(grain);
+        let bucket = Bucket::for_query(grain, level);
         if !additive(m) || !keeps_level(table, bucket, level) {
             return None;
         }

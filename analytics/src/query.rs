@@ -137,6 +137,24 @@ fn compare_and_rank(
     }
 }
 
+/// The query checked as asked, then with `from` a year earlier so that every row can be
+/// compared with the period before and the same period last year; also the asked `from`.
+fn widen(
+    indicator: &Indicator,
+    query: &IndicatorQuery,
+) -> Result<(IndicatorQuery, Option<Period>)> {
+    sql::check(indicator, query)?;
+    let from = query
+        .from
+        .as_deref()
+        .map(|f| Period::parse(query.grain, f))
+        .transpose()
+        .expect("checked by compile");
+    let mut widened = query.clone();
+    widened.from = from.map(|f| f.same_period_last_year().label());
+    Ok((widened, from))
+}
+
 impl Engine {
     pub(crate) fn reload_regions(&self) -> Result<()> {
         let regions = self.with_conn(|conn| {
@@ -242,8 +260,19 @@ impl Engine {
         self.values_with(indicator, query, false)
     }
 
-    /// The SQL `values` runs for a (non-derived) indicator, reading the cube where it covers
-    /// the query (before the widening by a year for comparisons).
+    /// The SQL `values` runs for a (non-derived) indicator: the query widened by a year for
+    /// the comparisons, reading the cube where it covers it.
+    pub fn values_sql(
+        &self,
+        indicator: &Indicator,
+        query: &IndicatorQuery,
+    ) -> Result<indicators::CompiledSql> {
+        let (widened, _) = widen(indicator, query)?;
+        self.compiled_sql(indicator, &widened)
+    }
+
+    /// The SQL for exactly the asked range of a (non-derived) indicator, reading the cube
+    /// where it covers the query (no widening for comparisons).
     pub fn compiled_sql(
         &self,
         indicator: &Indicator,
@@ -346,17 +375,7 @@ impl Engine {
         query: &IndicatorQuery,
         use_cube: bool,
     ) -> Result<Vec<IndicatorValue>> {
-        // Checked as asked; then run with `from` a year earlier so that every row can be
-        // compared with the period before and the same period last year.
-        sql::check(indicator, query)?;
-        let from = query
-            .from
-            .as_deref()
-            .map(|f| Period::parse(query.grain, f))
-            .transpose()
-            .expect("checked by compile");
-        let mut widened = query.clone();
-        widened.from = from.map(|f| f.same_period_last_year().label());
+        let (widened, from) = widen(indicator, query)?;
         let rows = self.parts(indicator, &widened, use_cube)?;
         let regions = self.regions();
         let mut values: Vec<IndicatorValue> = rows
