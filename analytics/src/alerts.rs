@@ -652,12 +652,16 @@ impl Engine {
             let year_end = NaiveDate::from_ymd_opt(target.year, 12, 31).expect("valid year");
             let year_over = through.is_some_and(|t| t >= year_end);
             if year_over {
-                // Measured, not forecast: the target year's own value.
+                // Measured, not forecast: the target year's own value, or for shares taken
+                // at a census (a stock, not a flow) the year's last census.
+                let census = ind.numerator.as_ref().is_some_and(|m| {
+                    indicators::facts::fact_table(m.fact).is_some_and(|t| t.row_covers > Grain::Day)
+                }) && ind.kind == Kind::Ratio;
                 let year_values = self.values(
                     ind,
                     &IndicatorQuery {
                         level,
-                        grain: if ind.grains.contains(&Grain::Year) {
+                        grain: if ind.grains.contains(&Grain::Year) && !census {
                             Grain::Year
                         } else {
                             grain
