@@ -127,7 +127,11 @@ impl Engine {
         let pooled = self.idle.lock().expect("pool lock").pop();
         let mut conn = match pooled {
             Some(c) => c,
-            None => self.fresh_conn()?,
+            None => {
+                let c = self.fresh_conn()?;
+                c.set_prepared_statement_cache_capacity(64);
+                c
+            }
         };
         let out = f(&mut conn);
         let mut idle = self.idle.lock().expect("pool lock");

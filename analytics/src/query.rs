@@ -347,8 +347,10 @@ impl Engine {
             sql::compile(indicator, query)?
         };
         self.with_conn(|conn| {
+            // Each pooled connection keeps its recent plans: the same indicator query with
+            // other parameters skips parsing and planning.
             let mut stmt = conn
-                .prepare(&compiled.sql)
+                .prepare_cached(&compiled.sql)
                 .map_err(AnalyticsError::db(format!(
                     "cannot prepare the query for {}",
                     indicator.id
