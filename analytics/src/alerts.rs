@@ -136,16 +136,6 @@ pub(crate) fn robust_score(latest: f64, history: &[f64]) -> Option<(f64, f64)> {
     Some(((latest - centre) / mad, centre))
 }
 
-/// The newest period of `grain` that had ended by `through` (the last day with data).
-pub(crate) fn latest_complete(grain: Grain, through: NaiveDate) -> Period {
-    let p = Period::containing(grain, through);
-    if p.end() > through + Days::new(1) {
-        p.previous()
-    } else {
-        p
-    }
-}
-
 fn child_level(level: Level) -> Option<Level> {
     Level::ALL.into_iter().find(|l| l.parent() == Some(level))
 }
@@ -359,7 +349,7 @@ impl Engine {
                     source,
                 }
             })?)),
-            None => Ok(through.map(|t| latest_complete(grain, t))),
+            None => Ok(through.map(|t| Period::latest_complete(grain, t))),
         }
     }
 
@@ -652,11 +642,11 @@ impl Engine {
             let year_end = NaiveDate::from_ymd_opt(target.year, 12, 31).expect("valid year");
             let year_over = through.is_some_and(|t| t >= year_end);
             if year_over {
-                // Measured, not forecast: the target year's own value, or for shares taken
-                // at a census (a stock, not a flow) the year's last census.
+                // Measured, not forecast: the target year's own value, or for a census
+                // table the year's last census.
                 let census = ind.numerator.as_ref().is_some_and(|m| {
-                    indicators::facts::fact_table(m.fact).is_some_and(|t| t.row_covers > Grain::Day)
-                }) && ind.kind == Kind::Ratio;
+                    indicators::facts::fact_table(m.fact).is_some_and(|t| t.census)
+                });
                 let year_values = self.values(
                     ind,
                     &IndicatorQuery {
@@ -754,15 +744,15 @@ mod tests {
     fn latest_complete_period_waits_for_the_period_to_end() {
         let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
         assert_eq!(
-            latest_complete(Grain::Month, d(2025, 12, 31)).label(),
+            Period::latest_complete(Grain::Month, d(2025, 12, 31)).label(),
             "2025-12"
         );
         assert_eq!(
-            latest_complete(Grain::Month, d(2025, 12, 30)).label(),
+            Period::latest_complete(Grain::Month, d(2025, 12, 30)).label(),
             "2025-11"
         );
         assert_eq!(
-            latest_complete(Grain::Quarter, d(2025, 11, 15)).label(),
+            Period::latest_complete(Grain::Quarter, d(2025, 11, 15)).label(),
             "2025-Q3"
         );
     }

@@ -146,8 +146,57 @@ fn check_rules(conn: &Connection, table: &FactTable, path: &Path) -> Result<()> 
     Ok(())
 }
 
-fn quote(s: &str) -> String {
+/// A SQL string literal.
+pub(crate) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The column list of a fact table and the `SELECT` list that fills it from staged file
+/// columns (derived columns computed from the others).
+pub(crate) fn insert_lists(table: &FactTable) -> (String, String) {
+    let names: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+    let select: Vec<&str> = table
+        .columns
+        .iter()
+        .map(|c| c.derived_sql.unwrap_or(c.name))
+        .collect();
+    (names.join(", "), select.join(", "))
+}
+
+/// Runs `f` in a transaction: committed when it succeeds, rolled back when it fails.
+pub(crate) fn in_transaction<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    conn.execute_batch("BEGIN TRANSACTION")
+        .map_err(AnalyticsError::db("cannot begin"))?;
+    match f() {
+        Ok(r) => {
+            conn.execute_batch("COMMIT")
+                .map_err(AnalyticsError::db("cannot commit"))?;
+            Ok(r)
+        }
+        Err(e) => {
+            // The load error is what matters; a failed rollback leaves the transaction
+            // aborted, which DuckDB discards with the connection anyway.
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Numbers a load and writes it to the ingest log; returns its number.
+pub(crate) fn record_ingest(conn: &Connection, source: &str) -> Result<i64> {
+    let ingest_id: i64 = conn
+        .query_row(
+            "SELECT COALESCE(MAX(ingest_id), 0) + 1 FROM ingests",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(AnalyticsError::db("cannot number the load"))?;
+    conn.execute(
+        "INSERT INTO ingests VALUES (?, CAST(current_timestamp AS TIMESTAMP), ?)",
+        params![ingest_id, source],
+    )
+    .map_err(AnalyticsError::db("cannot record the load"))?;
+    Ok(ingest_id)
 }
 
 fn ingest_err(path: &Path, message: impl Into<String>) -> AnalyticsError {
@@ -212,22 +261,11 @@ fn csv_columns(path: &Path, table: &FactTable) -> Result<String> {
 
 /// Loads one fact file; `columns` is its checked `read_csv` column list ([`csv_columns`]).
 fn load_fact_csv(conn: &Connection, table: &FactTable, path: &Path, columns: &str) -> Result<u64> {
-    let target: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
-    let select: Vec<String> = table
-        .columns
-        .iter()
-        .map(|c| {
-            c.derived_sql
-                .map(str::to_owned)
-                .unwrap_or_else(|| c.name.to_owned())
-        })
-        .collect();
+    let (target, select) = insert_lists(table);
     let sql = format!(
         "INSERT INTO {t} ({target}) SELECT {select} FROM read_csv({file}, header = true, \
          columns = {columns}, timestampformat = '%Y-%m-%d %H:%M:%S', nullstr = '', quote = '\"')",
         t = table.name,
-        target = target.join(", "),
-        select = select.join(", "),
         file = quote(&path.to_string_lossy()),
     );
     let rows = conn
@@ -269,7 +307,7 @@ fn check_region_keys(conn: &Connection, table: &FactTable, path: &Path) -> Resul
     }
 }
 
-/// Every region code must have the shape of its level.
+/// Every region code must have the shape of its level, and every parent must exist.
 pub(crate) fn check_regions(conn: &Connection, path: &Path) -> Result<()> {
     let mut stmt = conn
         .prepare("SELECT code, level FROM regions")
@@ -289,7 +327,22 @@ pub(crate) fn check_regions(conn: &Connection, path: &Path) -> Result<()> {
             }
         }
     }
-    Ok(())
+    let orphan: Option<String> = conn
+        .query_row(
+            "SELECT c.code FROM regions c LEFT JOIN regions p ON p.code = c.parent_code \
+             WHERE c.parent_code IS NOT NULL AND p.code IS NULL LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(AnalyticsError::db("cannot check region parents"))?;
+    match orphan {
+        Some(code) => Err(ingest_err(
+            path,
+            format!("region {code:?} has an unknown parent"),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn load_regions(conn: &Connection, path: &Path) -> Result<u64> {
@@ -302,21 +355,6 @@ fn load_regions(conn: &Connection, path: &Path) -> Result<u64> {
         .execute(&sql, [])
         .map_err(|e| ingest_err(path, format!("cannot load regions: {e}")))?;
     check_regions(conn, path)?;
-    let orphan: Option<String> = conn
-        .query_row(
-            "SELECT c.code FROM regions c LEFT JOIN regions p ON p.code = c.parent_code \
-             WHERE c.parent_code IS NOT NULL AND p.code IS NULL LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(AnalyticsError::db("cannot check region parents"))?;
-    if let Some(code) = orphan {
-        return Err(ingest_err(
-            path,
-            format!("region {code:?} has an unknown parent"),
-        ));
-    }
     Ok(n as u64)
 }
 
@@ -439,9 +477,7 @@ impl Engine {
             })
             .collect::<Result<_>>()?;
         let report = self.with_conn(|conn| {
-            conn.execute_batch("BEGIN TRANSACTION")
-                .map_err(AnalyticsError::db("cannot begin"))?;
-            let result = (|| {
+            in_transaction(conn, || {
                 recreate_changed_tables(conn)?;
                 let mut tables = Vec::new();
                 for t in ["regions", "region_shapes", "buildings"]
@@ -469,33 +505,9 @@ impl Engine {
                 let n = load_buildings(conn, &buildings)?;
                 check_region_keys_buildings(conn, &buildings)?;
                 tables.push(("buildings".to_owned(), n));
-                let ingest_id: i64 = conn
-                    .query_row(
-                        "SELECT COALESCE(MAX(ingest_id), 0) + 1 FROM ingests",
-                        [],
-                        |r| r.get(0),
-                    )
-                    .map_err(AnalyticsError::db("cannot number the ingest"))?;
-                conn.execute(
-                    "INSERT INTO ingests VALUES (?, CAST(current_timestamp AS TIMESTAMP), ?)",
-                    params![ingest_id, dir.display().to_string()],
-                )
-                .map_err(AnalyticsError::db("cannot record the ingest"))?;
+                let ingest_id = record_ingest(conn, &dir.display().to_string())?;
                 Ok(IngestReport { ingest_id, tables })
-            })();
-            match result {
-                Ok(r) => {
-                    conn.execute_batch("COMMIT")
-                        .map_err(AnalyticsError::db("cannot commit"))?;
-                    Ok(r)
-                }
-                Err(e) => {
-                    // The load error is what matters; a failed rollback leaves the transaction
-                    // aborted, which DuckDB discards with the connection anyway.
-                    let _ = conn.execute_batch("ROLLBACK");
-                    Err(e)
-                }
-            }
+            })
         })?;
         self.reload_regions()?;
         self.reload_cubes()?;

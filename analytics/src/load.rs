@@ -25,8 +25,9 @@
 //! Mappings come from the operator who loads the data and are trusted like configuration:
 //! their expressions run over the temporary table only.
 
+use crate::ingest::{in_transaction, insert_lists, quote, record_ingest};
 use crate::{AnalyticsError, Engine, Result};
-use duckdb::{Connection, OptionalExt, params};
+use duckdb::Connection;
 use indicators::facts::{FactTable, RegionKey, Source, fact_table};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -107,10 +108,6 @@ pub struct LoadReport {
 
 /// How many rejected rows a report lists.
 pub const MAX_LISTED: usize = 1000;
-
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
 
 fn ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -412,21 +409,10 @@ impl Engine {
         if rows_rejected > 0 && on_reject == OnReject::Fail {
             return Err(AnalyticsError::Rejected(Box::new(report)));
         }
-        let names: Vec<&str> = fact.columns.iter().map(|c| c.name).collect();
+        let (names, select) = insert_lists(fact);
         let file_names: Vec<&str> = fact.file_columns().map(|c| c.name).collect();
-        let select: Vec<String> = fact
-            .columns
-            .iter()
-            .map(|c| {
-                c.derived_sql
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| c.name.to_owned())
-            })
-            .collect();
         let good = "FROM load_stage WHERE load_reason IS NULL";
-        conn.execute_batch("BEGIN TRANSACTION")
-            .map_err(db("cannot begin"))?;
-        let written: Result<(u64, u64, i64)> = (|| {
+        let (loaded, changed, ingest_id) = in_transaction(conn, || {
             let changed: i64 = conn
                 .query_row(
                     &format!(
@@ -453,42 +439,20 @@ impl Engine {
                 .execute(
                     &format!(
                         "INSERT INTO {t} ({names}) SELECT {select} {good}",
-                        t = fact.name,
-                        names = names.join(", "),
-                        select = select.join(", ")
+                        t = fact.name
                     ),
                     [],
                 )
                 .map_err(db("cannot insert rows"))?;
             let tables = crate::ingest::refresh_derived(conn, &[fact.name])?;
             crate::cube::refresh(conn, self, &tables)?;
-            let ingest_id: i64 = conn
-                .query_row(
-                    "SELECT COALESCE(MAX(ingest_id), 0) + 1 FROM ingests",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(db("cannot number the load"))?;
-            conn.execute(
-                "INSERT INTO ingests VALUES (?, CAST(current_timestamp AS TIMESTAMP), ?)",
-                params![ingest_id, format!("{} <- {}", fact.name, path.display())],
-            )
-            .map_err(db("cannot record the load"))?;
+            let ingest_id = record_ingest(conn, &format!("{} <- {}", fact.name, path.display()))?;
             Ok((loaded as u64, changed as u64, ingest_id))
-        })();
-        match written {
-            Ok((loaded, changed, ingest_id)) => {
-                conn.execute_batch("COMMIT").map_err(db("cannot commit"))?;
-                report.rows_loaded = loaded;
-                report.rows_changed = changed;
-                report.ingest_id = Some(ingest_id);
-                Ok(report)
-            }
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        })?;
+        report.rows_loaded = loaded;
+        report.rows_changed = changed;
+        report.ingest_id = Some(ingest_id);
+        Ok(report)
     }
 
     /// Adds or replaces regions from a CSV with the columns of `regions.csv`; every code must
@@ -496,9 +460,7 @@ impl Engine {
     fn load_regions_file(&self, path: &Path) -> Result<LoadReport> {
         let conn = self.fresh_conn()?;
         let db = |what: &str| AnalyticsError::db(format!("{what}, in {}", path.display()));
-        conn.execute_batch("BEGIN TRANSACTION")
-            .map_err(db("cannot begin"))?;
-        let result: Result<(u64, i64)> = (|| {
+        let result = in_transaction(&conn, || {
             conn.execute_batch(&format!(
                 "CREATE OR REPLACE TEMP TABLE load_regions AS SELECT code, name, level, NULLIF(parent_code, '') AS parent_code, lon, lat \
                  FROM read_csv({}, header = true, columns = {{'code': 'VARCHAR', 'name': 'VARCHAR', 'level': 'VARCHAR', \
@@ -515,52 +477,21 @@ impl Engine {
             )
             .map_err(db("cannot write regions"))?;
             crate::ingest::check_regions(&conn, path)?;
-            let orphan: Option<String> = conn
-                .query_row(
-                    "SELECT c.code FROM regions c LEFT JOIN regions p ON p.code = c.parent_code \
-                     WHERE c.parent_code IS NOT NULL AND p.code IS NULL LIMIT 1",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db("cannot check region parents"))?;
-            if let Some(code) = orphan {
-                return Err(fail(path, format!("region {code:?} has an unknown parent")));
-            }
-            let ingest_id: i64 = conn
-                .query_row(
-                    "SELECT COALESCE(MAX(ingest_id), 0) + 1 FROM ingests",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(db("cannot number the load"))?;
-            conn.execute(
-                "INSERT INTO ingests VALUES (?, CAST(current_timestamp AS TIMESTAMP), ?)",
-                params![ingest_id, format!("regions <- {}", path.display())],
-            )
-            .map_err(db("cannot record the load"))?;
+            let ingest_id = record_ingest(&conn, &format!("regions <- {}", path.display()))?;
             Ok((n as u64, ingest_id))
-        })();
+        });
         let _ = conn.execute_batch("DROP TABLE IF EXISTS load_regions");
-        match result {
-            Ok((n, ingest_id)) => {
-                conn.execute_batch("COMMIT").map_err(db("cannot commit"))?;
-                self.reload_regions()?;
-                Ok(LoadReport {
-                    table: "regions".into(),
-                    file: path.to_owned(),
-                    rows_read: n,
-                    rows_loaded: n,
-                    rows_changed: n,
-                    rows_rejected: 0,
-                    rejected: Vec::new(),
-                    ingest_id: Some(ingest_id),
-                })
-            }
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        let (n, ingest_id) = result?;
+        self.reload_regions()?;
+        Ok(LoadReport {
+            table: "regions".into(),
+            file: path.to_owned(),
+            rows_read: n,
+            rows_loaded: n,
+            rows_changed: n,
+            rows_rejected: 0,
+            rejected: Vec::new(),
+            ingest_id: Some(ingest_id),
+        })
     }
 }

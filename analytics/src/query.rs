@@ -77,7 +77,7 @@ pub fn latest_complete_period(
         .iter()
         .map(|v| v.period.as_str())
         .filter(|p| match (through, Period::parse(grain, p)) {
-            (Some(last_day), Ok(period)) => period.end() <= last_day + Days::new(1),
+            (Some(last_day), Ok(period)) => period <= Period::latest_complete(grain, last_day),
             (None, _) => true,
             (Some(_), Err(_)) => false,
         })

@@ -3,19 +3,9 @@
 
 mod common;
 
-use common::{close, loaded, sample_file};
+use common::{close, loaded, sample_file, whole};
 use indicators::{Grain, Indicator, IndicatorQuery, Kind, Level};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-fn all(level: Level, grain: Grain) -> IndicatorQuery {
-    IndicatorQuery {
-        level,
-        grain,
-        from: None,
-        to: None,
-        region: None,
-    }
-}
 
 #[test]
 fn every_indicator_answers_at_every_level_it_allows() {
@@ -26,7 +16,7 @@ fn every_indicator_answers_at_every_level_it_allows() {
         let grain = *ind.grains.last().unwrap();
         for &level in &ind.levels {
             let rows = engine
-                .values(ind, &all(level, grain))
+                .values(ind, &whole(level, grain))
                 .unwrap_or_else(|e| panic!("{} at {level}: {e}", ind.id));
             assert!(
                 rows.iter().any(|r| r.value.is_some()),
@@ -133,7 +123,7 @@ fn hours(from: &str, to: &str) -> f64 {
 /// (city, year) → value, as the engine computes it.
 fn engine_values(engine: &analytics::Engine, ind: &Indicator) -> BTreeMap<(String, String), f64> {
     engine
-        .values(ind, &all(Level::City, Grain::Year))
+        .values(ind, &whole(Level::City, Grain::Year))
         .unwrap()
         .into_iter()
         .filter_map(|v| Some(((v.region_code, v.period), v.value?)))

@@ -3,7 +3,7 @@
 mod common;
 
 use analytics::{AnalyticsError, Engine};
-use common::count;
+use common::{count, whole};
 use indicators::{Catalogue, Grain, IndicatorQuery, Level};
 use std::collections::HashMap;
 use std::path::Path;
@@ -15,16 +15,6 @@ fn sample(dir: &Path) {
 fn loaded() -> (tempfile::TempDir, Engine) {
     let (tmp, engine, _) = common::loaded(11);
     (tmp, engine)
-}
-
-fn query(level: Level, grain: Grain) -> IndicatorQuery {
-    IndicatorQuery {
-        level,
-        grain,
-        from: None,
-        to: None,
-        region: None,
-    }
 }
 
 #[test]
@@ -99,13 +89,13 @@ fn ratios_are_recomputed_from_parts_at_every_level() {
     ] {
         let ind = catalogue.get(id).unwrap();
         let province = engine
-            .values(ind, &query(Level::Province, Grain::Year))
+            .values(ind, &whole(Level::Province, Grain::Year))
             .unwrap();
         let periods: Vec<&str> = province.iter().map(|p| p.period.as_str()).collect();
         // Due dates and closures run into 2026, after the last created order.
         assert!(periods.starts_with(&["2024", "2025"]), "{id}: {periods:?}");
         for level in [Level::City, Level::County, Level::Community, Level::Grid] {
-            let rows = engine.values(ind, &query(level, Grain::Year)).unwrap();
+            let rows = engine.values(ind, &whole(level, Grain::Year)).unwrap();
             for p in &province {
                 let children: Vec<_> = rows.iter().filter(|r| r.period == p.period).collect();
                 let num: f64 = children.iter().map(|r| r.numerator).sum();
@@ -135,7 +125,7 @@ fn ratios_are_recomputed_from_parts_at_every_level() {
     }
     // A region limits the answer to its subtree and months add up to quarters.
     let ind = catalogue.get("hotline_on_time_rate").unwrap();
-    let mut q = query(Level::County, Grain::Month);
+    let mut q = whole(Level::County, Grain::Month);
     q.region = Some("3201".into());
     q.from = Some("2024-04".into());
     q.to = Some("2024-06".into());

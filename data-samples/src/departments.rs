@@ -74,43 +74,37 @@ fn yes(b: bool) -> &'static str {
     if b { "true" } else { "false" }
 }
 
-/// Writes every table and returns (table, rows) pairs.
+/// Writes one table and returns how many rows it has.
+type Writer = fn(&Path, &Inputs, &mut Rng) -> Result<usize, GenerateError>;
+
+/// The tables, in the order (and so with the random streams) they are written.
+const WRITERS: [(&str, Writer); 8] = [
+    ("hotline_calls", hotline_calls),
+    ("grid_events", grid_events),
+    ("enforcement_cases", enforcement_cases),
+    ("air_quality", air_quality),
+    ("economy", economy),
+    ("it_systems", it_systems),
+    ("service_scenarios", service_scenarios),
+    ("data_sharing_requests", data_sharing_requests),
+];
+
+/// Writes every table and returns (table, rows) pairs; table `i` draws from stream `10 + i`.
 pub(crate) fn write_all(
     out: &Path,
     inputs: &Inputs,
     root: &Rng,
 ) -> Result<Vec<(String, usize)>, GenerateError> {
-    Ok(vec![
-        (
-            "hotline_calls".into(),
-            hotline_calls(out, inputs, &mut root.fork(10))?,
-        ),
-        (
-            "grid_events".into(),
-            grid_events(out, inputs, &mut root.fork(11))?,
-        ),
-        (
-            "enforcement_cases".into(),
-            enforcement_cases(out, inputs, &mut root.fork(12))?,
-        ),
-        (
-            "air_quality".into(),
-            air_quality(out, inputs, &mut root.fork(13))?,
-        ),
-        ("economy".into(), economy(out, inputs, &mut root.fork(14))?),
-        (
-            "it_systems".into(),
-            it_systems(out, inputs, &mut root.fork(15))?,
-        ),
-        (
-            "service_scenarios".into(),
-            service_scenarios(out, inputs, &mut root.fork(16))?,
-        ),
-        (
-            "data_sharing_requests".into(),
-            data_sharing_requests(out, inputs, &mut root.fork(17))?,
-        ),
-    ])
+    WRITERS
+        .iter()
+        .zip(10u64..)
+        .map(|((name, write), stream)| {
+            Ok((
+                name.to_string(),
+                write(out, inputs, &mut root.fork(stream))?,
+            ))
+        })
+        .collect()
 }
 
 fn counties(tree: &[Region]) -> Vec<&Region> {

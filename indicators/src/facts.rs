@@ -118,6 +118,9 @@ pub struct FactTable {
     /// statistics and censuses. Data recorded up to a row's time is complete up to the end of
     /// the period of this grain that holds it.
     pub row_covers: Grain,
+    /// Rows are the state at a census (a stock, such as systems on the cloud) rather than
+    /// events in a period (a flow): a year's own state is its last census.
+    pub census: bool,
     pub region: RegionKey,
     pub source: Source,
     pub columns: &'static [Column],
@@ -186,6 +189,7 @@ pub const WORK_ORDERS: FactTable = FactTable {
     key: &["order_id"],
     recorded_at: Some("created_at"),
     row_covers: Grain::Day,
+    census: false,
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[
@@ -235,6 +239,7 @@ pub const HOTLINE_CALLS: FactTable = FactTable {
     key: &["community_code", "day"],
     recorded_at: Some("day"),
     row_covers: Grain::Day,
+    census: false,
     region: RegionKey::Column {
         name: "community_code",
         level: Level::Community,
@@ -261,6 +266,7 @@ pub const SERVICE_APPLICATIONS: FactTable = FactTable {
     key: &["app_id"],
     recorded_at: Some("submitted_at"),
     row_covers: Grain::Day,
+    census: false,
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[
@@ -306,6 +312,7 @@ pub const SERVICE_SCENARIOS: FactTable = FactTable {
     key: &["scenario_id", "census_at"],
     recorded_at: Some("census_at"),
     row_covers: Grain::Quarter,
+    census: true,
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -332,6 +339,7 @@ pub const GRID_EVENTS: FactTable = FactTable {
     key: &["event_id"],
     recorded_at: Some("reported_at"),
     row_covers: Grain::Day,
+    census: false,
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[
@@ -364,6 +372,7 @@ pub const ENFORCEMENT_CASES: FactTable = FactTable {
     key: &["case_id"],
     recorded_at: Some("opened_at"),
     row_covers: Grain::Day,
+    census: false,
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[
@@ -387,6 +396,7 @@ pub const AIR_QUALITY: FactTable = FactTable {
     key: &["station_id", "measured_at"],
     recorded_at: Some("measured_at"),
     row_covers: Grain::Day,
+    census: false,
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -414,6 +424,7 @@ pub const AIR_QUALITY_DAYS: FactTable = FactTable {
     key: &["station_id", "day"],
     recorded_at: Some("day"),
     row_covers: Grain::Day,
+    census: false,
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -441,6 +452,7 @@ pub const ECONOMY: FactTable = FactTable {
     key: &["county_code", "quarter_start"],
     recorded_at: Some("quarter_start"),
     row_covers: Grain::Quarter,
+    census: false,
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -481,6 +493,7 @@ pub const IT_SYSTEMS: FactTable = FactTable {
     key: &["system_id", "census_at"],
     recorded_at: Some("census_at"),
     row_covers: Grain::Quarter,
+    census: true,
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -509,6 +522,7 @@ pub const DATA_SHARING_REQUESTS: FactTable = FactTable {
     key: &["request_id"],
     recorded_at: Some("requested_at"),
     row_covers: Grain::Day,
+    census: false,
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -543,6 +557,7 @@ pub const POPULATION: FactTable = FactTable {
     key: &["grid_id"],
     recorded_at: None,
     row_covers: Grain::Year,
+    census: false,
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[

@@ -155,6 +155,17 @@ impl Period {
     }
 
     /// The period of `grain` that contains `date`.
+    /// The newest period of `grain` that had ended by the end of `last_day` (the last day
+    /// with data), so a period that has only just begun is not taken for the latest.
+    pub fn latest_complete(grain: Grain, last_day: NaiveDate) -> Period {
+        let p = Period::containing(grain, last_day);
+        if p.end() > last_day + Days::new(1) {
+            p.previous()
+        } else {
+            p
+        }
+    }
+
     pub fn containing(grain: Grain, date: NaiveDate) -> Period {
         let start = match grain {
             Grain::Day => date,

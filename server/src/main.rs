@@ -457,9 +457,8 @@ fn ingest(db: &Path, dir: &Path) -> Result<()> {
 }
 
 fn query(db: &Path, id: &str, q: IndicatorQuery, format: Format, out: Option<&Path>) -> Result<()> {
-    let catalogue = Catalogue::builtin();
-    let indicator = find_indicator(&catalogue, id)?;
     let engine = analytics::Engine::open(db)?;
+    let indicator = find_indicator(engine.catalogue(), id)?;
     engine.snapshot()?;
     let rows = engine.values(indicator, &q)?;
     let bytes: Vec<u8> = match format {
@@ -714,10 +713,10 @@ fn load_scene(scene: &str) -> Result<scenes::Scene> {
 
 fn render(db: &Path, scene: &str, out: &Path, width: u32, height: u32) -> Result<()> {
     let scene = load_scene(scene)?;
-    let catalogue = Catalogue::builtin();
+    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
+    let catalogue = engine.catalogue().clone();
     server::views::check_scenes(&catalogue, std::slice::from_ref(&scene))
         .map_err(anyhow::Error::msg)?;
-    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
     let ingest_id = engine.snapshot()?.ingest_id;
     let prepared = server::views::prepare(&engine, &catalogue, &scene, ingest_id)?;
     let renderer = twin::Renderer::start()?;
@@ -737,11 +736,10 @@ fn render(db: &Path, scene: &str, out: &Path, width: u32, height: u32) -> Result
 }
 
 fn state_for(db: &Path) -> Result<AppState> {
-    let catalogue = Catalogue::builtin();
-    let scenes = scenes::builtin()?;
-    server::views::check_scenes(&catalogue, &scenes).map_err(anyhow::Error::msg)?;
     // The server never writes: read-only and sealed, so analysts' SQL cannot reach files.
     let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::Analyst)?;
+    let scenes = scenes::builtin()?;
+    server::views::check_scenes(engine.catalogue(), &scenes).map_err(anyhow::Error::msg)?;
     let rendering = match twin::Renderer::start() {
         Ok(r) => {
             tracing::info!(adapter = r.adapter(), "rendering available");
@@ -752,7 +750,7 @@ fn state_for(db: &Path) -> Result<AppState> {
             Rendering::Unavailable(e.to_string())
         }
     };
-    Ok(AppState::new(engine, catalogue, scenes, rendering))
+    Ok(AppState::new(engine, scenes, rendering))
 }
 
 fn serve(db: &Path, addr: SocketAddr) -> Result<()> {

@@ -95,14 +95,30 @@ async fn indicators_list(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "version": state.catalogue.version, "indicators": state.catalogue.indicators }))
 }
 
+/// The catalogue's indicator `id` (a copy, for blocking work), or a 404.
+fn indicator(state: &AppState, id: &str) -> Result<indicators::Indicator, AppError> {
+    state
+        .catalogue
+        .get(id)
+        .cloned()
+        .ok_or_else(|| AppError::NotFound(format!("unknown indicator {id:?}")))
+}
+
+/// An indicator's values for a query, computed off the async workers.
+async fn indicator_values(
+    state: &AppState,
+    indicator: &indicators::Indicator,
+    query: &IndicatorQuery,
+) -> Result<Vec<analytics::IndicatorValue>, AppError> {
+    let (engine, indicator, query) = (state.engine.clone(), indicator.clone(), query.clone());
+    blocking(move || Ok(engine.values(&indicator, &query)?)).await
+}
+
 async fn indicator_show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AppError> {
-    let indicator = state
-        .catalogue
-        .get(&id)
-        .ok_or_else(|| AppError::NotFound(format!("unknown indicator {id:?}")))?;
+    let indicator = indicator(&state, &id)?;
     Ok(Json(
         json!({ "catalogue_version": state.catalogue.version, "indicator": indicator }),
     ))
@@ -153,17 +169,8 @@ async fn values(
         ));
     }
     let query = parse_query(&params)?;
-    if state.catalogue.get(&id).is_none() {
-        return Err(AppError::NotFound(format!("unknown indicator {id:?}")));
-    }
-    let (engine, catalogue, q) = (state.engine.clone(), state.catalogue.clone(), query.clone());
-    let id2 = id.clone();
-    let rows = blocking(move || {
-        let indicator = catalogue.get(&id2).expect("checked above");
-        Ok(engine.values(indicator, &q)?)
-    })
-    .await?;
-    let indicator = state.catalogue.get(&id).expect("checked above");
+    let indicator = indicator(&state, &id)?;
+    let rows = indicator_values(&state, &indicator, &query).await?;
     let file = |ext: &str| {
         format!(
             "attachment; filename=\"{id}-{}-{}.{ext}\"",
@@ -187,7 +194,7 @@ async fn values(
                 ),
                 (header::CONTENT_DISPOSITION, file("sdmx.csv")),
             ],
-            crate::export::values_sdmx_csv(indicator, query.grain, &rows),
+            crate::export::values_sdmx_csv(&indicator, query.grain, &rows),
         )
             .into_response(),
         _ => Json(json!({
@@ -221,16 +228,8 @@ async fn series(
         to: params.get("to").cloned(),
         region: Some(region.clone()),
     };
-    if state.catalogue.get(&id).is_none() {
-        return Err(AppError::NotFound(format!("unknown indicator {id:?}")));
-    }
-    let (engine, catalogue, q) = (state.engine.clone(), state.catalogue.clone(), query.clone());
-    let id2 = id.clone();
-    let rows = blocking(move || {
-        let indicator = catalogue.get(&id2).expect("checked above");
-        Ok(engine.values(indicator, &q)?)
-    })
-    .await?;
+    let indicator = indicator(&state, &id)?;
+    let rows = indicator_values(&state, &indicator, &query).await?;
     let points: Vec<Value> = rows
         .iter()
         .map(|r| json!({ "period": r.period, "value": r.value, "numerator": r.numerator, "denominator": r.denominator, "status": r.status }))
@@ -241,8 +240,8 @@ async fn series(
         "region_name": rows.first().map(|r| r.region_name.clone()),
         "level": level,
         "grain": grain,
-        "unit": state.catalogue.get(&id).map(|i| i.unit.clone()),
-        "target": state.catalogue.get(&id).and_then(|i| i.target.clone()),
+        "unit": indicator.unit,
+        "target": indicator.target,
         "points": points,
     })))
 }
@@ -266,19 +265,10 @@ async fn breakdown(
         .ok_or_else(|| AppError::bad("period", "missing, e.g. period=2025"))?;
     let top = number(&params, "top", 10usize, 1..=1000)?;
     let region = params.get("region").cloned();
-    if state.catalogue.get(&id).is_none() {
-        return Err(AppError::NotFound(format!("unknown indicator {id:?}")));
-    }
-    let (engine, catalogue, id2, by2, period2) = (
-        state.engine.clone(),
-        state.catalogue.clone(),
-        id.clone(),
-        by.clone(),
-        period.clone(),
-    );
+    let indicator = indicator(&state, &id)?;
+    let (engine, by2, period2) = (state.engine.clone(), by.clone(), period.clone());
     let shares = blocking(move || {
-        let indicator = catalogue.get(&id2).expect("checked above");
-        Ok(engine.breakdown(indicator, &by2, grain, &period2, region.as_deref(), top)?)
+        Ok(engine.breakdown(&indicator, &by2, grain, &period2, region.as_deref(), top)?)
     })
     .await?;
     Ok(Json(

@@ -23,6 +23,7 @@ pub struct Prepared {
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
+    /// The engine's catalogue (one definition for the API, the pages and the numbers).
     pub catalogue: Arc<Catalogue>,
     pub scenes: Arc<Vec<Scene>>,
     pub rendering: Arc<Rendering>,
@@ -33,15 +34,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(
-        engine: Engine,
-        catalogue: Catalogue,
-        scenes: Vec<Scene>,
-        rendering: Rendering,
-    ) -> AppState {
+    /// State over `engine`, serving the catalogue the engine computes with.
+    pub fn new(engine: Engine, scenes: Vec<Scene>, rendering: Rendering) -> AppState {
         AppState {
+            catalogue: engine.catalogue().clone(),
             engine: Arc::new(engine),
-            catalogue: Arc::new(catalogue),
             scenes: Arc::new(scenes),
             rendering: Arc::new(rendering),
             prepared: Arc::new(Mutex::new(HashMap::new())),

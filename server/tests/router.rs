@@ -28,7 +28,6 @@ fn state(dir: &std::path::Path) -> AppState {
     let engine = analytics::Engine::open_read_only(&db, analytics::OpenMode::Analyst).unwrap();
     AppState::new(
         engine,
-        indicators::Catalogue::builtin(),
         scenes::builtin().unwrap(),
         Rendering::Unavailable("no renderer in this test".into()),
     )

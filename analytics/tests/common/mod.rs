@@ -4,6 +4,7 @@
 
 use analytics::{AnalyticsError, Engine};
 use data_samples::{Config, Manifest, Scale};
+use indicators::{Grain, IndicatorQuery, Level};
 use std::path::{Path, PathBuf};
 
 pub fn sample(dir: &Path, seed: u64) -> Manifest {
@@ -62,4 +63,15 @@ pub fn shared_data(relative: &str) -> Option<PathBuf> {
 
 pub fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// A query over the whole data at a level and grain.
+pub fn whole(level: Level, grain: Grain) -> IndicatorQuery {
+    IndicatorQuery {
+        level,
+        grain,
+        from: None,
+        to: None,
+        region: None,
+    }
 }
