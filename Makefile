@@ -5,11 +5,12 @@ export CARGO_TARGET_DIR ?= /var/tmp/databrain-target
 CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/release/databrain
 # Runtime needs: Vulkan on Mesa's lavapipe (CPU rendering), Chromium for the browser test,
-# a CJK font for Chinese labels.
-DEB_PACKAGES := mesa-vulkan-drivers libvulkan1 chromium fonts-noto-cjk
+# a CJK font for Chinese labels. Build needs: cmake, sqlite3 and its headers for the bundled
+# PROJ 9.6 (Debian's PROJ 9.1 is too old for the proj crate).
+DEB_PACKAGES := mesa-vulkan-drivers libvulkan1 chromium fonts-noto-cjk cmake sqlite3 libsqlite3-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps build
+.PHONY: demo test deps build bless
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -30,3 +31,7 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) test --release --workspace
+
+# Re-bless the golden images after a reviewed rendering change (tests/golden/*.png).
+bless: deps
+	DATABRAIN_BLESS=1 $(CARGO) test --release --workspace --test golden

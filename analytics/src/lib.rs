@@ -27,7 +27,9 @@ pub use breakdown::Share;
 pub use ingest::IngestReport;
 pub use load::{ColumnMapping, LoadReport, Mapping, OnReject, Rejection};
 pub use pool::{Engine, OpenMode};
-pub use query::{BuildingRecord, IndicatorValue, RegionInfo, Snapshot, latest_complete_period};
+pub use query::{
+    BuildingRecord, IndicatorValue, RegionInfo, RegionShapeRecord, Snapshot, latest_complete_period,
+};
 
 use std::path::PathBuf;
 

@@ -57,6 +57,14 @@ pub struct BuildingRecord {
     pub footprint_lon_lat: Vec<[f64; 2]>,
 }
 
+/// A region's boundary as stored: its GeoJSON geometry text (WGS84).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RegionShapeRecord {
+    pub code: String,
+    pub name: String,
+    pub geometry_geojson: String,
+}
+
 /// Which load the data comes from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Snapshot {
@@ -413,6 +421,30 @@ impl Engine {
             values.retain(|v| Period::parse(query.grain, &v.period).is_ok_and(|p| p >= from));
         }
         Ok(values)
+    }
+
+    /// The boundaries of the regions of `level` (e.g. `"city"`, `"grid"`) in the subtree of
+    /// `within`, by code.
+    pub fn region_shapes(&self, within: &str, level: &str) -> Result<Vec<RegionShapeRecord>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT s.code, r.name, s.geometry FROM region_shapes s \
+                     JOIN regions r USING (code) WHERE r.level = ? AND s.code LIKE ? ORDER BY s.code",
+                )
+                .map_err(AnalyticsError::db("cannot read region shapes"))?;
+            let rows = stmt
+                .query_map([level.to_owned(), format!("{within}%")], |r| {
+                    Ok(RegionShapeRecord {
+                        code: r.get(0)?,
+                        name: r.get(1)?,
+                        geometry_geojson: r.get(2)?,
+                    })
+                })
+                .map_err(AnalyticsError::db("cannot read region shapes"))?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(AnalyticsError::db("cannot read region shapes"))
+        })
     }
 
     /// Buildings standing in the subtree of `region` (a division code), by id.

@@ -10,11 +10,22 @@ use std::path::{Path, PathBuf};
 
 /// The scenes compiled into the binary: (file name, contents).
 pub const BUILTIN_FILES: &[(&str, &str)] = &[
+    (
+        "jiangsu_by_city.toml",
+        include_str!("../jiangsu_by_city.toml"),
+    ),
+    (
+        "nanjing_by_county.toml",
+        include_str!("../nanjing_by_county.toml"),
+    ),
     ("demo_district.toml", include_str!("../demo_district.toml")),
     (
         "demo_district_intensity.toml",
         include_str!("../demo_district_intensity.toml"),
     ),
+    ("delft.toml", include_str!("../delft.toml")),
+    ("rotterdam.toml", include_str!("../rotterdam.toml")),
+    ("shanghai_bund.toml", include_str!("../shanghai_bund.toml")),
 ];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -23,10 +34,79 @@ pub struct Scene {
     pub id: String,
     pub title_zh: String,
     pub title_en: String,
-    /// Region code whose buildings are drawn.
-    pub region: String,
-    pub binding: Binding,
+    /// Division code the scene covers: buildings and regions from the database are taken in
+    /// its subtree. Scenes of CIM files outside the province have none.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// What is drawn, bottom first. Without layers: the database's buildings in `region`.
+    #[serde(default)]
+    pub layers: Vec<Layer>,
+    /// The indicator that colours the scene; a scene without one shows plain geometry.
+    #[serde(default)]
+    pub binding: Option<Binding>,
+    /// Where the view starts.
     pub camera: OrbitCamera,
+    /// Named cameras, e.g. for a planner's quick jumps and the tour.
+    #[serde(default)]
+    pub bookmarks: Vec<Bookmark>,
+    /// Bookmarks shown in turn on a command-centre wall, each for a while, then from the top.
+    #[serde(default)]
+    pub tour: Vec<TourStop>,
+}
+
+/// One source of geometry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Layer {
+    /// The generated buildings stored in the database, within the scene's region.
+    Buildings,
+    /// A CIM file: CityJSON (1.1, 2.0), CityJSONSeq (`.jsonl`) or GeoJSON footprints. A
+    /// relative path is taken from the data directory (the working directory by default).
+    Cim {
+        file: PathBuf,
+        /// Overrides the file's CRS (`EPSG:7415`, `GCJ-02`); needed when the file names none.
+        #[serde(default)]
+        crs: Option<String>,
+        /// Preferred LoD (`"1"`, `"2.2"`); the nearest available is drawn.
+        #[serde(default)]
+        lod: Option<String>,
+    },
+    /// Region boundaries of one level within the scene's region: from `file` when it is given
+    /// and exists, else the database's shapes.
+    Regions {
+        level: String,
+        #[serde(default)]
+        file: Option<PathBuf>,
+        #[serde(default)]
+        crs: Option<String>,
+    },
+}
+
+/// The views of a binding that are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Show {
+    /// Buildings coloured by their region's value.
+    Buildings,
+    /// Regions filled by value.
+    Choropleth,
+    /// 3-D columns at region centroids.
+    Columns,
+    /// Region names and values.
+    Labels,
+}
+
+/// How values map to colours.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RampKind {
+    /// Diverging around the target when the indicator has one, else sequential.
+    #[default]
+    Auto,
+    /// Light to dark, darker is worse.
+    Sequential,
+    /// Red through yellow to green, worst to best.
+    Diverging,
 }
 
 /// Which indicator colours the scene. `level` and `grain` use the catalogue's names; the server
@@ -40,10 +120,33 @@ pub struct Binding {
     /// A period label of the grain, or `latest` for the newest period with data.
     #[serde(default = "latest")]
     pub period: String,
+    #[serde(default)]
+    pub ramp: RampKind,
+    #[serde(default = "default_show")]
+    pub show: Vec<Show>,
+}
+
+fn default_show() -> Vec<Show> {
+    vec![Show::Buildings]
 }
 
 fn latest() -> String {
     "latest".to_owned()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bookmark {
+    pub name: String,
+    pub camera: OrbitCamera,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TourStop {
+    /// A bookmark's name.
+    pub bookmark: String,
+    pub seconds: f32,
 }
 
 /// A camera orbiting a target point on the ground of the scene's local frame, described by
@@ -66,7 +169,7 @@ impl OrbitCamera {
     pub const MIN_PITCH_DEG: f32 = 5.0;
     pub const MAX_PITCH_DEG: f32 = 89.0;
     pub const MIN_DISTANCE_M: f32 = 50.0;
-    pub const MAX_DISTANCE_M: f32 = 200_000.0;
+    pub const MAX_DISTANCE_M: f32 = 1_000_000.0;
 
     /// Turns the camera around its target; pitch is clamped so it stays above the ground.
     pub fn orbit(&mut self, d_yaw_deg: f32, d_pitch_deg: f32) {
@@ -141,6 +244,15 @@ pub enum SceneError {
 }
 
 impl Scene {
+    /// The layers drawn: the declared ones, or the database's buildings.
+    pub fn layers(&self) -> Vec<Layer> {
+        if self.layers.is_empty() {
+            vec![Layer::Buildings]
+        } else {
+            self.layers.clone()
+        }
+    }
+
     /// Parses and validates one scene file's text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Scene, SceneError> {
         let fail = |message: String| SceneError::Format {
@@ -159,16 +271,58 @@ impl Scene {
                 scene.id
             )));
         }
-        if scene.region.is_empty() || !scene.region.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(fail(format!(
-                "region {:?} must be a division code",
-                scene.region
-            )));
+        if let Some(region) = &scene.region
+            && (region.is_empty() || !region.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(fail(format!("region {region:?} must be a division code")));
         }
-        if scene.binding.indicator.is_empty() {
-            return Err(fail("binding.indicator is empty".into()));
+        if let Some(b) = &scene.binding {
+            if b.indicator.is_empty() {
+                return Err(fail("binding.indicator is empty".into()));
+            }
+            if b.show.is_empty() {
+                return Err(fail(
+                    "binding.show is empty: nothing would show the values".into(),
+                ));
+            }
+        }
+        for (i, layer) in scene.layers.iter().enumerate() {
+            let needs_region =
+                matches!(layer, Layer::Buildings | Layer::Regions { file: None, .. });
+            if needs_region && scene.region.is_none() {
+                return Err(fail(format!(
+                    "layers[{i}] takes its data from the database and needs the scene's region"
+                )));
+            }
+            if let Layer::Cim { file, .. } = layer
+                && file.as_os_str().is_empty()
+            {
+                return Err(fail(format!("layers[{i}].file is empty")));
+            }
+        }
+        if scene.layers.is_empty() && scene.region.is_none() {
+            return Err(fail("a scene needs layers or a region".into()));
         }
         scene.camera.validate().map_err(fail)?;
+        for b in &scene.bookmarks {
+            b.camera
+                .validate()
+                .map_err(|e| fail(format!("bookmark {:?}: {e}", b.name)))?;
+        }
+        for (i, stop) in scene.tour.iter().enumerate() {
+            if !scene.bookmarks.iter().any(|b| b.name == stop.bookmark) {
+                return Err(fail(format!(
+                    "tour[{i}] names bookmark {:?}, which the scene does not define",
+                    stop.bookmark
+                )));
+            }
+            if !(1.0..=600.0).contains(&stop.seconds) {
+                return Err(fail(format!(
+                    "tour[{i}].seconds {} is outside 1..=600",
+                    stop.seconds
+                )));
+            }
+        }
         Ok(scene)
     }
 
@@ -207,8 +361,17 @@ mod tests {
         assert!(
             scenes
                 .iter()
-                .any(|s| s.id == "demo_district" && s.region == "320102")
+                .any(|s| s.id == "demo_district" && s.region.as_deref() == Some("320102"))
         );
+        let province = scenes.iter().find(|s| s.id == "jiangsu_by_city").unwrap();
+        assert_eq!(province.tour.len(), 3);
+        assert_eq!(
+            province.binding.as_ref().unwrap().show,
+            [Show::Choropleth, Show::Columns, Show::Labels]
+        );
+        let delft = scenes.iter().find(|s| s.id == "delft").unwrap();
+        assert!(delft.binding.is_none() && delft.region.is_none());
+        assert!(matches!(&delft.layers[0], Layer::Cim { lod: Some(l), .. } if l == "1"));
     }
 
     #[test]
@@ -234,6 +397,26 @@ mod tests {
             (
                 good.replace("id = \"demo_district\"", "id = \"a b\""),
                 "id \"a b\"",
+            ),
+            (
+                good.replace("bookmark = \"close\"", "bookmark = \"far\""),
+                "tour[1] names bookmark \"far\"",
+            ),
+            (
+                good.replace("seconds = 10\n", "seconds = 0\n"),
+                "tour[0].seconds 0 is outside",
+            ),
+            (
+                good.replace("kind = \"buildings\"", "kind = \"meshes\""),
+                "unknown variant `meshes`",
+            ),
+            (
+                good.replace("show = [\"buildings\", \"choropleth\"]", "show = []"),
+                "binding.show is empty",
+            ),
+            (
+                good.replace("region = \"320102\"\n", ""),
+                "layers[0] takes its data from the database",
             ),
         ];
         for (text, msg) in cases {

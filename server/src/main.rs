@@ -200,6 +200,12 @@ enum Command {
         width: u32,
         #[arg(long, default_value_t = 720)]
         height: u32,
+        /// Render from this bookmark of the scene instead of its starting camera.
+        #[arg(long)]
+        bookmark: Option<String>,
+        /// Where relative file paths of scene layers are taken from.
+        #[arg(long, default_value = ".")]
+        data_dir: PathBuf,
     },
     /// List the indicator catalogue, or show one indicator's definition.
     Indicators {
@@ -343,7 +349,16 @@ fn main() -> Result<()> {
             out,
             width,
             height,
-        } => render(&db, &scene, &out, width, height),
+            bookmark,
+            data_dir,
+        } => render(
+            &db,
+            &scene,
+            &out,
+            (width, height),
+            bookmark.as_deref(),
+            &data_dir,
+        ),
         Command::Serve { db, addr } => serve(&db, addr),
         Command::Demo { addr, dir } => demo(&dir, addr),
         Command::Bench {
@@ -711,16 +726,41 @@ fn load_scene(scene: &str) -> Result<scenes::Scene> {
     )
 }
 
-fn render(db: &Path, scene: &str, out: &Path, width: u32, height: u32) -> Result<()> {
+fn render(
+    db: &Path,
+    scene: &str,
+    out: &Path,
+    (width, height): (u32, u32),
+    bookmark: Option<&str>,
+    data_dir: &Path,
+) -> Result<()> {
     let scene = load_scene(scene)?;
+    let camera = match bookmark {
+        None => scene.camera,
+        Some(name) => {
+            let names: Vec<&str> = scene.bookmarks.iter().map(|b| b.name.as_str()).collect();
+            scene
+                .bookmarks
+                .iter()
+                .find(|b| b.name == name)
+                .map(|b| b.camera)
+                .with_context(|| {
+                    format!(
+                        "scene {} has no bookmark {name:?} (it has: {})",
+                        scene.id,
+                        names.join(", ")
+                    )
+                })?
+        }
+    };
     let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
     let catalogue = engine.catalogue().clone();
     server::views::check_scenes(&catalogue, std::slice::from_ref(&scene))
         .map_err(anyhow::Error::msg)?;
     let ingest_id = engine.snapshot()?.ingest_id;
-    let prepared = server::views::prepare(&engine, &catalogue, &scene, ingest_id)?;
+    let prepared = server::views::prepare(&engine, &catalogue, &scene, ingest_id, data_dir)?;
     let renderer = twin::Renderer::start()?;
-    let image = renderer.render(std::sync::Arc::new(prepared), scene.camera, width, height)?;
+    let image = renderer.render(std::sync::Arc::new(prepared), camera, width, height)?;
     image
         .save(out)
         .with_context(|| format!("cannot write {}", out.display()))?;

@@ -31,6 +31,8 @@ pub struct AppState {
     pub prepared: Arc<Mutex<HashMap<String, Prepared>>>,
     /// How long analysts' SQL may run.
     pub sql_timeout: std::time::Duration,
+    /// Where relative file paths of scene layers are taken from.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl AppState {
@@ -43,6 +45,7 @@ impl AppState {
             rendering: Arc::new(rendering),
             prepared: Arc::new(Mutex::new(HashMap::new())),
             sql_timeout: std::time::Duration::from_secs(10),
+            data_dir: std::env::current_dir().unwrap_or_default(),
         }
     }
 

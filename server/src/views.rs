@@ -7,8 +7,13 @@ use crate::state::{AppState, Prepared};
 use analytics::{Engine, IndicatorValue, latest_complete_period};
 use indicators::{Catalogue, Direction, Grain, IndicatorQuery, Level};
 use scenes::Scene;
+use scenes::{Layer, Show};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use twin::{BuildingInput, OverlaySpec, PreparedScene, SceneInput};
+use twin::{
+    BuildingInput, CityModel, Overlay, OverlayLayers, OverlaySpec, PreparedScene, RegionShape,
+    SceneInput,
+};
 
 /// A scene's binding, checked against the catalogue.
 pub struct Binding<'a> {
@@ -17,10 +22,16 @@ pub struct Binding<'a> {
     pub grain: Grain,
     /// `None` for `latest`.
     pub period: Option<String>,
+    pub show: &'a [scenes::Show],
 }
 
-pub fn binding<'a>(catalogue: &'a Catalogue, scene: &Scene) -> Result<Binding<'a>, String> {
-    let b = &scene.binding;
+pub fn binding<'a>(
+    catalogue: &'a Catalogue,
+    scene: &'a Scene,
+) -> Result<Option<Binding<'a>>, String> {
+    let Some(b) = &scene.binding else {
+        return Ok(None);
+    };
     let indicator = catalogue
         .get(&b.indicator)
         .ok_or_else(|| format!("scene {}: unknown indicator {:?}", scene.id, b.indicator))?;
@@ -37,26 +48,45 @@ pub fn binding<'a>(catalogue: &'a Catalogue, scene: &Scene) -> Result<Binding<'a
         indicators::Period::parse(grain, p)
             .map_err(|e| format!("scene {}: binding.period: {e}", scene.id))?;
     }
-    Ok(Binding {
+    if scene.region.is_none() {
+        return Err(format!(
+            "scene {}: a binding needs the scene's region to take values in",
+            scene.id
+        ));
+    }
+    Ok(Some(Binding {
         indicator,
         level,
         grain,
         period,
-    })
+        show: &b.show,
+    }))
 }
 
-/// Checks every scene's binding; used at start-up so a bad scene fails loudly, once.
+/// Checks every scene's binding and layer CRSs; used at start-up so a bad scene fails loudly,
+/// once. (Files are read when a scene is first drawn: a missing one fails that scene only.)
 pub fn check_scenes(catalogue: &Catalogue, scenes: &[Scene]) -> Result<(), String> {
-    scenes
-        .iter()
-        .try_for_each(|s| binding(catalogue, s).map(|_| ()))
+    for s in scenes {
+        binding(catalogue, s)?;
+        for layer in &s.layers {
+            if let Layer::Cim { crs: Some(c), .. } | Layer::Regions { crs: Some(c), .. } = layer {
+                twin::crs::Crs::parse(c).map_err(|e| format!("scene {}: {e}", s.id))?;
+            }
+            if let Layer::Regions { level, .. } = layer {
+                level
+                    .parse::<Level>()
+                    .map_err(|e| format!("scene {}: layer level: {e}", s.id))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The values a scene shows: its binding at its level within its region, for its period (the
 /// newest one with data for `latest`).
 pub fn scene_values(
     engine: &Engine,
-    scene: &Scene,
+    region: &str,
     b: &Binding,
 ) -> Result<(Vec<IndicatorValue>, String), AppError> {
     let query = IndicatorQuery {
@@ -64,7 +94,7 @@ pub fn scene_values(
         grain: b.grain,
         from: b.period.clone(),
         to: b.period.clone(),
-        region: Some(scene.region.clone()),
+        region: Some(region.to_owned()),
     };
     let rows = engine.values(b.indicator, &query)?;
     let period = match &b.period {
@@ -80,40 +110,158 @@ pub fn scene_values(
     Ok((rows, period))
 }
 
+/// A file path of a scene layer: relative paths are taken from the data directory.
+fn data_path(data_dir: &Path, file: &Path) -> PathBuf {
+    if file.is_absolute() {
+        file.to_owned()
+    } else {
+        data_dir.join(file)
+    }
+}
+
+fn parse_crs(text: &Option<String>) -> Result<Option<twin::crs::Crs>, AppError> {
+    text.as_deref()
+        .map(twin::crs::Crs::parse)
+        .transpose()
+        .map_err(|e| AppError::Internal(e.to_string()))
+}
+
+/// Region boundaries of `level` within `within`: from the file when given and present, else
+/// from the database.
+fn regions(
+    engine: &Engine,
+    data_dir: &Path,
+    within: Option<&str>,
+    level: &str,
+    file: &Option<PathBuf>,
+    crs: &Option<String>,
+) -> Result<Vec<RegionShape>, AppError> {
+    if let Some(f) = file {
+        let path = data_path(data_dir, f);
+        if path.exists() {
+            let mut options = twin::cim::RegionOptions::default();
+            if let Some(c) = parse_crs(crs)? {
+                options.crs = c;
+            }
+            let shapes = twin::cim::load_regions(&path, &options).map_err(twin::TwinError::from)?;
+            return Ok(shapes
+                .into_iter()
+                .filter(|r| within.is_none_or(|w| r.code.starts_with(w) && r.code != w))
+                .collect());
+        }
+        tracing::warn!(
+            "region file {} is absent; using the database's {level} shapes",
+            path.display()
+        );
+    }
+    let Some(within) = within else {
+        return Ok(Vec::new());
+    };
+    engine
+        .region_shapes(within, level)?
+        .into_iter()
+        .map(|r| {
+            twin::cim::region_from_geometry(&r.code, &r.name, &r.geometry_geojson)
+                .map_err(AppError::Internal)
+        })
+        .collect()
+}
+
 /// Prepares a scene for rendering from the data of ingest `ingest_id` (the current one).
 pub fn prepare(
     engine: &Engine,
     catalogue: &Catalogue,
     scene: &Scene,
     ingest_id: i64,
+    data_dir: &Path,
 ) -> Result<PreparedScene, AppError> {
     let b = binding(catalogue, scene).map_err(AppError::Internal)?;
-    let (rows, period) = scene_values(engine, scene, &b)?;
-    let buildings = engine
-        .buildings(&scene.region)?
-        .into_iter()
-        .map(|r| BuildingInput {
-            id: r.building_id,
-            grid_id: r.grid_id,
-            footprint_lon_lat: r.footprint_lon_lat,
-            height_m: r.height_m,
-        })
-        .collect();
+    let region = scene.region.as_deref();
+    let mut model = CityModel::default();
+    let mut shapes = Vec::new();
+    for layer in scene.layers() {
+        match layer {
+            Layer::Buildings => {
+                let buildings = engine
+                    .buildings(region.unwrap_or(""))?
+                    .into_iter()
+                    .map(|r| BuildingInput {
+                        id: r.building_id,
+                        grid_id: r.grid_id,
+                        footprint_lon_lat: r.footprint_lon_lat,
+                        height_m: r.height_m,
+                    })
+                    .collect();
+                model.extend(CityModel::from_footprints(buildings));
+            }
+            Layer::Cim { file, crs, lod } => {
+                let options = twin::LoadOptions {
+                    crs: parse_crs(&crs)?,
+                    preferred_lod: lod,
+                };
+                let path = data_path(data_dir, &file);
+                model.extend(twin::cim::load_file(&path, &options).map_err(twin::TwinError::from)?);
+            }
+            Layer::Regions { level, file, crs } => {
+                shapes.extend(regions(engine, data_dir, region, &level, &file, &crs)?);
+            }
+        }
+    }
+    let overlay = match (&b, region) {
+        (Some(b), Some(region)) => {
+            let (rows, period) = scene_values(engine, region, b)?;
+            // CIM buildings learn their region from the binding level's boundaries.
+            if model
+                .objects
+                .iter()
+                .any(|o| o.is_building() && o.region.is_none())
+            {
+                let at_level = |code: &str| match b.level.code_len() {
+                    Some(n) => code.len() == n,
+                    None => code.contains('-'),
+                };
+                let join_shapes = if shapes.iter().any(|s| at_level(&s.code)) {
+                    shapes.clone()
+                } else {
+                    regions(
+                        engine,
+                        data_dir,
+                        Some(region),
+                        b.level.as_str(),
+                        &None,
+                        &None,
+                    )?
+                };
+                twin::join::join(&mut model, &twin::join::RegionIndex::new(&join_shapes));
+            }
+            Some(Overlay {
+                spec: OverlaySpec {
+                    title: format!("{} {}", b.indicator.name_zh, b.indicator.name_en),
+                    unit: b.indicator.unit.clone(),
+                    period,
+                    higher_is_better: b.indicator.direction == Direction::HigherIsBetter,
+                },
+                values: rows
+                    .iter()
+                    .filter_map(|r| r.value.map(|v| (r.region_code.clone(), v)))
+                    .collect(),
+                layers: OverlayLayers {
+                    buildings: b.show.contains(&Show::Buildings),
+                    choropleth: b.show.contains(&Show::Choropleth),
+                    columns: b.show.contains(&Show::Columns),
+                    labels: b.show.contains(&Show::Labels),
+                },
+            })
+        }
+        _ => None,
+    };
     let input = SceneInput {
         key: format!("{}@{}", scene.id, ingest_id),
-        buildings,
-        values: rows
-            .iter()
-            .filter_map(|r| r.value.map(|v| (r.region_code.clone(), v)))
-            .collect(),
-        overlay: OverlaySpec {
-            title: b.indicator.name_en.clone(),
-            unit: b.indicator.unit.clone(),
-            period,
-            higher_is_better: b.indicator.direction == Direction::HigherIsBetter,
-        },
+        model,
+        regions: shapes,
+        overlay,
     };
-    twin::prepare(&input).map_err(|e| AppError::Internal(format!("scene {}: {e}", scene.id)))
+    Ok(twin::prepare(&input)?)
 }
 
 /// The prepared scene for the current ingest, from the cache when the data has not changed.
@@ -126,7 +274,13 @@ pub fn prepared(state: &AppState, scene: &Scene) -> Result<Prepared, AppError> {
     }
     let entry = Prepared {
         ingest_id,
-        scene: Arc::new(prepare(&state.engine, &state.catalogue, scene, ingest_id)?),
+        scene: Arc::new(prepare(
+            &state.engine,
+            &state.catalogue,
+            scene,
+            ingest_id,
+            &state.data_dir,
+        )?),
     };
     state
         .prepared

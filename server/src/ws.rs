@@ -172,10 +172,10 @@ pub async fn view(
     let prepared = blocking(move || views::prepared(&state_for_prep, &scene_for_prep)).await?;
     let provenance = json!({
         "scene": scene.id,
-        "indicators": [scene.binding.indicator],
+        "indicators": scene.binding.iter().map(|b| b.indicator.clone()).collect::<Vec<_>>(),
         "catalogue_version": state.catalogue.version,
         "snapshot": prepared.ingest_id,
-        "period": prepared.scene.overlay.period,
+        "period": prepared.scene.overlay.as_ref().map(|o| o.period.clone()),
         "width": width,
         "height": height,
     });

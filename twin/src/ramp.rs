@@ -48,7 +48,7 @@ fn rgb(c: [u8; 3]) -> [f32; 4] {
     ]
 }
 
-fn format_value(v: f64, unit: &str) -> String {
+pub fn format_value(v: f64, unit: &str) -> String {
     if unit == "ratio" {
         format!("{:.1}%", v * 100.0)
     } else if v.abs() >= 100.0 {

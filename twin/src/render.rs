@@ -13,16 +13,18 @@ use bevy::{
     asset::RenderAssetUsages,
     camera::RenderTarget,
     core_pipeline::tonemapping::{DebandDither, Tonemapping},
+    image::ImageSampler,
     log::LogPlugin,
     mesh::{Indices, PrimitiveTopology},
     prelude::*,
     render::{
         RenderPlugin,
         pipelined_rendering::PipelinedRenderingPlugin,
-        render_resource::{PollType, TextureFormat},
+        render_resource::{Extent3d, PollType, TextureDimension, TextureFormat},
         renderer::{RenderAdapterInfo, RenderDevice},
         view::screenshot::{Screenshot, ScreenshotCaptured},
     },
+    text::{Font, FontSource},
     window::ExitCondition,
     winit::WinitPlugin,
 };
@@ -135,7 +137,54 @@ struct Headless {
     /// dropped once more than [`MAX_SCENES`] are kept.
     scene_order: Vec<String>,
     /// What the camera is set up for: scene key and size, and the legend's root entity.
-    current: Option<(String, u32, u32, Entity)>,
+    current: Option<(String, u32, u32, Option<Entity>)>,
+    /// The label layer of the last render, replaced at every render (labels follow the camera).
+    labels: Option<Entity>,
+    /// A CJK font for labels and legends, when one is installed.
+    font: Option<Handle<Font>>,
+}
+
+/// Vertical field of view of every view, degrees.
+pub(crate) const FOV_DEG: f32 = 40.0;
+
+pub(crate) fn near_m(camera: &OrbitCamera) -> f32 {
+    (camera.distance_m * 1e-3).max(0.5)
+}
+
+pub(crate) fn far_m(camera: &OrbitCamera, scene: &PreparedScene) -> f32 {
+    (camera.distance_m + scene.radius_m) * 4.0
+}
+
+fn projection(camera: &OrbitCamera, scene: &PreparedScene) -> Projection {
+    Projection::Perspective(PerspectiveProjection {
+        fov: FOV_DEG.to_radians(),
+        near: near_m(camera),
+        far: far_m(camera, scene),
+        ..default()
+    })
+}
+
+pub(crate) fn camera_transform(camera: &OrbitCamera) -> Transform {
+    let [e, u, n] = camera.eye_enu_m();
+    let target = Vec3::new(camera.target_en_m[0], 0.0, -camera.target_en_m[1]);
+    Transform::from_xyz(e, u, -n).looking_at(target, Vec3::Y)
+}
+
+/// Fonts with Chinese glyphs from Debian packages, in order of preference; the first present
+/// is used (`DATABRAIN_CJK_FONT` names another). Nothing is downloaded.
+const CJK_FONTS: &[&str] = &[
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Medium.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+];
+
+fn load_cjk_font() -> Option<Vec<u8>> {
+    let chosen = std::env::var_os("DATABRAIN_CJK_FONT").map(std::path::PathBuf::from);
+    chosen
+        .into_iter()
+        .chain(CJK_FONTS.iter().map(std::path::PathBuf::from))
+        .find_map(|p| std::fs::read(p).ok())
 }
 
 impl Headless {
@@ -174,6 +223,11 @@ impl Headless {
                 unlit: true,
                 ..default()
             });
+        let font = load_cjk_font().map(|bytes| {
+            world
+                .resource_mut::<Assets<Font>>()
+                .add(Font::from_bytes(bytes))
+        });
         let camera = world
             .spawn((
                 Camera3d::default(),
@@ -185,9 +239,7 @@ impl Headless {
                 Tonemapping::None,
                 DebandDither::Disabled,
                 Projection::Perspective(PerspectiveProjection {
-                    fov: 40f32.to_radians(),
-                    near: 1.0,
-                    far: 500_000.0,
+                    fov: FOV_DEG.to_radians(),
                     ..default()
                 }),
                 Transform::from_xyz(0.0, 1000.0, 1000.0).looking_at(Vec3::ZERO, Vec3::Y),
@@ -202,6 +254,8 @@ impl Headless {
             scenes: HashMap::new(),
             scene_order: Vec::new(),
             current: None,
+            labels: None,
+            font,
         }
     }
 
@@ -256,58 +310,102 @@ impl Headless {
 
     fn spawn_scene(&mut self, scene: &PreparedScene) -> SceneEntities {
         let world = self.app.world_mut();
-        let m = &scene.mesh;
-        let mut mesh = Mesh::new(
-            PrimitiveTopology::TriangleList,
+        let to_mesh = |m: &crate::MeshData, with_uv: bool| {
+            let mut mesh = Mesh::new(
+                PrimitiveTopology::TriangleList,
+                RenderAssetUsages::RENDER_WORLD,
+            );
+            mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, m.positions.clone());
+            mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, m.normals.clone());
+            mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, m.shades_linear.clone());
+            if with_uv {
+                mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, m.colour_uv.clone());
+            }
+            mesh.insert_indices(Indices::U32(m.indices.clone()));
+            mesh
+        };
+        // The per-object colour table: one texel per object, sampled without filtering.
+        let mut table = Image::new(
+            Extent3d {
+                width: crate::mesh::COLOUR_TABLE_WIDTH,
+                height: scene.colour_rows,
+                depth_or_array_layers: 1,
+            },
+            TextureDimension::D2,
+            scene.colour_table.iter().flatten().copied().collect(),
+            TextureFormat::Rgba8UnormSrgb,
             RenderAssetUsages::RENDER_WORLD,
         );
-        mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, m.positions.clone());
-        mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, m.normals.clone());
-        mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, m.colours_linear.clone());
-        mesh.insert_indices(Indices::U32(m.indices.clone()));
-        let side = (scene.radius_m * 2.6).max(100.0);
-        let ground = Plane3d::default().mesh().size(side, side).build();
-        let (buildings, ground) = {
-            let mut meshes = world.resource_mut::<Assets<Mesh>>();
-            (meshes.add(mesh), meshes.add(ground))
-        };
-        let ground_material =
-            world
-                .resource_mut::<Assets<StandardMaterial>>()
-                .add(StandardMaterial {
+        table.sampler = ImageSampler::nearest();
+        let table = world.resource_mut::<Assets<Image>>().add(table);
+        let (tile_material, ground_material) = {
+            let mut materials = world.resource_mut::<Assets<StandardMaterial>>();
+            (
+                materials.add(StandardMaterial {
+                    base_color: Color::WHITE,
+                    base_color_texture: Some(table),
+                    unlit: true,
+                    ..default()
+                }),
+                materials.add(StandardMaterial {
                     base_color: GROUND,
                     unlit: true,
                     ..default()
-                });
-        let b = world
-            .spawn((
-                Mesh3d(buildings),
-                MeshMaterial3d(self.material.clone()),
-                Transform::IDENTITY,
-            ))
-            .id();
-        let g = world
-            .spawn((
-                Mesh3d(ground),
-                MeshMaterial3d(ground_material),
-                Transform::from_xyz(0.0, -0.2, 0.0),
-            ))
-            .id();
-        SceneEntities {
-            entities: vec![b, g],
+                }),
+            )
+        };
+        let side = (scene.radius_m * 2.6).max(100.0);
+        let mut meshes: Vec<(Mesh, Handle<StandardMaterial>, f32)> = scene
+            .tiles
+            .iter()
+            .map(|t| (to_mesh(t, true), tile_material.clone(), 0.0))
+            .collect();
+        // Overlays sit a little above the ground (and the choropleth under the buildings).
+        let lift = (scene.radius_m * 1e-4).max(0.05);
+        for (m, y) in [(&scene.choropleth, lift), (&scene.columns, 0.0)] {
+            if let Some(m) = m {
+                meshes.push((to_mesh(m, false), self.material.clone(), y));
+            }
         }
+        meshes.push((
+            Plane3d::default().mesh().size(side, side).build(),
+            ground_material,
+            -lift,
+        ));
+        let handles: Vec<_> = {
+            let mut assets = world.resource_mut::<Assets<Mesh>>();
+            meshes
+                .into_iter()
+                .map(|(m, material, y)| (assets.add(m), material, y))
+                .collect()
+        };
+        let entities = handles
+            .into_iter()
+            .map(|(mesh, material, y)| {
+                world
+                    .spawn((
+                        Mesh3d(mesh),
+                        MeshMaterial3d(material),
+                        Transform::from_xyz(0.0, y, 0.0),
+                    ))
+                    .id()
+            })
+            .collect();
+        SceneEntities { entities }
     }
 
-    fn spawn_legend(&mut self, scene: &PreparedScene, height: u32) -> Entity {
+    fn spawn_legend(&mut self, scene: &PreparedScene, height: u32) -> Option<Entity> {
         let s = (height as f32 / 720.0).max(0.4);
         let px = |v: f32| Val::Px(v * s);
-        let legend = &scene.legend;
+        let legend = scene.legend.as_ref()?;
         let camera = self.camera;
+        let font = self.font.clone();
         let world = self.app.world_mut();
         let text = |t: &str, size: f32, colour: Color| {
             (
                 Text::new(t),
                 TextFont {
+                    font: font.clone().map(FontSource::from).unwrap_or_default(),
                     font_size: FontSize::Px(size * s),
                     ..default()
                 },
@@ -351,7 +449,81 @@ impl Headless {
                 });
             }
         });
-        root.id()
+        Some(root.id())
+    }
+
+    /// Labels at their scene positions, placed in pixels for this camera (they are UI text,
+    /// so they stay readable at any distance). Labels behind the camera are left out.
+    fn spawn_labels(
+        &mut self,
+        scene: &PreparedScene,
+        camera: &OrbitCamera,
+        width: u32,
+        height: u32,
+    ) -> Option<Entity> {
+        if scene.labels.is_empty() {
+            return None;
+        }
+        let s = (height as f32 / 720.0).max(0.4);
+        let view_from_world = camera_transform(camera).to_matrix().inverse();
+        let clip_from_view = Mat4::perspective_rh(
+            FOV_DEG.to_radians(),
+            width as f32 / height as f32,
+            near_m(camera),
+            far_m(camera, scene),
+        );
+        let clip_from_world = clip_from_view * view_from_world;
+        let font = self.font.clone();
+        let ui_camera = self.camera;
+        let world = self.app.world_mut();
+        let mut root = world.spawn((
+            Node {
+                position_type: PositionType::Absolute,
+                left: Val::Px(0.0),
+                top: Val::Px(0.0),
+                width: Val::Px(width as f32),
+                height: Val::Px(height as f32),
+                ..default()
+            },
+            UiTargetCamera(ui_camera),
+        ));
+        root.with_children(|p| {
+            for label in &scene.labels {
+                let [e, n, u] = label.position_enu_m;
+                let clip = clip_from_world * Vec4::new(e, u, -n, 1.0);
+                if clip.w <= 0.0 {
+                    continue;
+                }
+                let ndc = clip.truncate() / clip.w;
+                if ndc.x.abs() > 1.0 || ndc.y.abs() > 1.0 {
+                    continue;
+                }
+                let x = (ndc.x + 1.0) / 2.0 * width as f32;
+                let y = (1.0 - ndc.y) / 2.0 * height as f32;
+                p.spawn((
+                    Node {
+                        position_type: PositionType::Absolute,
+                        left: Val::Px(x - 40.0 * s),
+                        top: Val::Px(y - 10.0 * s),
+                        padding: UiRect::axes(Val::Px(4.0 * s), Val::Px(1.0 * s)),
+                        ..default()
+                    },
+                    BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.55)),
+                ))
+                .with_children(|l| {
+                    l.spawn((
+                        Text::new(label.text.clone()),
+                        TextFont {
+                            font: font.clone().map(FontSource::from).unwrap_or_default(),
+                            font_size: FontSize::Px(13.0 * s),
+                            ..default()
+                        },
+                        TextColor(Color::WHITE),
+                    ));
+                });
+            }
+        });
+        Some(root.id())
     }
 
     fn render(
@@ -386,7 +558,7 @@ impl Headless {
                     self.app.world_mut().entity_mut(*e).insert(visibility);
                 }
             }
-            if let Some((_, _, _, legend)) = self.current.take() {
+            if let Some((_, _, _, Some(legend))) = self.current.take() {
                 self.app.world_mut().entity_mut(legend).despawn();
             }
             let target = self.target(width, height);
@@ -397,15 +569,21 @@ impl Headless {
             let legend = self.spawn_legend(scene, height);
             self.current = Some((scene.key.clone(), width, height, legend));
         }
-        let [e, u, n] = camera.eye_enu_m();
-        let target = Vec3::new(camera.target_en_m[0], 0.0, -camera.target_en_m[1]);
         *self
             .app
             .world_mut()
             .get_mut::<Transform>(self.camera)
-            .expect("camera has a transform") =
-            Transform::from_xyz(e, u, -n).looking_at(target, Vec3::Y);
-        if !same_setup {
+            .expect("camera has a transform") = camera_transform(&camera);
+        *self
+            .app
+            .world_mut()
+            .get_mut::<Projection>(self.camera)
+            .expect("camera has a projection") = projection(&camera, scene);
+        if let Some(old) = self.labels.take() {
+            self.app.world_mut().entity_mut(old).despawn();
+        }
+        self.labels = self.spawn_labels(scene, &camera, width, height);
+        if !same_setup || self.labels.is_some() {
             // Let new meshes, pipelines and UI layout settle for one frame before capturing.
             self.update();
         }

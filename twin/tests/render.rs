@@ -4,7 +4,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use twin::{BuildingInput, OrbitCamera, OverlaySpec, Renderer, SceneInput, prepare};
+use twin::{
+    BuildingInput, CityModel, OrbitCamera, Overlay, OverlayLayers, OverlaySpec, Renderer,
+    SceneInput, prepare,
+};
 
 /// Two 200 m square buildings 600 m apart in Nanjing, in grid cells with values 0.2 and 0.9.
 fn scene() -> SceneInput {
@@ -20,7 +23,7 @@ fn scene() -> SceneInput {
     };
     SceneInput {
         key: "test@1".into(),
-        buildings: vec![
+        model: CityModel::from_footprints(vec![
             BuildingInput {
                 id: "west".into(),
                 grid_id: "g1".into(),
@@ -33,14 +36,18 @@ fn scene() -> SceneInput {
                 footprint_lon_lat: square(118.807, 32.05),
                 height_m: 30.0,
             },
-        ],
-        values: HashMap::from([("g1".to_string(), 0.2), ("g2".to_string(), 0.9)]),
-        overlay: OverlaySpec {
-            title: "Test".into(),
-            unit: "ratio".into(),
-            period: "2025".into(),
-            higher_is_better: true,
-        },
+        ]),
+        regions: Vec::new(),
+        overlay: Some(Overlay {
+            spec: OverlaySpec {
+                title: "Test".into(),
+                unit: "ratio".into(),
+                period: "2025".into(),
+                higher_is_better: true,
+            },
+            values: HashMap::from([("g1".to_string(), 0.2), ("g2".to_string(), 0.9)]),
+            layers: OverlayLayers::default(),
+        }),
     }
 }
 
