@@ -57,12 +57,12 @@ pub struct BuildingRecord {
     pub footprint_lon_lat: Vec<[f64; 2]>,
 }
 
-/// A region's boundary as stored: its GeoJSON geometry text (WGS84).
+/// A region's boundary as stored: its outer ring in lon/lat (WGS84, closed).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RegionShapeRecord {
     pub code: String,
     pub name: String,
-    pub geometry_geojson: String,
+    pub ring_lon_lat: Vec<[f64; 2]>,
 }
 
 /// Which load the data comes from.
@@ -426,7 +426,7 @@ impl Engine {
     /// The boundaries of the regions of `level` (e.g. `"city"`, `"grid"`) in the subtree of
     /// `within`, by code.
     pub fn region_shapes(&self, within: &str, level: &str) -> Result<Vec<RegionShapeRecord>> {
-        self.with_conn(|conn| {
+        let rows: Vec<(String, String, String)> = self.with_conn(|conn| {
             let mut stmt = conn
                 .prepare(
                     "SELECT s.code, r.name, s.geometry FROM region_shapes s \
@@ -435,16 +435,26 @@ impl Engine {
                 .map_err(AnalyticsError::db("cannot read region shapes"))?;
             let rows = stmt
                 .query_map([level.to_owned(), format!("{within}%")], |r| {
-                    Ok(RegionShapeRecord {
-                        code: r.get(0)?,
-                        name: r.get(1)?,
-                        geometry_geojson: r.get(2)?,
-                    })
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })
                 .map_err(AnalyticsError::db("cannot read region shapes"))?;
             rows.collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(AnalyticsError::db("cannot read region shapes"))
-        })
+        })?;
+        rows.into_iter()
+            .map(|(code, name, ring)| {
+                let ring_lon_lat =
+                    serde_json::from_str(&ring).map_err(|e| AnalyticsError::Ingest {
+                        message: format!("region {code}: stored shape is not a ring: {e}"),
+                        path: self.path().to_owned(),
+                    })?;
+                Ok(RegionShapeRecord {
+                    code,
+                    name,
+                    ring_lon_lat,
+                })
+            })
+            .collect()
     }
 
     /// Buildings standing in the subtree of `region` (a division code), by id.

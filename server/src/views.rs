@@ -161,8 +161,15 @@ fn regions(
         .region_shapes(within, level)?
         .into_iter()
         .map(|r| {
-            twin::cim::region_from_geometry(&r.code, &r.name, &r.geometry_geojson)
-                .map_err(AppError::Internal)
+            let mut ring = r.ring_lon_lat;
+            if ring.len() > 1 && ring.first() == ring.last() {
+                ring.pop();
+            }
+            Ok(RegionShape {
+                code: r.code,
+                name: r.name,
+                polygons: vec![vec![ring]],
+            })
         })
         .collect()
 }

@@ -1165,26 +1165,6 @@ pub fn load_regions(path: &Path, options: &RegionOptions) -> Result<Vec<RegionSh
     Ok(regions)
 }
 
-/// A region from a stored GeoJSON geometry (Polygon or MultiPolygon text, WGS84).
-pub fn region_from_geometry(
-    code: &str,
-    name: &str,
-    geometry_json: &str,
-) -> Result<RegionShape, String> {
-    let g: RawGeoGeometry = serde_json::from_str(&sanitise_non_finite(geometry_json))
-        .map_err(|e| format!("region {code}: malformed geometry: {e}"))?;
-    let to_wgs84 = ToWgs84::new(Crs::WGS84).map_err(|e| e.to_string())?;
-    let polygons = geo_polygons(&g)
-        .ok_or_else(|| format!("region {code}: geometry {} is not a polygon", g.kind))?
-        .and_then(|p| checked_polygons(p, &to_wgs84))
-        .map_err(|e| format!("region {code}: {e}"))?;
-    Ok(RegionShape {
-        code: code.to_owned(),
-        name: name.to_owned(),
-        polygons,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -419,10 +419,10 @@ pub fn prepare(input: &SceneInput) -> Result<PreparedScene, TwinError> {
             let fills: Vec<(Vec<Vec<[f32; 2]>>, [f32; 4])> = region_polygons
                 .iter()
                 .map(|(r, rings)| {
-                    (
-                        rings.clone(),
-                        mesh::linear(legend.colour_of(value(&r.code))),
-                    )
+                    let c = mesh::linear(legend.colour_of(value(&r.code)));
+                    // Under coloured buildings the fill is dimmed so the buildings stand out.
+                    let k = if ov.layers.buildings { 0.35 } else { 1.0 };
+                    (rings.clone(), [c[0] * k, c[1] * k, c[2] * k, c[3]])
                 })
                 .collect();
             choropleth = Some(mesh::flat_polygons(&fills, 0.0));
