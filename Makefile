@@ -5,9 +5,10 @@ export CARGO_TARGET_DIR ?= /var/tmp/databrain-target
 CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/release/databrain
 # Runtime needs: Vulkan on Mesa's lavapipe (CPU rendering), Chromium for the browser test,
-# a CJK font for Chinese labels. Build needs: cmake, sqlite3 and its headers for the bundled
+# a CJK font for Chinese labels, Xvfb and xdotool for the planners' window test. Build needs: cmake, sqlite3 and its headers for the bundled
 # PROJ 9.6 (Debian's PROJ 9.1 is too old for the proj crate).
-DEB_PACKAGES := mesa-vulkan-drivers libvulkan1 chromium fonts-noto-cjk cmake sqlite3 libsqlite3-dev
+DEB_PACKAGES := mesa-vulkan-drivers libvulkan1 chromium fonts-noto-cjk cmake sqlite3 libsqlite3-dev \
+	xvfb xauth xdotool
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test deps build bless

@@ -207,6 +207,26 @@ enum Command {
         #[arg(long, default_value = ".")]
         data_dir: PathBuf,
     },
+    /// Open the planners' window on a scene: orbit, pan, zoom, click to pick, keys for layers,
+    /// periods and bookmarks (needs a display; on a machine without one, run under Xvfb).
+    Twin {
+        /// The DuckDB file.
+        #[arg(long)]
+        db: PathBuf,
+        /// A built-in scene id or a scene TOML file.
+        #[arg(long)]
+        scene: String,
+        /// Where relative file paths of scene layers are taken from.
+        #[arg(long, default_value = ".")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 1280)]
+        width: u32,
+        #[arg(long, default_value_t = 720)]
+        height: u32,
+        /// Where F12 saves a screenshot.
+        #[arg(long, default_value = "databrain-twin.png")]
+        screenshot: PathBuf,
+    },
     /// List the indicator catalogue, or show one indicator's definition.
     Indicators {
         #[command(subcommand)]
@@ -359,6 +379,14 @@ fn main() -> Result<()> {
             bookmark.as_deref(),
             &data_dir,
         ),
+        Command::Twin {
+            db,
+            scene,
+            data_dir,
+            width,
+            height,
+            screenshot,
+        } => planner_window(&db, &scene, &data_dir, (width, height), screenshot),
         Command::Serve { db, addr } => serve(&db, addr),
         Command::Demo { addr, dir } => demo(&dir, addr),
         Command::Bench {
@@ -472,7 +500,8 @@ fn ingest(db: &Path, dir: &Path) -> Result<()> {
 }
 
 fn query(db: &Path, id: &str, q: IndicatorQuery, format: Format, out: Option<&Path>) -> Result<()> {
-    let engine = analytics::Engine::open(db)?;
+    // Read-only, so queries run beside a server or a planner's window on the same file.
+    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
     let indicator = find_indicator(engine.catalogue(), id)?;
     engine.snapshot()?;
     let rows = engine.values(indicator, &q)?;
@@ -724,6 +753,38 @@ fn load_scene(scene: &str) -> Result<scenes::Scene> {
         "unknown scene {scene:?}: not a built-in scene ({}) nor a file",
         ids.join(", ")
     )
+}
+
+fn planner_window(
+    db: &Path,
+    scene: &str,
+    data_dir: &Path,
+    size: (u32, u32),
+    screenshot: PathBuf,
+) -> Result<()> {
+    let scene = load_scene(scene)?;
+    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
+    let catalogue = engine.catalogue().clone();
+    server::views::check_scenes(&catalogue, std::slice::from_ref(&scene))
+        .map_err(anyhow::Error::msg)?;
+    let ingest_id = engine.snapshot()?.ingest_id;
+    let prepared = server::views::prepare(&engine, &catalogue, &scene, ingest_id, data_dir)?;
+    let periods = server::views::scene_periods(&engine, &catalogue, &scene)?;
+    let bookmarks = scene
+        .bookmarks
+        .iter()
+        .map(|b| (b.name.clone(), b.camera))
+        .collect();
+    let planner = twin::planner::Planner::new(prepared, scene.camera, bookmarks, periods, size);
+    twin::window::run_window(
+        planner,
+        twin::window::WindowOptions {
+            title: format!("{} {}", scene.title_zh, scene.title_en),
+            size,
+            screenshot_to: screenshot,
+        },
+    )?;
+    Ok(())
 }
 
 fn render(

@@ -174,6 +174,63 @@ fn regions(
         .collect()
 }
 
+/// The overlay of a binding for one period.
+fn overlay(b: &Binding, period: String, rows: &[IndicatorValue]) -> Overlay {
+    Overlay {
+        spec: OverlaySpec {
+            title: format!("{} {}", b.indicator.name_zh, b.indicator.name_en),
+            unit: b.indicator.unit.clone(),
+            period,
+            higher_is_better: b.indicator.direction == Direction::HigherIsBetter,
+        },
+        values: rows
+            .iter()
+            .filter_map(|r| r.value.map(|v| (r.region_code.clone(), v)))
+            .collect(),
+        layers: OverlayLayers {
+            buildings: b.show.contains(&Show::Buildings),
+            choropleth: b.show.contains(&Show::Choropleth),
+            columns: b.show.contains(&Show::Columns),
+            labels: b.show.contains(&Show::Labels),
+        },
+    }
+}
+
+/// The scene's binding for every complete period with data, oldest first (for time
+/// playback); empty without a binding.
+pub fn scene_periods(
+    engine: &Engine,
+    catalogue: &Catalogue,
+    scene: &Scene,
+) -> Result<Vec<Overlay>, AppError> {
+    let (Some(b), Some(region)) = (
+        binding(catalogue, scene).map_err(AppError::Internal)?,
+        scene.region.as_deref(),
+    ) else {
+        return Ok(Vec::new());
+    };
+    let query = IndicatorQuery {
+        level: b.level,
+        grain: b.grain,
+        from: None,
+        to: None,
+        region: Some(region.to_owned()),
+    };
+    let rows = engine.values(b.indicator, &query)?;
+    let through = engine.recorded_through(b.indicator)?;
+    let Some(latest) = latest_complete_period(&rows, b.grain, through).map(str::to_owned) else {
+        return Ok(Vec::new());
+    };
+    let mut by_period: std::collections::BTreeMap<String, Vec<IndicatorValue>> = Default::default();
+    for r in rows.into_iter().filter(|r| r.period <= latest) {
+        by_period.entry(r.period.clone()).or_default().push(r);
+    }
+    Ok(by_period
+        .into_iter()
+        .map(|(period, rows)| overlay(&b, period, &rows))
+        .collect())
+}
+
 /// Prepares a scene for rendering from the data of ingest `ingest_id` (the current one).
 pub fn prepare(
     engine: &Engine,
@@ -241,24 +298,7 @@ pub fn prepare(
                 };
                 twin::join::join(&mut model, &twin::join::RegionIndex::new(&join_shapes));
             }
-            Some(Overlay {
-                spec: OverlaySpec {
-                    title: format!("{} {}", b.indicator.name_zh, b.indicator.name_en),
-                    unit: b.indicator.unit.clone(),
-                    period,
-                    higher_is_better: b.indicator.direction == Direction::HigherIsBetter,
-                },
-                values: rows
-                    .iter()
-                    .filter_map(|r| r.value.map(|v| (r.region_code.clone(), v)))
-                    .collect(),
-                layers: OverlayLayers {
-                    buildings: b.show.contains(&Show::Buildings),
-                    choropleth: b.show.contains(&Show::Choropleth),
-                    columns: b.show.contains(&Show::Columns),
-                    labels: b.show.contains(&Show::Labels),
-                },
-            })
+            Some(overlay(b, period, &rows))
         }
         _ => None,
     };

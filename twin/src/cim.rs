@@ -501,8 +501,13 @@ fn semantic_kind(name: &str) -> SurfaceKind {
 
 /// Flattens a geometry's boundaries into surfaces (lists of rings of vertex indices) with the
 /// index of each surface's semantic object.
-fn flatten_boundaries(g: &RawGeometry) -> Result<Vec<(Vec<Vec<i64>>, Option<usize>)>, String> {
-    type Rings = Vec<Vec<i64>>;
+/// Rings of vertex indices of one surface.
+type Rings = Vec<Vec<i64>>;
+
+/// A GeoJSON polygon as read: rings of positions whose parts may be missing (`NaN`).
+type RawPolygon = Vec<Vec<[Option<f64>; 2]>>;
+
+fn flatten_boundaries(g: &RawGeometry) -> Result<Vec<(Rings, Option<usize>)>, String> {
     let bad = |e: serde_json::Error| format!("{} boundaries are malformed: {e}", g.kind);
     let values = g.semantics.as_ref().map(|s| &s.values);
     let sem = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_u64()).map(|v| v as usize);
@@ -888,8 +893,8 @@ fn for_each_feature(
 
 /// The polygons of a Polygon or MultiPolygon geometry, rings closed as in the file; `None`
 /// for other geometry types.
-fn geo_polygons(g: &RawGeoGeometry) -> Option<Result<Vec<Vec<Vec<[Option<f64>; 2]>>>, String>> {
-    let parse = |v: &serde_json::Value| -> Result<Vec<Vec<[Option<f64>; 2]>>, String> {
+fn geo_polygons(g: &RawGeoGeometry) -> Option<Result<Vec<RawPolygon>, String>> {
+    let parse = |v: &serde_json::Value| -> Result<RawPolygon, String> {
         let rings: Vec<Vec<Vec<Option<f64>>>> =
             serde_json::from_value(v.clone()).map_err(|e| format!("malformed coordinates: {e}"))?;
         Ok(rings
@@ -914,7 +919,7 @@ fn geo_polygons(g: &RawGeoGeometry) -> Option<Result<Vec<Vec<Vec<[Option<f64>; 2
 /// Checks rings (closed, finite, at least 4 positions), converts them to WGS84 and validates
 /// the polygons (no self-intersections); returns open rings.
 fn checked_polygons(
-    polygons: Vec<Vec<Vec<[Option<f64>; 2]>>>,
+    polygons: Vec<RawPolygon>,
     to_wgs84: &ToWgs84,
 ) -> Result<Vec<PolygonLonLat>, String> {
     let mut out = Vec::with_capacity(polygons.len());

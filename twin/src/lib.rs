@@ -15,8 +15,10 @@ pub mod frame;
 pub mod join;
 pub mod mesh;
 pub mod pick;
+pub mod planner;
 pub mod ramp;
 mod render;
+pub mod window;
 
 pub use cim::{CityModel, CityObject, LoadOptions, RegionShape, Shape};
 pub use frame::LocalFrame;
@@ -131,46 +133,157 @@ pub struct Label {
     pub position_enu_m: [f32; 3],
 }
 
+/// One polygon of a region in the local frame.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocalRegion {
+    pub code: String,
+    pub name: String,
+    pub rings: mesh::LocalPolygon,
+}
+
+/// What picking and panels know of an object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectSummary {
+    pub id: String,
+    /// CityJSON type (`Building`, `BuildingPart`, `Road`, ...).
+    pub kind: String,
+    /// The region it stands in (buildings only).
+    pub region: Option<String>,
+    /// Lowest and highest point above the scene's ground, metres.
+    pub height_range_m: [f32; 2],
+    /// The first few attributes from the source file, as text.
+    pub attributes: Vec<(String, String)>,
+}
+
+/// How many source attributes an [`ObjectSummary`] keeps.
+const SUMMARY_ATTRIBUTES: usize = 8;
+
 /// A scene ready to render: meshes in the local frame, colour table, overlays, legend.
+///
+/// Geometry (tiles, regions) is fixed once prepared; the overlay part (colour table,
+/// choropleth, columns, labels, legend) is recomputed by [`PreparedScene::set_overlay`], e.g.
+/// when a planner steps to another period.
 #[derive(Clone, Debug)]
 pub struct PreparedScene {
     pub key: String,
     pub frame: LocalFrame,
     /// Merged object meshes, one per tile.
     pub tiles: Vec<MeshData>,
-    /// Object ids by index (the `object_index` of tile vertices).
-    pub object_ids: Vec<String>,
-    /// Each object's region and value, by index, for picking.
-    pub object_regions: Vec<Option<String>>,
+    /// Objects by index (the `object_index` of tile vertices).
+    pub objects: Vec<ObjectSummary>,
+    /// Region polygons in the local frame, for the choropleth and picking.
+    pub region_polygons: Vec<LocalRegion>,
+    /// Each region's label point (centroid of its largest polygon), metres east and north.
+    pub region_centroids: Vec<(String, String, [f32; 2])>,
+    /// Half the larger side of the content's bounding box, metres.
+    pub radius_m: f32,
+    pub building_count: usize,
     /// sRGB colour per object, [`mesh::COLOUR_TABLE_WIDTH`] per row, `colour_rows` rows.
     pub colour_table: Vec<[u8; 4]>,
     pub colour_rows: u32,
     pub choropleth: Option<MeshData>,
     pub columns: Option<MeshData>,
     pub labels: Vec<Label>,
-    /// Region polygons in the local frame (code, name, rings), for picking.
-    pub region_polygons: Vec<(String, String, Vec<Vec<[f32; 2]>>)>,
     pub legend: Option<Legend>,
     /// What the colours show (indicator, unit, period).
     pub overlay: Option<OverlaySpec>,
-    /// Half the larger side of the content's bounding box, metres.
-    pub radius_m: f32,
-    pub building_count: usize,
+    /// The values shown, by region.
+    pub values: HashMap<String, f64>,
 }
 
 impl PreparedScene {
-    /// Recolours objects without touching geometry: the colour table for other values.
-    pub fn recolour(&mut self, values: &HashMap<String, f64>) {
-        let Some(legend) = &self.legend else { return };
-        for (i, region) in self.object_regions.iter().enumerate() {
-            if self.colour_table[i][3] == 0 {
-                continue;
+    /// The value shown for an object (its region's, or the nearest ancestor's).
+    pub fn value_of_object(&self, index: usize) -> Option<f64> {
+        value_for(&self.values, self.objects.get(index)?.region.as_deref()?)
+    }
+
+    /// Recomputes everything the overlay draws, leaving geometry alone: the colour table,
+    /// the choropleth and column meshes, labels and legend.
+    pub fn set_overlay(&mut self, overlay: Option<&Overlay>) {
+        let legend = overlay.map(|o| {
+            Ramp::new(o.spec.higher_is_better).legend(&o.spec, o.values.values().copied())
+        });
+        let colour_buildings = overlay.is_some_and(|o| o.layers.buildings);
+        let value = |code: &str| overlay.and_then(|o| value_for(&o.values, code));
+        self.colour_table = self
+            .objects
+            .iter()
+            .map(|o| match (&legend, colour_buildings) {
+                (Some(l), true) if is_building_kind(&o.kind) => {
+                    srgb8(l.colour_of(o.region.as_deref().and_then(value)))
+                }
+                _ if is_building_kind(&o.kind) => PLAIN_BUILDING,
+                _ => type_colour(&o.kind),
+            })
+            .collect();
+        self.colour_rows = mesh::colour_table_rows(self.colour_table.len());
+        self.colour_table.resize(
+            (self.colour_rows * mesh::COLOUR_TABLE_WIDTH) as usize,
+            [0, 0, 0, 0],
+        );
+        let (mut choropleth, mut columns, mut labels) = (None, None, Vec::new());
+        if let (Some(ov), Some(legend)) = (overlay, &legend) {
+            if ov.layers.choropleth && !self.region_polygons.is_empty() {
+                // Under coloured buildings the fill is dimmed so the buildings stand out.
+                let k = if ov.layers.buildings { 0.35 } else { 1.0 };
+                let fills: Vec<(mesh::LocalPolygon, [f32; 4])> = self
+                    .region_polygons
+                    .iter()
+                    .map(|r| {
+                        let c = mesh::linear(legend.colour_of(value(&r.code)));
+                        (r.rings.clone(), [c[0] * k, c[1] * k, c[2] * k, c[3]])
+                    })
+                    .collect();
+                choropleth = Some(mesh::flat_polygons(&fills, 0.0));
             }
-            if let Some(r) = region {
-                self.colour_table[i] = srgb8(legend.colour_of(value_for(values, r)));
+            let max = self
+                .region_centroids
+                .iter()
+                .filter_map(|(code, _, _)| value(code))
+                .fold(0.0f64, |m, v| m.max(v.abs()));
+            if ov.layers.columns && max > 0.0 {
+                let half = (self.radius_m * 0.012).max(2.0);
+                let tallest = self.radius_m * 0.35;
+                let bars: Vec<_> = self
+                    .region_centroids
+                    .iter()
+                    .filter_map(|(code, _, c)| {
+                        let v = value(code)?;
+                        let h = (v.abs() / max) as f32 * tallest;
+                        Some((
+                            *c,
+                            half,
+                            h.max(half * 0.2),
+                            mesh::linear(legend.colour_of(Some(v))),
+                        ))
+                    })
+                    .collect();
+                columns = Some(mesh::columns(&bars));
+            }
+            if ov.layers.labels {
+                for (code, name, c) in &self.region_centroids {
+                    let text = match value(code) {
+                        Some(v) => format!("{name} {}", ramp::format_value(v, &ov.spec.unit)),
+                        None => name.clone(),
+                    };
+                    labels.push(Label {
+                        text,
+                        position_enu_m: [c[0], c[1], 0.0],
+                    });
+                }
             }
         }
+        self.choropleth = choropleth;
+        self.columns = columns;
+        self.labels = labels;
+        self.legend = legend;
+        self.overlay = overlay.map(|o| o.spec.clone());
+        self.values = overlay.map(|o| o.values.clone()).unwrap_or_default();
     }
+}
+
+fn is_building_kind(kind: &str) -> bool {
+    kind == "Building" || kind == "BuildingPart"
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -259,16 +372,8 @@ pub fn prepare(input: &SceneInput) -> Result<PreparedScene, TwinError> {
         .fold(f64::INFINITY, f64::min);
     let ground_m = if ground_m.is_finite() { ground_m } else { 0.0 };
 
-    let legend = input
-        .overlay
-        .as_ref()
-        .map(|o| Ramp::new(o.spec.higher_is_better).legend(&o.spec, o.values.values().copied()));
-    let colour_buildings = input.overlay.as_ref().is_some_and(|o| o.layers.buildings);
-
     let mut mesh_objects = Vec::with_capacity(drawable.len());
-    let mut object_ids = Vec::with_capacity(drawable.len());
-    let mut object_regions = Vec::with_capacity(drawable.len());
-    let mut colour_table = Vec::with_capacity(drawable.len());
+    let mut objects = Vec::with_capacity(drawable.len());
     let mut radius_m = 0.0f32;
     let mut building_count = 0;
     let mut buffer: Vec<(f64, f64)> = Vec::new();
@@ -350,23 +455,34 @@ pub fn prepare(input: &SceneInput) -> Result<PreparedScene, TwinError> {
         for (e, n) in &buffer {
             radius_m = radius_m.max(e.abs() as f32).max(n.abs() as f32);
         }
-        let colour = if o.is_building() {
-            building_count += 1;
-            match (&legend, colour_buildings, &input.overlay) {
-                (Some(l), true, Some(ov)) => {
-                    srgb8(l.colour_of(o.region.as_deref().and_then(|r| value_for(&ov.values, r))))
-                }
-                _ => PLAIN_BUILDING,
-            }
+        building_count += usize::from(o.is_building());
+        let heights = o.height_range_m().unwrap_or([0.0, 0.0]);
+        let ground = if matches!(o.shape, Shape::Surfaces(_)) {
+            ground_m
         } else {
-            type_colour(&o.kind)
+            0.0
         };
-        colour_table.push(colour);
-        object_ids.push(o.id.clone());
-        object_regions.push(if o.is_building() {
-            o.region.clone()
-        } else {
-            None
+        objects.push(ObjectSummary {
+            id: o.id.clone(),
+            kind: o.kind.clone(),
+            region: if o.is_building() {
+                o.region.clone()
+            } else {
+                None
+            },
+            height_range_m: [(heights[0] - ground) as f32, (heights[1] - ground) as f32],
+            attributes: o
+                .attributes
+                .iter()
+                .take(SUMMARY_ATTRIBUTES)
+                .map(|(k, v)| {
+                    let text = match v {
+                        serde_json::Value::String(t) => t.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), text)
+                })
+                .collect(),
         });
         mesh_objects.push(mesh::MeshObject {
             index: index as u32,
@@ -375,13 +491,7 @@ pub fn prepare(input: &SceneInput) -> Result<PreparedScene, TwinError> {
             flat: !o.is_building(),
         });
     }
-    let colour_rows = mesh::colour_table_rows(colour_table.len());
-    colour_table.resize(
-        (colour_rows * mesh::COLOUR_TABLE_WIDTH) as usize,
-        [0, 0, 0, 0],
-    );
-
-    // Regions: choropleth fill, columns and labels at their centroids.
+    // Regions: polygons in the local frame and a label point each.
     let mut region_polygons = Vec::new();
     let mut centroids = Vec::new();
     for r in &input.regions {
@@ -406,87 +516,41 @@ pub fn prepare(input: &SceneInput) -> Result<PreparedScene, TwinError> {
             if best.is_none_or(|(a, _)| area.abs() > a) {
                 best = Some((area.abs(), centroid_f32(&local_rings[0])));
             }
-            region_polygons.push((r, local_rings));
+            region_polygons.push(LocalRegion {
+                code: r.code.clone(),
+                name: r.name.clone(),
+                rings: local_rings,
+            });
         }
         if let Some((_, c)) = best {
-            centroids.push((r, [c[0] as f32, c[1] as f32]));
-        }
-    }
-    let (mut choropleth, mut columns, mut labels) = (None, None, Vec::new());
-    if let (Some(ov), Some(legend)) = (&input.overlay, &legend) {
-        let value = |code: &str| value_for(&ov.values, code);
-        if ov.layers.choropleth && !region_polygons.is_empty() {
-            let fills: Vec<(Vec<Vec<[f32; 2]>>, [f32; 4])> = region_polygons
-                .iter()
-                .map(|(r, rings)| {
-                    let c = mesh::linear(legend.colour_of(value(&r.code)));
-                    // Under coloured buildings the fill is dimmed so the buildings stand out.
-                    let k = if ov.layers.buildings { 0.35 } else { 1.0 };
-                    (rings.clone(), [c[0] * k, c[1] * k, c[2] * k, c[3]])
-                })
-                .collect();
-            choropleth = Some(mesh::flat_polygons(&fills, 0.0));
-        }
-        let max = centroids
-            .iter()
-            .filter_map(|(r, _)| value(&r.code))
-            .fold(0.0f64, |m, v| m.max(v.abs()));
-        if ov.layers.columns && max > 0.0 {
-            let half = (radius_m * 0.012).max(2.0);
-            let tallest = radius_m * 0.35;
-            let bars: Vec<_> = centroids
-                .iter()
-                .filter_map(|(r, c)| {
-                    let v = value(&r.code)?;
-                    let h = (v.abs() / max) as f32 * tallest;
-                    Some((
-                        *c,
-                        half,
-                        h.max(half * 0.2),
-                        mesh::linear(legend.colour_of(Some(v))),
-                    ))
-                })
-                .collect();
-            columns = Some(mesh::columns(&bars));
-        }
-        if ov.layers.labels {
-            for (r, c) in &centroids {
-                let text = match value(&r.code) {
-                    Some(v) => format!("{} {}", r.name, ramp::format_value(v, &ov.spec.unit)),
-                    None => r.name.clone(),
-                };
-                labels.push(Label {
-                    text,
-                    position_enu_m: [c[0], c[1], 0.0],
-                });
-            }
+            centroids.push((r.code.clone(), r.name.clone(), [c[0] as f32, c[1] as f32]));
         }
     }
     let tile_size_m = (radius_m / 4.0).max(250.0);
-    let tiles = mesh::tiles(&mesh_objects, object_ids.len(), tile_size_m);
-    if tiles.is_empty() && choropleth.is_none() && columns.is_none() {
+    let tiles = mesh::tiles(&mesh_objects, objects.len(), tile_size_m);
+    if tiles.is_empty() && region_polygons.is_empty() {
         return Err(TwinError::Empty);
     }
-    Ok(PreparedScene {
+    let mut scene = PreparedScene {
         key: input.key.clone(),
         frame,
         tiles,
-        object_ids,
-        object_regions,
-        colour_table,
-        colour_rows,
-        choropleth,
-        columns,
-        labels,
-        region_polygons: region_polygons
-            .into_iter()
-            .map(|(r, rings)| (r.code.clone(), r.name.clone(), rings))
-            .collect(),
-        legend,
-        overlay: input.overlay.as_ref().map(|o| o.spec.clone()),
+        objects,
+        region_polygons,
+        region_centroids: centroids,
         radius_m: radius_m.max(50.0),
         building_count,
-    })
+        colour_table: Vec::new(),
+        colour_rows: 1,
+        choropleth: None,
+        columns: None,
+        labels: Vec::new(),
+        legend: None,
+        overlay: None,
+        values: HashMap::new(),
+    };
+    scene.set_overlay(input.overlay.as_ref());
+    Ok(scene)
 }
 
 fn cim_ring_area(ring: &[[f32; 2]]) -> f64 {

@@ -18,6 +18,9 @@
 use crate::cim::SurfaceKind;
 use earcut::Earcut;
 
+/// A polygon in the local frame: outer ring then holes, open rings, metres east and north.
+pub type LocalPolygon = Vec<Vec<[f32; 2]>>;
+
 /// Width of the per-object colour table, texels.
 pub const COLOUR_TABLE_WIDTH: u32 = 1024;
 
@@ -342,7 +345,7 @@ pub fn tiles(objects: &[MeshObject], object_count: usize, tile_size_m: f32) -> V
 
 /// Flat polygons (outer ring then holes, metres east/north) at height `up_m`, one colour
 /// each (linear RGBA), e.g. a choropleth.
-pub fn flat_polygons(polygons: &[(Vec<Vec<[f32; 2]>>, [f32; 4])], up_m: f32) -> MeshData {
+pub fn flat_polygons(polygons: &[(LocalPolygon, [f32; 4])], up_m: f32) -> MeshData {
     let mut earcut = Earcut::new();
     let mut out = MeshData::default();
     let mut tile = TileBuilder {

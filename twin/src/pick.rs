@@ -15,7 +15,7 @@ use bevy::math::{Mat4, Vec3, Vec4};
 #[derive(Clone, Debug, PartialEq)]
 pub enum Pick {
     Object {
-        /// Index into [`PreparedScene::object_ids`].
+        /// Index into [`PreparedScene::objects`].
         index: usize,
         id: String,
         /// Where the ray met it: metres east, north and up.
@@ -59,12 +59,9 @@ fn ray_through(camera: &OrbitCamera, scene: &PreparedScene, size: (u32, u32), px
 
 fn hits_box(ray: &Ray, bounds: [[f32; 3]; 2]) -> bool {
     let (mut t0, mut t1) = (0.0f32, f32::INFINITY);
-    for k in 0..3 {
+    for (k, (lo, hi)) in bounds[0].iter().zip(bounds[1]).enumerate() {
         let inv = 1.0 / ray.dir[k];
-        let (mut a, mut b) = (
-            (bounds[0][k] - ray.origin[k]) * inv,
-            (bounds[1][k] - ray.origin[k]) * inv,
-        );
+        let (mut a, mut b) = ((lo - ray.origin[k]) * inv, (hi - ray.origin[k]) * inv);
         if a > b {
             std::mem::swap(&mut a, &mut b);
         }
@@ -145,7 +142,7 @@ pub fn pick(
         let p = ray.origin + ray.dir * d;
         return Some(Pick::Object {
             index: index as usize,
-            id: scene.object_ids[index as usize].clone(),
+            id: scene.objects[index as usize].id.clone(),
             at_enu_m: [p.x, -p.z, p.y],
         });
     }
@@ -159,11 +156,11 @@ pub fn pick(
     scene
         .region_polygons
         .iter()
-        .filter(|(_, _, rings)| contains(rings, en))
-        .max_by_key(|(code, _, _)| code.len())
-        .map(|(code, name, _)| Pick::Region {
-            code: code.clone(),
-            name: name.clone(),
+        .filter(|r| contains(&r.rings, en))
+        .max_by_key(|r| r.code.len())
+        .map(|r| Pick::Region {
+            code: r.code.clone(),
+            name: r.name.clone(),
             at_enu_m: [en[0], en[1], 0.0],
         })
 }

@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, mpsc};
 
-const BACKGROUND: Color = Color::srgb(0.02, 0.035, 0.07);
+pub(crate) const BACKGROUND: Color = Color::srgb(0.02, 0.035, 0.07);
 const GROUND: Color = Color::srgb(0.09, 0.11, 0.15);
 /// How many scenes' meshes stay on the GPU.
 const MAX_SCENES: usize = 8;
@@ -122,10 +122,6 @@ impl Renderer {
     }
 }
 
-struct SceneEntities {
-    entities: Vec<Entity>,
-}
-
 struct Headless {
     app: App,
     adapter: String,
@@ -155,7 +151,7 @@ pub(crate) fn far_m(camera: &OrbitCamera, scene: &PreparedScene) -> f32 {
     (camera.distance_m + scene.radius_m) * 4.0
 }
 
-fn projection(camera: &OrbitCamera, scene: &PreparedScene) -> Projection {
+pub(crate) fn projection(camera: &OrbitCamera, scene: &PreparedScene) -> Projection {
     Projection::Perspective(PerspectiveProjection {
         fov: FOV_DEG.to_radians(),
         near: near_m(camera),
@@ -179,7 +175,7 @@ const CJK_FONTS: &[&str] = &[
     "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
 ];
 
-fn load_cjk_font() -> Option<Vec<u8>> {
+pub(crate) fn load_cjk_font() -> Option<Vec<u8>> {
     let chosen = std::env::var_os("DATABRAIN_CJK_FONT").map(std::path::PathBuf::from);
     chosen
         .into_iter()
@@ -309,98 +305,181 @@ impl Headless {
     }
 
     fn spawn_scene(&mut self, scene: &PreparedScene) -> SceneEntities {
-        let world = self.app.world_mut();
-        let to_mesh = |m: &crate::MeshData, with_uv: bool| {
-            let mut mesh = Mesh::new(
-                PrimitiveTopology::TriangleList,
-                RenderAssetUsages::RENDER_WORLD,
-            );
-            mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, m.positions.clone());
-            mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, m.normals.clone());
-            mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, m.shades_linear.clone());
-            if with_uv {
-                mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, m.colour_uv.clone());
-            }
-            mesh.insert_indices(Indices::U32(m.indices.clone()));
-            mesh
-        };
-        // The per-object colour table: one texel per object, sampled without filtering.
-        let mut table = Image::new(
-            Extent3d {
-                width: crate::mesh::COLOUR_TABLE_WIDTH,
-                height: scene.colour_rows,
-                depth_or_array_layers: 1,
-            },
-            TextureDimension::D2,
-            scene.colour_table.iter().flatten().copied().collect(),
-            TextureFormat::Rgba8UnormSrgb,
-            RenderAssetUsages::RENDER_WORLD,
-        );
-        table.sampler = ImageSampler::nearest();
-        let table = world.resource_mut::<Assets<Image>>().add(table);
-        let (tile_material, ground_material) = {
-            let mut materials = world.resource_mut::<Assets<StandardMaterial>>();
-            (
-                materials.add(StandardMaterial {
-                    base_color: Color::WHITE,
-                    base_color_texture: Some(table),
-                    unlit: true,
-                    ..default()
-                }),
-                materials.add(StandardMaterial {
-                    base_color: GROUND,
-                    unlit: true,
-                    ..default()
-                }),
-            )
-        };
-        let side = (scene.radius_m * 2.6).max(100.0);
-        let mut meshes: Vec<(Mesh, Handle<StandardMaterial>, f32)> = scene
-            .tiles
-            .iter()
-            .map(|t| (to_mesh(t, true), tile_material.clone(), 0.0))
-            .collect();
-        // Overlays sit a little above the ground (and the choropleth under the buildings).
-        let lift = (scene.radius_m * 1e-4).max(0.05);
-        for (m, y) in [(&scene.choropleth, lift), (&scene.columns, 0.0)] {
-            if let Some(m) = m {
-                meshes.push((to_mesh(m, false), self.material.clone(), y));
-            }
-        }
-        meshes.push((
-            Plane3d::default().mesh().size(side, side).build(),
-            ground_material,
-            -lift,
-        ));
-        let handles: Vec<_> = {
-            let mut assets = world.resource_mut::<Assets<Mesh>>();
-            meshes
-                .into_iter()
-                .map(|(m, material, y)| (assets.add(m), material, y))
-                .collect()
-        };
-        let entities = handles
-            .into_iter()
-            .map(|(mesh, material, y)| {
+        let material = self.material.clone();
+        spawn_scene(self.app.world_mut(), scene, &material)
+    }
+}
+
+/// What a scene's entities are, so overlays can be replaced alone.
+pub(crate) struct SceneEntities {
+    pub(crate) entities: Vec<Entity>,
+    /// The colour table image (one texel per object).
+    pub(crate) colour_table: Handle<Image>,
+    /// The choropleth and column entities, if drawn.
+    pub(crate) overlays: Vec<Entity>,
+}
+
+/// A mesh asset from mesh data; `with_uv` adds the colour-table coordinates.
+pub(crate) fn to_mesh(m: &crate::MeshData, with_uv: bool) -> Mesh {
+    let mut mesh = Mesh::new(
+        PrimitiveTopology::TriangleList,
+        RenderAssetUsages::RENDER_WORLD,
+    );
+    mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, m.positions.clone());
+    mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, m.normals.clone());
+    mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, m.shades_linear.clone());
+    if with_uv {
+        mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, m.colour_uv.clone());
+    }
+    mesh.insert_indices(Indices::U32(m.indices.clone()));
+    mesh
+}
+
+/// The colour table as an image: one texel per object, sampled without filtering.
+pub(crate) fn colour_table_image(scene: &PreparedScene) -> Image {
+    let mut table = Image::new(
+        Extent3d {
+            width: crate::mesh::COLOUR_TABLE_WIDTH,
+            height: scene.colour_rows,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        scene.colour_table.iter().flatten().copied().collect(),
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::RENDER_WORLD | RenderAssetUsages::MAIN_WORLD,
+    );
+    table.sampler = ImageSampler::nearest();
+    table
+}
+
+/// Spawns the overlay meshes (choropleth, columns) with a vertex-colour material.
+pub(crate) fn spawn_overlays(
+    world: &mut World,
+    scene: &PreparedScene,
+    material: &Handle<StandardMaterial>,
+) -> Vec<Entity> {
+    // Overlays sit a little above the ground (and the choropleth under the buildings).
+    let lift = (scene.radius_m * 1e-4).max(0.05);
+    let mut out = Vec::new();
+    for (m, y) in [(&scene.choropleth, lift), (&scene.columns, 0.0)] {
+        if let Some(m) = m {
+            let mesh = world.resource_mut::<Assets<Mesh>>().add(to_mesh(m, false));
+            out.push(
                 world
                     .spawn((
                         Mesh3d(mesh),
-                        MeshMaterial3d(material),
+                        MeshMaterial3d(material.clone()),
                         Transform::from_xyz(0.0, y, 0.0),
                     ))
-                    .id()
-            })
-            .collect();
-        SceneEntities { entities }
+                    .id(),
+            );
+        }
+    }
+    out
+}
+
+/// Spawns a scene's tiles, overlays and ground; `material` is the plain vertex-colour one.
+pub(crate) fn spawn_scene(
+    world: &mut World,
+    scene: &PreparedScene,
+    material: &Handle<StandardMaterial>,
+) -> SceneEntities {
+    let table = world
+        .resource_mut::<Assets<Image>>()
+        .add(colour_table_image(scene));
+    let (tile_material, ground_material) = {
+        let mut materials = world.resource_mut::<Assets<StandardMaterial>>();
+        (
+            materials.add(StandardMaterial {
+                base_color: Color::WHITE,
+                base_color_texture: Some(table.clone()),
+                unlit: true,
+                ..default()
+            }),
+            materials.add(StandardMaterial {
+                base_color: GROUND,
+                unlit: true,
+                ..default()
+            }),
+        )
+    };
+    let side = (scene.radius_m * 2.6).max(100.0);
+    let lift = (scene.radius_m * 1e-4).max(0.05);
+    let mut meshes: Vec<(Mesh, Handle<StandardMaterial>, f32)> = scene
+        .tiles
+        .iter()
+        .map(|t| (to_mesh(t, true), tile_material.clone(), 0.0))
+        .collect();
+    meshes.push((
+        Plane3d::default().mesh().size(side, side).build(),
+        ground_material,
+        -lift,
+    ));
+    let handles: Vec<_> = {
+        let mut assets = world.resource_mut::<Assets<Mesh>>();
+        meshes
+            .into_iter()
+            .map(|(m, material, y)| (assets.add(m), material, y))
+            .collect()
+    };
+    let mut entities: Vec<Entity> = handles
+        .into_iter()
+        .map(|(mesh, material, y)| {
+            world
+                .spawn((
+                    Mesh3d(mesh),
+                    MeshMaterial3d(material),
+                    Transform::from_xyz(0.0, y, 0.0),
+                ))
+                .id()
+        })
+        .collect();
+    let overlays = spawn_overlays(world, scene, material);
+    entities.extend(&overlays);
+    SceneEntities {
+        entities,
+        colour_table: table,
+        overlays,
+    }
+}
+
+impl Headless {
+    fn spawn_legend(&mut self, scene: &PreparedScene, height: u32) -> Option<Entity> {
+        let (camera, font) = (self.camera, self.font.clone());
+        spawn_legend(self.app.world_mut(), scene, height, camera, font)
     }
 
-    fn spawn_legend(&mut self, scene: &PreparedScene, height: u32) -> Option<Entity> {
+    fn spawn_labels(
+        &mut self,
+        scene: &PreparedScene,
+        camera: &OrbitCamera,
+        width: u32,
+        height: u32,
+    ) -> Option<Entity> {
+        let (ui_camera, font) = (self.camera, self.font.clone());
+        spawn_labels(
+            self.app.world_mut(),
+            scene,
+            camera,
+            (width, height),
+            ui_camera,
+            font,
+        )
+    }
+}
+
+/// The legend panel (bottom left) of a view of `height` pixels; `None` without an overlay.
+pub(crate) fn spawn_legend(
+    world: &mut World,
+    scene: &PreparedScene,
+    height: u32,
+    camera: Entity,
+    font: Option<Handle<Font>>,
+) -> Option<Entity> {
+    {
         let s = (height as f32 / 720.0).max(0.4);
         let px = |v: f32| Val::Px(v * s);
         let legend = scene.legend.as_ref()?;
-        let camera = self.camera;
-        let font = self.font.clone();
-        let world = self.app.world_mut();
         let text = |t: &str, size: f32, colour: Color| {
             (
                 Text::new(t),
@@ -451,16 +530,19 @@ impl Headless {
         });
         Some(root.id())
     }
+}
 
-    /// Labels at their scene positions, placed in pixels for this camera (they are UI text,
-    /// so they stay readable at any distance). Labels behind the camera are left out.
-    fn spawn_labels(
-        &mut self,
-        scene: &PreparedScene,
-        camera: &OrbitCamera,
-        width: u32,
-        height: u32,
-    ) -> Option<Entity> {
+/// Labels at their scene positions, placed in pixels for this camera (they are UI text,
+/// so they stay readable at any distance). Labels behind the camera are left out.
+pub(crate) fn spawn_labels(
+    world: &mut World,
+    scene: &PreparedScene,
+    camera: &OrbitCamera,
+    (width, height): (u32, u32),
+    ui_camera: Entity,
+    font: Option<Handle<Font>>,
+) -> Option<Entity> {
+    {
         if scene.labels.is_empty() {
             return None;
         }
@@ -473,9 +555,6 @@ impl Headless {
             far_m(camera, scene),
         );
         let clip_from_world = clip_from_view * view_from_world;
-        let font = self.font.clone();
-        let ui_camera = self.camera;
-        let world = self.app.world_mut();
         let mut root = world.spawn((
             Node {
                 position_type: PositionType::Absolute,
@@ -525,7 +604,9 @@ impl Headless {
         });
         Some(root.id())
     }
+}
 
+impl Headless {
     fn render(
         &mut self,
         scene: &PreparedScene,
