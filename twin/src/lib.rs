@@ -25,7 +25,7 @@ pub use frame::LocalFrame;
 pub use mesh::MeshData;
 pub use pick::{Pick, pick};
 pub use ramp::{Legend, LegendEntry, Ramp};
-pub use render::Renderer;
+pub use render::{MAX_VIEWS, Renderer, ViewRequest};
 pub use scenes::OrbitCamera;
 
 use std::collections::HashMap;
@@ -302,6 +302,8 @@ pub enum TwinError {
     NoDevice { detail: String },
     #[error("the renderer stopped: {0}")]
     RendererGone(String),
+    #[error("a render job needs 1..={max} views, not {count}")]
+    BadViews { count: usize, max: usize },
     #[error("image size {width}x{height} is outside 16..=4096 pixels per side")]
     BadSize { width: u32, height: u32 },
 }

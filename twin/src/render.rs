@@ -1,17 +1,19 @@
 //! The headless renderer: one Bevy app on its own thread, driven by render jobs.
 //!
-//! The app runs without windows or winit; we pump `App::update` ourselves. A job moves the one
-//! camera, points it at an image target of the requested size, shows the requested scene's
-//! meshes (kept per scene key, so switching back costs nothing) and its legend, then captures
-//! the frame with Bevy's `Screenshot` on an image target, which reads back the frame rendered
-//! in that update, not the one before. MSAA is off and the material unlit, so output is
-//! deterministic for golden images.
+//! The app runs without windows or winit; we pump `App::update` ourselves. A job is a list of
+//! views (scene, camera, size); each view has its own camera entity and image target, and all
+//! views of a job are drawn in the same update. Each scene's meshes are kept (per scene key,
+//! so switching back costs nothing) on a render layer of their own, and a view's camera sees
+//! only its scene's layer, so views of different scenes do not mix. Frames are captured with
+//! Bevy's `Screenshot` on each image target, which reads back the frame rendered in that
+//! update, not the one before. MSAA is off and materials unlit, so output is deterministic for
+//! golden images.
 
 use crate::{OrbitCamera, PreparedScene, TwinError};
 use bevy::{
     app::{PluginsState, TerminalCtrlCHandlerPlugin},
     asset::RenderAssetUsages,
-    camera::RenderTarget,
+    camera::{RenderTarget, visibility::RenderLayers},
     core_pipeline::tonemapping::{DebandDither, Tonemapping},
     image::ImageSampler,
     log::LogPlugin,
@@ -35,17 +37,23 @@ use std::sync::{Arc, mpsc};
 
 pub(crate) const BACKGROUND: Color = Color::srgb(0.02, 0.035, 0.07);
 const GROUND: Color = Color::srgb(0.09, 0.11, 0.15);
-/// How many scenes' meshes stay on the GPU.
+/// How many scenes' meshes stay on the GPU (each on its own render layer, 1..=MAX_SCENES).
 const MAX_SCENES: usize = 8;
-/// How many image targets (one per requested size) are kept.
-const MAX_TARGETS: usize = 16;
+/// How many views one job may hold.
+pub const MAX_VIEWS: usize = 16;
+
+/// One view to draw: a scene from a camera at a size.
+#[derive(Clone)]
+pub struct ViewRequest {
+    pub scene: Arc<PreparedScene>,
+    pub camera: OrbitCamera,
+    pub width: u32,
+    pub height: u32,
+}
 
 struct Job {
-    scene: Arc<PreparedScene>,
-    camera: OrbitCamera,
-    width: u32,
-    height: u32,
-    reply: mpsc::Sender<Result<RgbaImage, TwinError>>,
+    views: Vec<ViewRequest>,
+    reply: mpsc::Sender<Result<Vec<RgbaImage>, TwinError>>,
 }
 
 /// A handle to the render thread. Cheap to share; jobs are served one at a time.
@@ -103,18 +111,35 @@ impl Renderer {
         width: u32,
         height: u32,
     ) -> Result<RgbaImage, TwinError> {
-        if !(16..=4096).contains(&width) || !(16..=4096).contains(&height) {
-            return Err(TwinError::BadSize { width, height });
+        let mut images = self.render_views(vec![ViewRequest {
+            scene,
+            camera,
+            width,
+            height,
+        }])?;
+        Ok(images.remove(0))
+    }
+
+    /// Renders several independent views in one frame of the one app, an image each, in order
+    /// (blocks until done). Views may show different scenes at different sizes.
+    pub fn render_views(&self, views: Vec<ViewRequest>) -> Result<Vec<RgbaImage>, TwinError> {
+        if views.is_empty() || views.len() > MAX_VIEWS {
+            return Err(TwinError::BadViews {
+                count: views.len(),
+                max: MAX_VIEWS,
+            });
+        }
+        for v in &views {
+            if !(16..=4096).contains(&v.width) || !(16..=4096).contains(&v.height) {
+                return Err(TwinError::BadSize {
+                    width: v.width,
+                    height: v.height,
+                });
+            }
         }
         let (reply, answer) = mpsc::channel();
         self.jobs
-            .send(Job {
-                scene,
-                camera,
-                width,
-                height,
-                reply,
-            })
+            .send(Job { views, reply })
             .map_err(|_| TwinError::RendererGone("the render thread has ended".into()))?;
         answer.recv().map_err(|_| {
             TwinError::RendererGone("the render thread ended during a render".into())
@@ -122,65 +147,34 @@ impl Renderer {
     }
 }
 
+/// A scene kept on the GPU.
+struct KeptScene {
+    entities: SceneEntities,
+    layer: usize,
+}
+
+/// One view slot: a camera with its image target and overlay UI.
+struct ViewSlot {
+    camera: Entity,
+    size: (u32, u32),
+    target: Handle<Image>,
+    /// Scene key the legend was built for.
+    scene_key: Option<String>,
+    legend: Option<Entity>,
+    labels: Option<Entity>,
+}
+
 struct Headless {
     app: App,
     adapter: String,
-    camera: Entity,
     material: Handle<StandardMaterial>,
-    targets: HashMap<(u32, u32), Handle<Image>>,
-    scenes: HashMap<String, SceneEntities>,
+    scenes: HashMap<String, KeptScene>,
     /// Scene keys, oldest first, so that meshes of old scenes (e.g. before a new ingest) are
     /// dropped once more than [`MAX_SCENES`] are kept.
     scene_order: Vec<String>,
-    /// What the camera is set up for: scene key and size, and the legend's root entity.
-    current: Option<(String, u32, u32, Option<Entity>)>,
-    /// The label layer of the last render, replaced at every render (labels follow the camera).
-    labels: Option<Entity>,
+    views: Vec<ViewSlot>,
     /// A CJK font for labels and legends, when one is installed.
     font: Option<Handle<Font>>,
-}
-
-/// Vertical field of view of every view, degrees.
-pub(crate) const FOV_DEG: f32 = 40.0;
-
-pub(crate) fn near_m(camera: &OrbitCamera) -> f32 {
-    (camera.distance_m * 1e-3).max(0.5)
-}
-
-pub(crate) fn far_m(camera: &OrbitCamera, scene: &PreparedScene) -> f32 {
-    (camera.distance_m + scene.radius_m) * 4.0
-}
-
-pub(crate) fn projection(camera: &OrbitCamera, scene: &PreparedScene) -> Projection {
-    Projection::Perspective(PerspectiveProjection {
-        fov: FOV_DEG.to_radians(),
-        near: near_m(camera),
-        far: far_m(camera, scene),
-        ..default()
-    })
-}
-
-pub(crate) fn camera_transform(camera: &OrbitCamera) -> Transform {
-    let [e, u, n] = camera.eye_enu_m();
-    let target = Vec3::new(camera.target_en_m[0], 0.0, -camera.target_en_m[1]);
-    Transform::from_xyz(e, u, -n).looking_at(target, Vec3::Y)
-}
-
-/// Fonts with Chinese glyphs from Debian packages, in order of preference; the first present
-/// is used (`DATABRAIN_CJK_FONT` names another). Nothing is downloaded.
-const CJK_FONTS: &[&str] = &[
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Medium.ttc",
-    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
-    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
-];
-
-pub(crate) fn load_cjk_font() -> Option<Vec<u8>> {
-    let chosen = std::env::var_os("DATABRAIN_CJK_FONT").map(std::path::PathBuf::from);
-    chosen
-        .into_iter()
-        .chain(CJK_FONTS.iter().map(std::path::PathBuf::from))
-        .find_map(|p| std::fs::read(p).ok())
 }
 
 impl Headless {
@@ -224,42 +218,21 @@ impl Headless {
                 .resource_mut::<Assets<Font>>()
                 .add(Font::from_bytes(bytes))
         });
-        let camera = world
-            .spawn((
-                Camera3d::default(),
-                Camera {
-                    clear_color: ClearColorConfig::Custom(BACKGROUND),
-                    ..default()
-                },
-                Msaa::Off,
-                Tonemapping::None,
-                DebandDither::Disabled,
-                Projection::Perspective(PerspectiveProjection {
-                    fov: FOV_DEG.to_radians(),
-                    ..default()
-                }),
-                Transform::from_xyz(0.0, 1000.0, 1000.0).looking_at(Vec3::ZERO, Vec3::Y),
-            ))
-            .id();
         Headless {
             app,
             adapter,
-            camera,
             material,
-            targets: HashMap::new(),
             scenes: HashMap::new(),
             scene_order: Vec::new(),
-            current: None,
-            labels: None,
+            views: Vec::new(),
             font,
         }
     }
 
     fn serve(&mut self, jobs: mpsc::Receiver<Job>) {
         while let Ok(job) = jobs.recv() {
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                self.render(&job.scene, job.camera, job.width, job.height)
-            }));
+            let result =
+                std::panic::catch_unwind(AssertUnwindSafe(|| self.render_views(&job.views)));
             match result {
                 Ok(r) => {
                     let _ = job.reply.send(r);
@@ -288,25 +261,172 @@ impl Headless {
             });
     }
 
-    fn target(&mut self, width: u32, height: u32) -> Handle<Image> {
-        if self.targets.len() >= MAX_TARGETS && !self.targets.contains_key(&(width, height)) {
-            // Many sizes were asked for: start over (the camera gets its new target below).
-            self.targets.clear();
+    /// Makes sure a scene's meshes are on the GPU; returns its render layer and whether it
+    /// was spawned now.
+    fn ensure_scene(&mut self, scene: &PreparedScene, in_use: &[String]) -> (usize, bool) {
+        if let Some(kept) = self.scenes.get(&scene.key) {
+            return (kept.layer, false);
         }
+        // Make room: drop the oldest scene no view of this job needs.
+        if self.scenes.len() >= MAX_SCENES
+            && let Some(pos) = self.scene_order.iter().position(|k| !in_use.contains(k))
+        {
+            let oldest = self.scene_order.remove(pos);
+            if let Some(old) = self.scenes.remove(&oldest) {
+                for e in old.entities.entities {
+                    self.app.world_mut().entity_mut(e).despawn();
+                }
+            }
+        }
+        let used: Vec<usize> = self.scenes.values().map(|k| k.layer).collect();
+        let layer = (1..=MAX_SCENES + MAX_VIEWS)
+            .find(|l| !used.contains(l))
+            .expect("fewer scenes than layers");
+        let material = self.material.clone();
         let world = self.app.world_mut();
-        self.targets
-            .entry((width, height))
-            .or_insert_with(|| {
-                let image =
-                    Image::new_target_texture(width, height, TextureFormat::Rgba8UnormSrgb, None);
-                world.resource_mut::<Assets<Image>>().add(image)
-            })
-            .clone()
+        let entities = spawn_scene(world, scene, &material);
+        for e in &entities.entities {
+            world.entity_mut(*e).insert(RenderLayers::layer(layer));
+        }
+        self.scenes
+            .insert(scene.key.clone(), KeptScene { entities, layer });
+        self.scene_order.push(scene.key.clone());
+        (layer, true)
     }
 
-    fn spawn_scene(&mut self, scene: &PreparedScene) -> SceneEntities {
-        let material = self.material.clone();
-        spawn_scene(self.app.world_mut(), scene, &material)
+    /// Makes sure view slot `i` exists with a target of `size`; returns whether it changed.
+    fn ensure_slot(&mut self, i: usize, size: (u32, u32)) -> bool {
+        let world = self.app.world_mut();
+        let new_target = |world: &mut World| {
+            let image =
+                Image::new_target_texture(size.0, size.1, TextureFormat::Rgba8UnormSrgb, None);
+            world.resource_mut::<Assets<Image>>().add(image)
+        };
+        if i == self.views.len() {
+            let target = new_target(world);
+            let camera = world
+                .spawn((
+                    Camera3d::default(),
+                    Camera {
+                        clear_color: ClearColorConfig::Custom(BACKGROUND),
+                        // Views draw in slot order; each has its own target.
+                        order: i as isize,
+                        ..default()
+                    },
+                    RenderTarget::Image(target.clone().into()),
+                    Msaa::Off,
+                    Tonemapping::None,
+                    DebandDither::Disabled,
+                    Projection::Perspective(PerspectiveProjection {
+                        fov: FOV_DEG.to_radians(),
+                        ..default()
+                    }),
+                    Transform::default(),
+                ))
+                .id();
+            self.views.push(ViewSlot {
+                camera,
+                size,
+                target,
+                scene_key: None,
+                legend: None,
+                labels: None,
+            });
+            return true;
+        }
+        if self.views[i].size != size {
+            let target = new_target(world);
+            let old = std::mem::replace(&mut self.views[i].target, target.clone());
+            world.resource_mut::<Assets<Image>>().remove(&old);
+            world
+                .entity_mut(self.views[i].camera)
+                .insert(RenderTarget::Image(target.into()));
+            self.views[i].size = size;
+            self.views[i].scene_key = None;
+            return true;
+        }
+        false
+    }
+
+    fn render_views(&mut self, views: &[ViewRequest]) -> Result<Vec<RgbaImage>, TwinError> {
+        let in_use: Vec<String> = views.iter().map(|v| v.scene.key.clone()).collect();
+        let mut settle = false;
+        for (i, v) in views.iter().enumerate() {
+            let (layer, spawned) = self.ensure_scene(&v.scene, &in_use);
+            settle |= spawned;
+            settle |= self.ensure_slot(i, (v.width, v.height));
+            let font = self.font.clone();
+            let slot = &mut self.views[i];
+            let world = self.app.world_mut();
+            world.entity_mut(slot.camera).insert((
+                RenderLayers::layer(layer),
+                camera_transform(&v.camera),
+                projection(&v.camera, &v.scene),
+                Camera {
+                    clear_color: ClearColorConfig::Custom(BACKGROUND),
+                    order: i as isize,
+                    is_active: true,
+                    ..default()
+                },
+            ));
+            if slot.scene_key.as_deref() != Some(v.scene.key.as_str()) {
+                if let Some(e) = slot.legend.take() {
+                    world.entity_mut(e).despawn();
+                }
+                slot.legend = spawn_legend(world, &v.scene, v.height, slot.camera, font.clone());
+                slot.scene_key = Some(v.scene.key.clone());
+                settle = true;
+            }
+            if let Some(e) = slot.labels.take() {
+                world.entity_mut(e).despawn();
+            }
+            slot.labels = spawn_labels(
+                world,
+                &v.scene,
+                &v.camera,
+                (v.width, v.height),
+                slot.camera,
+                font,
+            );
+            settle |= slot.labels.is_some();
+        }
+        // Slots this job does not use stay idle.
+        for slot in &self.views[views.len()..] {
+            let world = self.app.world_mut();
+            if let Some(mut camera) = world.get_mut::<Camera>(slot.camera) {
+                camera.is_active = false;
+            }
+        }
+        if settle {
+            // Let new meshes, pipelines and UI layout settle for one frame before capturing.
+            self.update();
+        }
+        let (tx, rx) = mpsc::channel::<(usize, Image)>();
+        for (i, slot) in self.views[..views.len()].iter().enumerate() {
+            let tx = tx.clone();
+            self.app
+                .world_mut()
+                .spawn(Screenshot::image(slot.target.clone()))
+                .observe(move |captured: On<ScreenshotCaptured>| {
+                    let _ = tx.send((i, captured.image.clone()));
+                });
+        }
+        let mut images: Vec<Option<RgbaImage>> = vec![None; views.len()];
+        for _ in 0..10 {
+            self.update();
+            while let Ok((i, image)) = rx.try_recv() {
+                let dynamic = image
+                    .try_into_dynamic()
+                    .map_err(|e| TwinError::RendererGone(format!("unreadable frame: {e}")))?;
+                images[i] = Some(dynamic.to_rgba8());
+            }
+            if images.iter().all(Option::is_some) {
+                return Ok(images.into_iter().map(|i| i.expect("checked")).collect());
+            }
+        }
+        Err(TwinError::RendererGone(
+            "not every view was captured after 10 updates".into(),
+        ))
     }
 }
 
@@ -440,31 +560,6 @@ pub(crate) fn spawn_scene(
         entities,
         colour_table: table,
         overlays,
-    }
-}
-
-impl Headless {
-    fn spawn_legend(&mut self, scene: &PreparedScene, height: u32) -> Option<Entity> {
-        let (camera, font) = (self.camera, self.font.clone());
-        spawn_legend(self.app.world_mut(), scene, height, camera, font)
-    }
-
-    fn spawn_labels(
-        &mut self,
-        scene: &PreparedScene,
-        camera: &OrbitCamera,
-        width: u32,
-        height: u32,
-    ) -> Option<Entity> {
-        let (ui_camera, font) = (self.camera, self.font.clone());
-        spawn_labels(
-            self.app.world_mut(),
-            scene,
-            camera,
-            (width, height),
-            ui_camera,
-            font,
-        )
     }
 }
 
@@ -606,87 +701,45 @@ pub(crate) fn spawn_labels(
     }
 }
 
-impl Headless {
-    fn render(
-        &mut self,
-        scene: &PreparedScene,
-        camera: OrbitCamera,
-        width: u32,
-        height: u32,
-    ) -> Result<RgbaImage, TwinError> {
-        let same_setup = matches!(&self.current, Some((k, w, h, _)) if *k == scene.key && *w == width && *h == height);
-        if !same_setup {
-            if !self.scenes.contains_key(&scene.key) {
-                let entities = self.spawn_scene(scene);
-                self.scenes.insert(scene.key.clone(), entities);
-                self.scene_order.push(scene.key.clone());
-                if self.scene_order.len() > MAX_SCENES {
-                    let oldest = self.scene_order.remove(0);
-                    if let Some(old) = self.scenes.remove(&oldest) {
-                        for e in old.entities {
-                            self.app.world_mut().entity_mut(e).despawn();
-                        }
-                    }
-                }
-            }
-            for (key, s) in &self.scenes {
-                let visibility = if *key == scene.key {
-                    Visibility::Visible
-                } else {
-                    Visibility::Hidden
-                };
-                for e in &s.entities {
-                    self.app.world_mut().entity_mut(*e).insert(visibility);
-                }
-            }
-            if let Some((_, _, _, Some(legend))) = self.current.take() {
-                self.app.world_mut().entity_mut(legend).despawn();
-            }
-            let target = self.target(width, height);
-            self.app
-                .world_mut()
-                .entity_mut(self.camera)
-                .insert(RenderTarget::Image(target.into()));
-            let legend = self.spawn_legend(scene, height);
-            self.current = Some((scene.key.clone(), width, height, legend));
-        }
-        *self
-            .app
-            .world_mut()
-            .get_mut::<Transform>(self.camera)
-            .expect("camera has a transform") = camera_transform(&camera);
-        *self
-            .app
-            .world_mut()
-            .get_mut::<Projection>(self.camera)
-            .expect("camera has a projection") = projection(&camera, scene);
-        if let Some(old) = self.labels.take() {
-            self.app.world_mut().entity_mut(old).despawn();
-        }
-        self.labels = self.spawn_labels(scene, &camera, width, height);
-        if !same_setup || self.labels.is_some() {
-            // Let new meshes, pipelines and UI layout settle for one frame before capturing.
-            self.update();
-        }
-        let handle = self.targets[&(width, height)].clone();
-        let (tx, rx) = mpsc::channel::<Image>();
-        self.app
-            .world_mut()
-            .spawn(Screenshot::image(handle))
-            .observe(move |captured: On<ScreenshotCaptured>| {
-                let _ = tx.send(captured.image.clone());
-            });
-        for _ in 0..10 {
-            self.update();
-            if let Ok(image) = rx.try_recv() {
-                let dynamic = image
-                    .try_into_dynamic()
-                    .map_err(|e| TwinError::RendererGone(format!("unreadable frame: {e}")))?;
-                return Ok(dynamic.to_rgba8());
-            }
-        }
-        Err(TwinError::RendererGone(
-            "no frame was captured after 10 updates".into(),
-        ))
-    }
+/// Vertical field of view of every view, degrees.
+pub(crate) const FOV_DEG: f32 = 40.0;
+
+pub(crate) fn near_m(camera: &OrbitCamera) -> f32 {
+    (camera.distance_m * 1e-3).max(0.5)
+}
+
+pub(crate) fn far_m(camera: &OrbitCamera, scene: &PreparedScene) -> f32 {
+    (camera.distance_m + scene.radius_m) * 4.0
+}
+
+pub(crate) fn projection(camera: &OrbitCamera, scene: &PreparedScene) -> Projection {
+    Projection::Perspective(PerspectiveProjection {
+        fov: FOV_DEG.to_radians(),
+        near: near_m(camera),
+        far: far_m(camera, scene),
+        ..default()
+    })
+}
+
+pub(crate) fn camera_transform(camera: &OrbitCamera) -> Transform {
+    let [e, u, n] = camera.eye_enu_m();
+    let target = Vec3::new(camera.target_en_m[0], 0.0, -camera.target_en_m[1]);
+    Transform::from_xyz(e, u, -n).looking_at(target, Vec3::Y)
+}
+
+/// Fonts with Chinese glyphs from Debian packages, in order of preference; the first present
+/// is used (`DATABRAIN_CJK_FONT` names another). Nothing is downloaded.
+const CJK_FONTS: &[&str] = &[
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Medium.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",
+];
+
+pub(crate) fn load_cjk_font() -> Option<Vec<u8>> {
+    let chosen = std::env::var_os("DATABRAIN_CJK_FONT").map(std::path::PathBuf::from);
+    chosen
+        .into_iter()
+        .chain(CJK_FONTS.iter().map(std::path::PathBuf::from))
+        .find_map(|p| std::fs::read(p).ok())
 }
