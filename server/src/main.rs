@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod bench;
+mod bench_twin;
 
 #[derive(Parser)]
 #[command(
@@ -262,6 +263,31 @@ enum Command {
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
     },
+    /// Benchmark the city twin on generated cities (load, join, mesh, frames, against cjio),
+    /// written to the `twin` section of BENCHMARKS.md.
+    BenchTwin {
+        /// Where the generated CityJSON cities are kept.
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// City sizes in buildings; frames are timed for the first.
+        #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+        sizes: Vec<usize>,
+        /// The Python with `cjio` for the comparison.
+        #[arg(long, default_value = "python3")]
+        python: String,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
+    /// One size of `bench-twin`, in a process of its own (prints JSON).
+    #[command(hide = true)]
+    BenchTwinOne {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        buildings: usize,
+        #[arg(long)]
+        frames: bool,
+    },
     /// Generate the small sample if missing, load it and serve it.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -388,6 +414,22 @@ fn main() -> Result<()> {
             screenshot,
         } => planner_window(&db, &scene, &data_dir, (width, height), screenshot),
         Command::Serve { db, addr } => serve(&db, addr),
+        Command::BenchTwin {
+            dir,
+            sizes,
+            python,
+            out,
+        } => bench_twin::run(&bench_twin::TwinBenchArgs {
+            dir,
+            sizes,
+            python,
+            out,
+        }),
+        Command::BenchTwinOne {
+            dir,
+            buildings,
+            frames,
+        } => bench_twin::one(&dir, buildings, frames),
         Command::Demo { addr, dir } => demo(&dir, addr),
         Command::Bench {
             dir,

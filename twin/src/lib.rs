@@ -13,6 +13,7 @@ pub mod cim;
 pub mod crs;
 pub mod frame;
 pub mod join;
+pub mod material;
 pub mod mesh;
 pub mod pick;
 pub mod planner;
@@ -155,6 +156,19 @@ pub struct ObjectSummary {
     pub attributes: Vec<(String, String)>,
 }
 
+/// Wall height in pixels (of a 720-line view) below which a tile drops its walls.
+pub const LOD_WALL_PX: f32 = 2.0;
+
+/// The camera distance at which walls of `height_m` are [`LOD_WALL_PX`] pixels tall in a
+/// 720-line view with the renderer's field of view.
+pub fn lod_distance_for(height_m: f32) -> f32 {
+    let metres_per_px_per_m = 2.0 * (render::FOV_DEG.to_radians() / 2.0).tan() / 720.0;
+    height_m / (LOD_WALL_PX * metres_per_px_per_m)
+}
+
+/// Cell size of the farthest level of detail (one quad per cell of roofs), metres.
+pub const BLOCK_CELL_M: f32 = 60.0;
+
 /// How many source attributes an [`ObjectSummary`] keeps.
 const SUMMARY_ATTRIBUTES: usize = 8;
 
@@ -169,6 +183,14 @@ pub struct PreparedScene {
     pub frame: LocalFrame,
     /// Merged object meshes, one per tile.
     pub tiles: Vec<MeshData>,
+    /// The far level of detail of each tile (roofs only), drawn beyond `lod_distance_m`.
+    pub tile_roofs: Vec<MeshData>,
+    /// Camera distance to a tile's centre beyond which its roofs-only level is drawn, metres.
+    pub lod_distance_m: f32,
+    /// The farthest level of each tile: one quad per [`BLOCK_CELL_M`] cell of roofs.
+    pub tile_blocks: Vec<MeshData>,
+    /// Camera distance beyond which the block level is drawn, metres.
+    pub block_distance_m: f32,
     /// Objects by index (the `object_index` of tile vertices).
     pub objects: Vec<ObjectSummary>,
     /// Region polygons in the local frame, for the choropleth and picking.
@@ -533,10 +555,33 @@ pub fn prepare(input: &SceneInput) -> Result<PreparedScene, TwinError> {
     if tiles.is_empty() && region_polygons.is_empty() {
         return Err(TwinError::Empty);
     }
+    // Walls are drawn while the typical building's walls are at least LOD_WALL_PX pixels tall
+    // in a 720-line view; beyond, roofs only; beyond twice that, blocks.
+    let mut heights: Vec<f32> = objects
+        .iter()
+        .filter(|o| is_building_kind(&o.kind))
+        .map(|o| o.height_range_m[1] - o.height_range_m[0])
+        .collect();
+    heights.sort_by(f32::total_cmp);
+    let median_height_m = heights
+        .get(heights.len() / 2)
+        .copied()
+        .unwrap_or(10.0)
+        .max(3.0);
+    let near_m = lod_distance_for(median_height_m);
+    let tile_roofs: Vec<MeshData> = tiles.iter().map(mesh::roofs).collect();
+    let tile_blocks = tile_roofs
+        .iter()
+        .map(|r| mesh::blocks(r, BLOCK_CELL_M))
+        .collect();
     let mut scene = PreparedScene {
         key: input.key.clone(),
         frame,
         tiles,
+        tile_roofs,
+        lod_distance_m: near_m + tile_size_m,
+        tile_blocks,
+        block_distance_m: 2.0 * near_m + tile_size_m,
         objects,
         region_polygons,
         region_centroids: centroids,

@@ -9,11 +9,15 @@
 //! update, not the one before. MSAA is off and materials unlit, so output is deterministic for
 //! golden images.
 
+use crate::material::{TwinMaterial, TwinMaterialPlugin};
 use crate::{OrbitCamera, PreparedScene, TwinError};
 use bevy::{
     app::{PluginsState, TerminalCtrlCHandlerPlugin},
     asset::RenderAssetUsages,
-    camera::{RenderTarget, visibility::RenderLayers},
+    camera::{
+        RenderTarget,
+        visibility::{RenderLayers, VisibilityRange},
+    },
     core_pipeline::tonemapping::{DebandDither, Tonemapping},
     image::ImageSampler,
     log::LogPlugin,
@@ -167,7 +171,7 @@ struct ViewSlot {
 struct Headless {
     app: App,
     adapter: String,
-    material: Handle<StandardMaterial>,
+    material: Handle<TwinMaterial>,
     scenes: HashMap<String, KeptScene>,
     /// Scene keys, oldest first, so that meshes of old scenes (e.g. before a new ingest) are
     /// dropped once more than [`MAX_SCENES`] are kept.
@@ -195,7 +199,8 @@ impl Headless {
                 .disable::<LogPlugin>()
                 .disable::<PipelinedRenderingPlugin>()
                 .disable::<TerminalCtrlCHandlerPlugin>(),
-        );
+        )
+        .add_plugins(TwinMaterialPlugin);
         while app.plugins_state() == PluginsState::Adding {
             bevy::tasks::tick_global_task_pools_on_main_thread();
         }
@@ -206,13 +211,7 @@ impl Headless {
             format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
         };
         let world = app.world_mut();
-        let material = world
-            .resource_mut::<Assets<StandardMaterial>>()
-            .add(StandardMaterial {
-                base_color: Color::WHITE,
-                unlit: true,
-                ..default()
-            });
+        let material = plain_material(world);
         let font = load_cjk_font().map(|bytes| {
             world
                 .resource_mut::<Assets<Font>>()
@@ -412,8 +411,17 @@ impl Headless {
                 });
         }
         let mut images: Vec<Option<RgbaImage>> = vec![None; views.len()];
-        for _ in 0..10 {
+        for round in 0..10 {
             self.update();
+            if round == 0 {
+                // The frame is drawn and copied; the capture reaches us in the next update. Its
+                // cameras need not draw again for that.
+                for slot in &self.views[..views.len()] {
+                    if let Some(mut camera) = self.app.world_mut().get_mut::<Camera>(slot.camera) {
+                        camera.is_active = false;
+                    }
+                }
+            }
             while let Ok((i, image)) = rx.try_recv() {
                 let dynamic = image
                     .try_into_dynamic()
@@ -445,8 +453,9 @@ pub(crate) fn to_mesh(m: &crate::MeshData, with_uv: bool) -> Mesh {
         PrimitiveTopology::TriangleList,
         RenderAssetUsages::RENDER_WORLD,
     );
+    // No normals: shading is baked into the vertex colour and the material never reads them,
+    // so the vertex stage has less to fetch and transform.
     mesh.insert_attribute(Mesh::ATTRIBUTE_POSITION, m.positions.clone());
-    mesh.insert_attribute(Mesh::ATTRIBUTE_NORMAL, m.normals.clone());
     mesh.insert_attribute(Mesh::ATTRIBUTE_COLOR, m.shades_linear.clone());
     if with_uv {
         mesh.insert_attribute(Mesh::ATTRIBUTE_UV_0, m.colour_uv.clone());
@@ -476,7 +485,7 @@ pub(crate) fn colour_table_image(scene: &PreparedScene) -> Image {
 pub(crate) fn spawn_overlays(
     world: &mut World,
     scene: &PreparedScene,
-    material: &Handle<StandardMaterial>,
+    material: &Handle<TwinMaterial>,
 ) -> Vec<Entity> {
     // Overlays sit a little above the ground (and the choropleth under the buildings).
     let lift = (scene.radius_m * 1e-4).max(0.05);
@@ -498,60 +507,121 @@ pub(crate) fn spawn_overlays(
     out
 }
 
+/// A 1×1 white image: the colour table of meshes without one.
+fn white_table(world: &mut World) -> Handle<Image> {
+    let image = Image::new(
+        Extent3d {
+            width: 1,
+            height: 1,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        vec![255; 4],
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::RENDER_WORLD,
+    );
+    world.resource_mut::<Assets<Image>>().add(image)
+}
+
+/// The material of meshes coloured by their vertices alone (overlays).
+pub(crate) fn plain_material(world: &mut World) -> Handle<TwinMaterial> {
+    let table = white_table(world);
+    world
+        .resource_mut::<Assets<TwinMaterial>>()
+        .add(TwinMaterial {
+            base: LinearRgba::WHITE,
+            table,
+        })
+}
+
 /// Spawns a scene's tiles, overlays and ground; `material` is the plain vertex-colour one.
 pub(crate) fn spawn_scene(
     world: &mut World,
     scene: &PreparedScene,
-    material: &Handle<StandardMaterial>,
+    material: &Handle<TwinMaterial>,
 ) -> SceneEntities {
     let table = world
         .resource_mut::<Assets<Image>>()
         .add(colour_table_image(scene));
+    let white = white_table(world);
     let (tile_material, ground_material) = {
-        let mut materials = world.resource_mut::<Assets<StandardMaterial>>();
+        let mut materials = world.resource_mut::<Assets<TwinMaterial>>();
         (
-            materials.add(StandardMaterial {
-                base_color: Color::WHITE,
-                base_color_texture: Some(table.clone()),
-                unlit: true,
-                ..default()
+            materials.add(TwinMaterial {
+                base: LinearRgba::WHITE,
+                table: table.clone(),
             }),
-            materials.add(StandardMaterial {
-                base_color: GROUND,
-                unlit: true,
-                ..default()
+            materials.add(TwinMaterial {
+                base: GROUND.to_linear(),
+                table: white,
             }),
         )
     };
     let side = (scene.radius_m * 2.6).max(100.0);
     let lift = (scene.radius_m * 1e-4).max(0.05);
-    let mut meshes: Vec<(Mesh, Handle<StandardMaterial>, f32)> = scene
+    // Each tile three times: full detail near the camera, roofs only beyond the LoD distance,
+    // blocks beyond the block distance (measured to the tile's centre; abrupt, no dithering).
+    let near = VisibilityRange {
+        use_aabb: true,
+        ..VisibilityRange::abrupt(0.0, scene.lod_distance_m)
+    };
+    let mid = VisibilityRange {
+        use_aabb: true,
+        ..VisibilityRange::abrupt(scene.lod_distance_m, scene.block_distance_m)
+    };
+    let far = VisibilityRange {
+        use_aabb: true,
+        ..VisibilityRange::abrupt(scene.block_distance_m, f32::MAX)
+    };
+    let mut meshes: Vec<(Mesh, Handle<TwinMaterial>, f32, Option<VisibilityRange>)> = Vec::new();
+    for ((full, roofs), blocks) in scene
         .tiles
         .iter()
-        .map(|t| (to_mesh(t, true), tile_material.clone(), 0.0))
-        .collect();
+        .zip(&scene.tile_roofs)
+        .zip(&scene.tile_blocks)
+    {
+        meshes.push((
+            to_mesh(full, true),
+            tile_material.clone(),
+            0.0,
+            Some(near.clone()),
+        ));
+        for (m, range) in [(roofs, &mid), (blocks, &far)] {
+            if !m.indices.is_empty() {
+                meshes.push((
+                    to_mesh(m, true),
+                    tile_material.clone(),
+                    0.0,
+                    Some(range.clone()),
+                ));
+            }
+        }
+    }
     meshes.push((
         Plane3d::default().mesh().size(side, side).build(),
         ground_material,
         -lift,
+        None,
     ));
     let handles: Vec<_> = {
         let mut assets = world.resource_mut::<Assets<Mesh>>();
         meshes
             .into_iter()
-            .map(|(m, material, y)| (assets.add(m), material, y))
+            .map(|(m, material, y, range)| (assets.add(m), material, y, range))
             .collect()
     };
     let mut entities: Vec<Entity> = handles
         .into_iter()
-        .map(|(mesh, material, y)| {
-            world
-                .spawn((
-                    Mesh3d(mesh),
-                    MeshMaterial3d(material),
-                    Transform::from_xyz(0.0, y, 0.0),
-                ))
-                .id()
+        .map(|(mesh, material, y, range)| {
+            let mut e = world.spawn((
+                Mesh3d(mesh),
+                MeshMaterial3d(material),
+                Transform::from_xyz(0.0, y, 0.0),
+            ));
+            if let Some(range) = range {
+                e.insert(range);
+            }
+            e.id()
         })
         .collect();
     let overlays = spawn_overlays(world, scene, material);

@@ -8,12 +8,13 @@
 //! scripts and tests can follow a session.
 
 use crate::TwinError;
+use crate::material::{TwinMaterial, TwinMaterialPlugin};
 use crate::planner::{
     DragButton, LayerToggle, Planner, PlannerInput, PlannerKey, PlannerPlugin, PlannerSystems,
 };
 use crate::render::{
-    BACKGROUND, SceneEntities, camera_transform, colour_table_image, load_cjk_font, projection,
-    spawn_labels, spawn_legend, spawn_overlays, spawn_scene,
+    BACKGROUND, SceneEntities, camera_transform, colour_table_image, load_cjk_font, plain_material,
+    projection, spawn_labels, spawn_legend, spawn_overlays, spawn_scene,
 };
 use bevy::{
     core_pipeline::tonemapping::{DebandDither, Tonemapping},
@@ -40,7 +41,7 @@ pub struct WindowOptions {
 #[derive(Resource)]
 struct View {
     camera: Entity,
-    material: Handle<StandardMaterial>,
+    material: Handle<TwinMaterial>,
     scene: SceneEntities,
     font: Option<Handle<Font>>,
     legend: Option<Entity>,
@@ -80,7 +81,7 @@ pub fn run_window(planner: Planner, options: WindowOptions) -> Result<(), TwinEr
     )
     .insert_resource(planner)
     .insert_resource(options)
-    .add_plugins(PlannerPlugin)
+    .add_plugins((TwinMaterialPlugin, PlannerPlugin))
     .add_systems(Startup, setup)
     .add_systems(PreUpdate, read_input.before(PlannerSystems))
     .add_systems(
@@ -97,13 +98,7 @@ fn setup(world: &mut World) {
             .resource_mut::<Assets<Font>>()
             .add(Font::from_bytes(b))
     });
-    let material = world
-        .resource_mut::<Assets<StandardMaterial>>()
-        .add(StandardMaterial {
-            base_color: Color::WHITE,
-            unlit: true,
-            ..default()
-        });
+    let material = plain_material(world);
     let (camera_transform_now, projection_now) = {
         let p = world.resource::<Planner>();
         (camera_transform(&p.camera), projection(&p.camera, &p.scene))
