@@ -23,6 +23,10 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
         "demo_district_intensity.toml",
         include_str!("../demo_district_intensity.toml"),
     ),
+    (
+        "demo_district_density.toml",
+        include_str!("../demo_district_density.toml"),
+    ),
     ("delft.toml", include_str!("../delft.toml")),
     ("rotterdam.toml", include_str!("../rotterdam.toml")),
     ("shanghai_bund.toml", include_str!("../shanghai_bund.toml")),
@@ -94,6 +98,10 @@ pub enum Show {
     Columns,
     /// Region names and values.
     Labels,
+    /// Regions filled by value per km² (counts of events such as work orders).
+    Density,
+    /// Red markers over regions whose value is critical.
+    Alerts,
 }
 
 /// How values map to colours.
@@ -367,7 +375,7 @@ mod tests {
         assert_eq!(province.tour.len(), 3);
         assert_eq!(
             province.binding.as_ref().unwrap().show,
-            [Show::Choropleth, Show::Columns, Show::Labels]
+            [Show::Choropleth, Show::Columns, Show::Labels, Show::Alerts]
         );
         let delft = scenes.iter().find(|s| s.id == "delft").unwrap();
         assert!(delft.binding.is_none() && delft.region.is_none());

@@ -253,7 +253,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
     // The table.
     let mut t = String::new();
-    writeln!(t, "# Benchmarks\n")?;
+    writeln!(t, "## The indicator system\n")?;
     writeln!(
         t,
         "Written by `databrain bench --scale {} --seed {} --year {}` on {} ({}).\n",
@@ -360,8 +360,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     for n in &notes {
         writeln!(t, "\n{n}.")?;
     }
-    std::fs::write(&args.out, &t)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    // Its own section, so the twin's benchmark (another section) survives a rerun.
+    crate::bench_twin::write_section(&args.out, "indicators", &t)?;
     print!("{t}");
     Ok(())
 }

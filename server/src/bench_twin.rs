@@ -192,8 +192,11 @@ pub fn one(dir: &Path, buildings: usize, frames: bool) -> Result<()> {
                 unit: "ratio".into(),
                 period: "2025".into(),
                 higher_is_better: true,
+                target: None,
+                ramp: twin::RampKind::Diverging,
             },
             values,
+            critical: Vec::new(),
             layers: twin::OverlayLayers::default(),
         }),
     };

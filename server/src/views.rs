@@ -23,6 +23,7 @@ pub struct Binding<'a> {
     /// `None` for `latest`.
     pub period: Option<String>,
     pub show: &'a [scenes::Show],
+    pub ramp: scenes::RampKind,
 }
 
 pub fn binding<'a>(
@@ -60,6 +61,7 @@ pub fn binding<'a>(
         grain,
         period,
         show: &b.show,
+        ramp: b.ramp,
     }))
 }
 
@@ -182,16 +184,25 @@ fn overlay(b: &Binding, period: String, rows: &[IndicatorValue]) -> Overlay {
             unit: b.indicator.unit.clone(),
             period,
             higher_is_better: b.indicator.direction == Direction::HigherIsBetter,
+            target: b.indicator.target.as_ref().map(|t| t.value),
+            ramp: b.ramp,
         },
         values: rows
             .iter()
             .filter_map(|r| r.value.map(|v| (r.region_code.clone(), v)))
+            .collect(),
+        critical: rows
+            .iter()
+            .filter(|r| r.status == indicators::Status::Critical)
+            .map(|r| r.region_code.clone())
             .collect(),
         layers: OverlayLayers {
             buildings: b.show.contains(&Show::Buildings),
             choropleth: b.show.contains(&Show::Choropleth),
             columns: b.show.contains(&Show::Columns),
             labels: b.show.contains(&Show::Labels),
+            density: b.show.contains(&Show::Density),
+            alerts: b.show.contains(&Show::Alerts),
         },
     }
 }

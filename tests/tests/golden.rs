@@ -97,6 +97,7 @@ const SCENES: &[(&str, Option<&str>)] = &[
         Some("boundaries_jiangsu/nanjing_districts.geojson"),
     ),
     ("demo_district", None),
+    ("demo_district_density", None),
 ];
 
 #[test]

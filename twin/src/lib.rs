@@ -27,7 +27,7 @@ pub use mesh::MeshData;
 pub use pick::{Pick, pick};
 pub use ramp::{Legend, LegendEntry, Ramp};
 pub use render::{MAX_VIEWS, Renderer, ViewRequest};
-pub use scenes::OrbitCamera;
+pub use scenes::{OrbitCamera, RampKind};
 
 use std::collections::HashMap;
 
@@ -80,6 +80,9 @@ pub struct OverlaySpec {
     pub unit: String,
     pub period: String,
     pub higher_is_better: bool,
+    /// The indicator's target, which a diverging ramp centres on.
+    pub target: Option<f64>,
+    pub ramp: scenes::RampKind,
 }
 
 /// Which views of one indicator binding are drawn (one definition, many views).
@@ -93,6 +96,10 @@ pub struct OverlayLayers {
     pub columns: bool,
     /// Region names (and values) at their centroids.
     pub labels: bool,
+    /// Regions filled by value per km² (e.g. work orders), on a sequential ramp.
+    pub density: bool,
+    /// Markers over regions whose value is critical.
+    pub alerts: bool,
 }
 
 impl Default for OverlayLayers {
@@ -102,6 +109,8 @@ impl Default for OverlayLayers {
             choropleth: false,
             columns: false,
             labels: false,
+            density: false,
+            alerts: false,
         }
     }
 }
@@ -112,6 +121,8 @@ pub struct Overlay {
     pub spec: OverlaySpec,
     /// Value per region code (division code or grid cell id).
     pub values: HashMap<String, f64>,
+    /// Regions whose value is critical (past the indicator's critical threshold).
+    pub critical: Vec<String>,
     pub layers: OverlayLayers,
 }
 
@@ -222,11 +233,46 @@ impl PreparedScene {
     /// Recomputes everything the overlay draws, leaving geometry alone: the colour table,
     /// the choropleth and column meshes, labels and legend.
     pub fn set_overlay(&mut self, overlay: Option<&Overlay>) {
-        let legend = overlay.map(|o| {
-            Ramp::new(o.spec.higher_is_better).legend(&o.spec, o.values.values().copied())
+        // A density overlay colours by value per km² of each region, on a sequential ramp.
+        let density_view = overlay.filter(|o| o.layers.density).map(|o| {
+            let mut area_km2: HashMap<&str, f64> = HashMap::new();
+            for r in &self.region_polygons {
+                let rings = &r.rings;
+                let holes: f64 = rings[1..].iter().map(|h| cim_ring_area(h).abs()).sum();
+                *area_km2.entry(r.code.as_str()).or_default() +=
+                    (cim_ring_area(&rings[0]).abs() - holes) / 1e6;
+            }
+            let values: HashMap<String, f64> = o
+                .values
+                .iter()
+                .filter_map(|(code, v)| {
+                    let a = *area_km2.get(code.as_str())?;
+                    (a > 0.0).then(|| (code.clone(), v / a))
+                })
+                .collect();
+            Overlay {
+                spec: OverlaySpec {
+                    title: format!("{} · 每平方公里 per km²", o.spec.title),
+                    unit: format!("{}/km²", o.spec.unit),
+                    ramp: scenes::RampKind::Sequential,
+                    target: None,
+                    ..o.spec.clone()
+                },
+                values,
+                layers: OverlayLayers {
+                    choropleth: true,
+                    ..o.layers
+                },
+                critical: o.critical.clone(),
+            }
         });
-        let colour_buildings = overlay.is_some_and(|o| o.layers.buildings);
-        let value = |code: &str| overlay.and_then(|o| value_for(&o.values, code));
+        let shown = density_view.as_ref().or(overlay);
+        let legend = shown.map(|o| {
+            Ramp::for_overlay(o.spec.ramp, o.spec.higher_is_better, o.spec.target)
+                .legend(&o.spec, o.values.values().copied())
+        });
+        let colour_buildings = shown.is_some_and(|o| o.layers.buildings);
+        let value = |code: &str| shown.and_then(|o| value_for(&o.values, code));
         self.colour_table = self
             .objects
             .iter()
@@ -244,7 +290,8 @@ impl PreparedScene {
             [0, 0, 0, 0],
         );
         let (mut choropleth, mut columns, mut labels) = (None, None, Vec::new());
-        if let (Some(ov), Some(legend)) = (overlay, &legend) {
+        let mut bars = Vec::new();
+        if let (Some(ov), Some(legend)) = (shown, &legend) {
             if ov.layers.choropleth && !self.region_polygons.is_empty() {
                 // Under coloured buildings the fill is dimmed so the buildings stand out.
                 let k = if ov.layers.buildings { 0.35 } else { 1.0 };
@@ -266,28 +313,45 @@ impl PreparedScene {
             if ov.layers.columns && max > 0.0 {
                 let half = (self.radius_m * 0.012).max(2.0);
                 let tallest = self.radius_m * 0.35;
-                let bars: Vec<_> = self
-                    .region_centroids
-                    .iter()
-                    .filter_map(|(code, _, c)| {
-                        let v = value(code)?;
-                        let h = (v.abs() / max) as f32 * tallest;
-                        Some((
-                            *c,
-                            half,
-                            h.max(half * 0.2),
-                            mesh::linear(legend.colour_of(Some(v))),
-                        ))
-                    })
-                    .collect();
+                bars.extend(self.region_centroids.iter().filter_map(|(code, _, c)| {
+                    let v = value(code)?;
+                    let h = (v.abs() / max) as f32 * tallest;
+                    Some((
+                        *c,
+                        half,
+                        h.max(half * 0.2),
+                        mesh::linear(legend.colour_of(Some(v))),
+                    ))
+                }));
+            }
+            let critical = |code: &str| ov.layers.alerts && ov.critical.iter().any(|c| c == code);
+            if ov.layers.alerts {
+                // A red pin over each critical region, taller than the tallest column.
+                let half = (self.radius_m * 0.005).max(1.0);
+                let height = self.radius_m * 0.45;
+                for (code, _, c) in &self.region_centroids {
+                    if critical(code) {
+                        bars.push((*c, half, height, mesh::linear(ALERT_RED)));
+                        bars.push((*c, half * 3.0, half * 6.0, mesh::linear(ALERT_RED)));
+                    }
+                }
+            }
+            if !bars.is_empty() {
                 columns = Some(mesh::columns(&bars));
             }
-            if ov.layers.labels {
+            if ov.layers.labels || ov.layers.alerts {
                 for (code, name, c) in &self.region_centroids {
-                    let text = match value(code) {
+                    let alert = critical(code);
+                    if !ov.layers.labels && !alert {
+                        continue;
+                    }
+                    let mut text = match value(code) {
                         Some(v) => format!("{name} {}", ramp::format_value(v, &ov.spec.unit)),
                         None => name.clone(),
                     };
+                    if alert {
+                        text = format!("⚠ {text}");
+                    }
                     labels.push(Label {
                         text,
                         position_enu_m: [c[0], c[1], 0.0],
@@ -299,10 +363,13 @@ impl PreparedScene {
         self.columns = columns;
         self.labels = labels;
         self.legend = legend;
-        self.overlay = overlay.map(|o| o.spec.clone());
+        self.overlay = shown.map(|o| o.spec.clone());
         self.values = overlay.map(|o| o.values.clone()).unwrap_or_default();
     }
 }
+
+/// Colour of alert markers (sRGB).
+const ALERT_RED: [f32; 4] = [0.9, 0.1, 0.12, 1.0];
 
 fn is_building_kind(kind: &str) -> bool {
     kind == "Building" || kind == "BuildingPart"

@@ -1,10 +1,25 @@
 //! Colour ramps and legends for indicator overlays.
 //!
-//! Values are split into five equal-interval classes between the smallest and largest value
-//! shown. The ramp runs from red (worse) to green (better) in the indicator's direction, so
-//! for "lower is better" indicators high values are red. Regions without a value are grey.
+//! Two kinds, both respecting the indicator's direction:
+//! - diverging (red through yellow to green, worse to better): five classes; with a target,
+//!   symmetric around it (the middle, yellow class straddles the target), else equal intervals
+//!   between the smallest and largest value shown;
+//! - sequential (light to dark yellow-orange-red, darker is worse): five equal intervals, for
+//!   indicators without a target and for densities.
+//!
+//! So for "lower is better" indicators high values are red or dark. Regions without a value
+//! are grey.
 
 use crate::OverlaySpec;
+
+/// Five classes, best (light) to worst (dark) (ColorBrewer YlOrRd, sRGB).
+const SEQUENTIAL_BEST_TO_WORST: [[u8; 3]; 5] = [
+    [255, 255, 178],
+    [254, 204, 92],
+    [253, 141, 60],
+    [240, 59, 32],
+    [189, 0, 38],
+];
 
 /// Five classes, worst to best (ColorBrewer RdYlGn, sRGB).
 const WORST_TO_BEST: [[u8; 3]; 5] = [
@@ -19,6 +34,10 @@ pub const NO_DATA_SRGB: [f32; 4] = [0.55, 0.55, 0.58, 1.0];
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Ramp {
     pub higher_is_better: bool,
+    /// Sequential (light to dark) rather than diverging (red to green).
+    pub sequential: bool,
+    /// The value the diverging ramp centres on.
+    pub target: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -59,17 +78,49 @@ pub fn format_value(v: f64, unit: &str) -> String {
 }
 
 impl Ramp {
+    /// A diverging ramp with equal intervals.
     pub fn new(higher_is_better: bool) -> Ramp {
-        Ramp { higher_is_better }
+        Ramp {
+            higher_is_better,
+            sequential: false,
+            target: None,
+        }
+    }
+
+    /// The ramp a scene asks for: `Auto` is diverging around the target when there is one,
+    /// else sequential.
+    pub fn for_overlay(
+        kind: scenes::RampKind,
+        higher_is_better: bool,
+        target: Option<f64>,
+    ) -> Ramp {
+        let target = target.filter(|t| t.is_finite());
+        let sequential = match kind {
+            scenes::RampKind::Sequential => true,
+            scenes::RampKind::Diverging => false,
+            scenes::RampKind::Auto => target.is_none(),
+        };
+        Ramp {
+            higher_is_better,
+            sequential,
+            target: if sequential { None } else { target },
+        }
     }
 
     /// Colour of class `k` of `n` counted from the lowest values.
     fn class_colour(&self, k: usize, n: usize) -> [f32; 4] {
+        let worst_to_best: [[u8; 3]; 5] = if self.sequential {
+            let mut c = SEQUENTIAL_BEST_TO_WORST;
+            c.reverse();
+            c
+        } else {
+            WORST_TO_BEST
+        };
         if n == 1 {
-            return rgb(WORST_TO_BEST[WORST_TO_BEST.len() / 2]);
+            return rgb(worst_to_best[worst_to_best.len() / 2]);
         }
         let rank = if self.higher_is_better { k } else { n - 1 - k };
-        rgb(WORST_TO_BEST[rank * (WORST_TO_BEST.len() - 1) / (n - 1)])
+        rgb(worst_to_best[rank * (worst_to_best.len() - 1) / (n - 1)])
     }
 
     pub fn legend(&self, overlay: &OverlaySpec, values: impl Iterator<Item = f64>) -> Legend {
@@ -83,8 +134,18 @@ impl Ramp {
         } else {
             1
         };
-        let step = if n > 1 { (max - min) / n as f64 } else { 0.0 };
-        let lower_bounds: Vec<f64> = (0..n).map(|k| min + step * k as f64).collect();
+        let lower_bounds: Vec<f64> = match self.target {
+            // Symmetric around the target: the middle class is target ± half a step.
+            Some(t) if n > 1 => {
+                let span = (max - t).abs().max((t - min).abs()).max(1e-12);
+                let step = span / 2.5;
+                (0..n).map(|k| t + step * (k as f64 - 2.5)).collect()
+            }
+            _ => {
+                let step = if n > 1 { (max - min) / n as f64 } else { 0.0 };
+                (0..n).map(|k| min + step * k as f64).collect()
+            }
+        };
         let mut entries: Vec<LegendEntry> = lower_bounds
             .iter()
             .enumerate()
@@ -107,12 +168,12 @@ impl Ramp {
             .collect();
         entries.push(LegendEntry {
             colour_srgb: NO_DATA_SRGB,
-            label: "no data".into(),
+            label: "无数据 no data".into(),
         });
         Legend {
             title: overlay.title.clone(),
             subtitle: format!(
-                "{} | {} | {}",
+                "{} | {} | {}{}",
                 overlay.period,
                 if overlay.unit == "ratio" {
                     "%"
@@ -123,6 +184,10 @@ impl Ramp {
                     "higher is better"
                 } else {
                     "lower is better"
+                },
+                match self.target {
+                    Some(t) => format!(" | 目标 target {}", format_value(t, &overlay.unit)),
+                    None => String::new(),
                 }
             ),
             lower_bounds,
@@ -162,7 +227,26 @@ mod tests {
             unit: unit.into(),
             period: "2025".into(),
             higher_is_better: true,
+            target: None,
+            ramp: scenes::RampKind::Auto,
         }
+    }
+
+    #[test]
+    fn a_target_centres_the_diverging_ramp() {
+        let r = Ramp::for_overlay(scenes::RampKind::Auto, true, Some(0.8));
+        let l = r.legend(&spec("ratio"), [0.6, 0.7, 0.85].into_iter());
+        // Span 0.2 around 0.8 in steps of 0.08: the yellow middle class is 0.76..0.84.
+        let bounds: Vec<String> = l.lower_bounds.iter().map(|b| format!("{b:.2}")).collect();
+        assert_eq!(bounds, ["0.60", "0.68", "0.76", "0.84", "0.92"]);
+        assert_eq!(l.colour_of(Some(0.80)), rgb(WORST_TO_BEST[2]));
+        assert_eq!(l.colour_of(Some(0.60)), rgb(WORST_TO_BEST[0]));
+        assert!(l.subtitle.contains("target 80.0%"), "{}", l.subtitle);
+        // Without a target, auto is sequential: darker is worse.
+        let s = Ramp::for_overlay(scenes::RampKind::Auto, false, None);
+        let l = s.legend(&spec("h"), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0].into_iter());
+        assert_eq!(l.colour_of(Some(6.0)), rgb(SEQUENTIAL_BEST_TO_WORST[4]));
+        assert_eq!(l.colour_of(Some(1.0)), rgb(SEQUENTIAL_BEST_TO_WORST[0]));
     }
 
     #[test]
@@ -179,7 +263,7 @@ mod tests {
         assert_eq!(good.colour_of(None), NO_DATA_SRGB);
         assert_eq!(good.entries.len(), 6);
         assert_eq!(good.entries[0].label, "50.0% - 60.0%");
-        assert_eq!(good.entries[5].label, "no data");
+        assert_eq!(good.entries[5].label, "无数据 no data");
     }
 
     #[test]

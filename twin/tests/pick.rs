@@ -43,8 +43,11 @@ fn clicks_name_the_building_else_the_region() {
                 unit: "ratio".into(),
                 period: "2025".into(),
                 higher_is_better: true,
+                target: None,
+                ramp: twin::RampKind::Diverging,
             },
             values: HashMap::from([("320102".into(), 0.4), ("320104".into(), 0.9)]),
+            critical: Vec::new(),
             layers: OverlayLayers {
                 choropleth: true,
                 ..OverlayLayers::default()

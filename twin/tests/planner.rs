@@ -27,8 +27,11 @@ fn overlay(period: &str, west: f64, east: f64) -> Overlay {
             unit: "ratio".into(),
             period: period.into(),
             higher_is_better: true,
+            target: None,
+            ramp: twin::RampKind::Diverging,
         },
         values: HashMap::from([("320102".into(), west), ("320104".into(), east)]),
+        critical: Vec::new(),
         layers: OverlayLayers {
             buildings: true,
             choropleth: true,

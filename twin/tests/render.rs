@@ -44,8 +44,11 @@ fn scene() -> SceneInput {
                 unit: "ratio".into(),
                 period: "2025".into(),
                 higher_is_better: true,
+                target: None,
+                ramp: twin::RampKind::Diverging,
             },
             values: HashMap::from([("g1".to_string(), 0.2), ("g2".to_string(), 0.9)]),
+            critical: Vec::new(),
             layers: OverlayLayers::default(),
         }),
     }
