@@ -389,7 +389,7 @@ struct RawCityJson {
     #[serde(rename = "CityObjects", default)]
     city_objects: BTreeMap<String, RawObject>,
     #[serde(default)]
-    vertices: Vec<[Option<f64>; 3]>,
+    vertices: Vec<RawVertex>,
 }
 
 #[derive(Deserialize)]
@@ -399,7 +399,7 @@ struct RawFeature {
     #[serde(rename = "CityObjects", default)]
     city_objects: BTreeMap<String, RawObject>,
     #[serde(default)]
-    vertices: Vec<[Option<f64>; 3]>,
+    vertices: Vec<RawVertex>,
 }
 
 #[derive(Deserialize)]
@@ -421,9 +421,148 @@ struct RawGeometry {
     #[serde(default)]
     lod: Option<serde_json::Value>,
     #[serde(default)]
-    boundaries: serde_json::Value,
+    boundaries: Nested,
     #[serde(default)]
     semantics: Option<RawSemantics>,
+}
+
+/// Nested arrays of integers and nulls (boundaries, semantic values), read in one pass as one
+/// token stream: 8 bytes a token and one allocation per geometry, no JSON DOM.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Nested(Vec<i64>);
+
+const OPEN: i64 = i64::MIN;
+const CLOSE: i64 = i64::MIN + 1;
+const NULL: i64 = i64::MIN + 2;
+
+/// Appends one JSON value's tokens.
+struct Tokens<'a>(&'a mut Vec<i64>);
+
+impl<'de> DeserializeSeed<'de> for Tokens<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Tokens<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("nested arrays of integers")
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        if v <= NULL {
+            return Err(E::custom(format!("index {v} is out of range")));
+        }
+        self.0.push(v);
+        Ok(())
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        let v = i64::try_from(v).map_err(|_| E::custom(format!("index {v} is too large")))?;
+        self.visit_i64(v)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.0.push(NULL);
+        Ok(())
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        self.0.push(OPEN);
+        while seq.next_element_seed(Tokens(&mut *self.0))?.is_some() {}
+        self.0.push(CLOSE);
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for Nested {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Nested, D::Error> {
+        let mut tokens = Vec::new();
+        Tokens(&mut tokens).deserialize(d)?;
+        Ok(Nested(tokens))
+    }
+}
+
+impl Nested {
+    /// The leaves (integers and nulls) in order, e.g. semantic values per surface.
+    fn leaves(&self) -> impl Iterator<Item = Option<usize>> + '_ {
+        self.0
+            .iter()
+            .filter(|t| **t != OPEN && **t != CLOSE)
+            .map(|t| {
+                if *t == NULL {
+                    None
+                } else {
+                    usize::try_from(*t).ok()
+                }
+            })
+    }
+
+    /// The surfaces of a geometry whose rings sit `depth` arrays deep (3 for MultiSurface,
+    /// 4 for Solid, 5 for MultiSolid), each as its rings of vertex indices.
+    fn surfaces(&self, depth: usize) -> Result<Vec<Rings>, String> {
+        let mut out = Vec::new();
+        let mut level = 0usize;
+        let mut surface: Rings = Vec::new();
+        let mut ring: Vec<i64> = Vec::new();
+        for &t in &self.0 {
+            match t {
+                OPEN => {
+                    level += 1;
+                    if level > depth {
+                        return Err(format!("arrays nest deeper than {depth} levels"));
+                    }
+                }
+                CLOSE => {
+                    if level == depth {
+                        surface.push(std::mem::take(&mut ring));
+                    } else if level == depth - 1 {
+                        out.push(std::mem::take(&mut surface));
+                    }
+                    level = level.saturating_sub(1);
+                }
+                NULL => return Err("a vertex index is null".into()),
+                index if level == depth => ring.push(index),
+                index => {
+                    return Err(format!(
+                        "vertex index {index} is {level} arrays deep, not {depth}"
+                    ));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A vertex `[x, y, z]`; `null` (or a `NaN` literal) becomes NaN and fails where it is used.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct RawVertex([f64; 3]);
+
+impl<'de> Deserialize<'de> for RawVertex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawVertex, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawVertex;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a vertex [x, y, z]")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawVertex, A::Error> {
+                let mut v = [f64::NAN; 3];
+                for c in &mut v {
+                    *c = seq
+                        .next_element::<Option<f64>>()?
+                        .ok_or_else(|| serde::de::Error::invalid_length(2, &self))?
+                        .unwrap_or(f64::NAN);
+                }
+                if seq.next_element::<IgnoredAny>()?.is_some() {
+                    return Err(serde::de::Error::invalid_length(4, &self));
+                }
+                Ok(RawVertex(v))
+            }
+        }
+        d.deserialize_seq(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -431,7 +570,7 @@ struct RawSemantics {
     #[serde(default)]
     surfaces: Vec<RawSemanticSurface>,
     #[serde(default)]
-    values: serde_json::Value,
+    values: Nested,
 }
 
 #[derive(Deserialize)]
@@ -508,43 +647,21 @@ type Rings = Vec<Vec<i64>>;
 type RawPolygon = Vec<Vec<[Option<f64>; 2]>>;
 
 fn flatten_boundaries(g: &RawGeometry) -> Result<Vec<(Rings, Option<usize>)>, String> {
-    let bad = |e: serde_json::Error| format!("{} boundaries are malformed: {e}", g.kind);
-    let values = g.semantics.as_ref().map(|s| &s.values);
-    let sem = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_u64()).map(|v| v as usize);
-    let mut out = Vec::new();
-    match g.kind.as_str() {
-        "MultiSurface" | "CompositeSurface" => {
-            let b: Vec<Rings> = serde_json::from_value(g.boundaries.clone()).map_err(bad)?;
-            for (i, s) in b.into_iter().enumerate() {
-                out.push((s, sem(values.and_then(|v| v.get(i)))));
-            }
-        }
-        "Solid" => {
-            let b: Vec<Vec<Rings>> = serde_json::from_value(g.boundaries.clone()).map_err(bad)?;
-            for (i, shell) in b.into_iter().enumerate() {
-                for (j, s) in shell.into_iter().enumerate() {
-                    out.push((s, sem(values.and_then(|v| v.get(i)).and_then(|v| v.get(j)))));
-                }
-            }
-        }
-        "MultiSolid" | "CompositeSolid" => {
-            let b: Vec<Vec<Vec<Rings>>> =
-                serde_json::from_value(g.boundaries.clone()).map_err(bad)?;
-            for (i, solid) in b.into_iter().enumerate() {
-                for (j, shell) in solid.into_iter().enumerate() {
-                    for (k, s) in shell.into_iter().enumerate() {
-                        let v = values
-                            .and_then(|v| v.get(i))
-                            .and_then(|v| v.get(j))
-                            .and_then(|v| v.get(k));
-                        out.push((s, sem(v)));
-                    }
-                }
-            }
-        }
+    let depth = match g.kind.as_str() {
+        "MultiSurface" | "CompositeSurface" => 3,
+        "Solid" => 4,
+        "MultiSolid" | "CompositeSolid" => 5,
         other => return Err(format!("geometry type {other} is not drawable")),
-    }
-    Ok(out)
+    };
+    let surfaces = g
+        .boundaries
+        .surfaces(depth)
+        .map_err(|e| format!("{} boundaries are malformed: {e}", g.kind))?;
+    let mut values = g.semantics.as_ref().map(|s| s.values.leaves());
+    Ok(surfaces
+        .into_iter()
+        .map(|s| (s, values.as_mut().and_then(|v| v.next()).flatten()))
+        .collect())
 }
 
 impl CityJsonContext<'_> {
@@ -553,7 +670,7 @@ impl CityJsonContext<'_> {
         &self,
         id: &str,
         raw: RawObject,
-        vertices: &[[Option<f64>; 3]],
+        vertices: &[RawVertex],
     ) -> Result<CityObject, String> {
         let chosen = choose_geometry(&raw.geometry, self.preferred_lod);
         let mut lod = None;
@@ -581,9 +698,7 @@ impl CityJsonContext<'_> {
                                         vertices.len()
                                     )
                                 })?;
-                            let [Some(x), Some(y), Some(z)] = *v else {
-                                return Err(format!("vertex {index} is not a finite coordinate"));
-                            };
+                            let [x, y, z] = v.0;
                             let p = match self.transform {
                                 Some(t) => [
                                     x * t.scale[0] + t.translate[0],
@@ -712,18 +827,58 @@ pub fn parse_cityjson(
         .as_ref()
         .and_then(|m| m.reference_system.as_deref());
     let crs = file_crs(named, options, path)?;
-    let to_wgs84 = ToWgs84::new(crs).map_err(|e| crs_error(path, e))?;
-    let ctx = CityJsonContext {
-        transform: raw.transform.as_ref(),
-        to_wgs84: &to_wgs84,
-        preferred_lod: lod_preference(options, path)?,
-    };
+    // Fail on an unknown CRS before any work.
+    ToWgs84::new(crs).map_err(|e| crs_error(path, e))?;
+    let preferred_lod = lod_preference(options, path)?;
+    let raw_objects: Vec<(String, RawObject)> = raw.city_objects.into_iter().collect();
+    // Objects are resolved in parallel, one PROJ context per thread, results in file order.
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = raw_objects.len().div_ceil(threads).max(1);
+    let (vertices, transform) = (&raw.vertices, raw.transform.as_ref());
+    let mut chunks: Vec<Vec<(String, RawObject)>> = Vec::new();
+    let mut rest = raw_objects;
+    while rest.len() > chunk {
+        let tail = rest.split_off(chunk);
+        chunks.push(rest);
+        rest = tail;
+    }
+    chunks.push(rest);
+    // Per thread: each object, or its id and what is wrong with it.
+    type Resolved = Vec<Result<CityObject, (String, String)>>;
+    let resolved: Vec<Result<Resolved, CrsError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|objects| {
+                scope.spawn(move || {
+                    let to_wgs84 = ToWgs84::new(crs)?;
+                    let ctx = CityJsonContext {
+                        transform,
+                        to_wgs84: &to_wgs84,
+                        preferred_lod,
+                    };
+                    Ok(objects
+                        .into_iter()
+                        .map(|(id, object)| ctx.object(&id, object, vertices).map_err(|m| (id, m)))
+                        .collect())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a resolving thread panicked"))
+            .collect()
+    });
     let mut problems = Problems::default();
-    let mut objects = Vec::with_capacity(raw.city_objects.len());
-    for (id, object) in raw.city_objects {
-        match ctx.object(&id, object, &raw.vertices) {
-            Ok(o) => objects.push(o),
-            Err(message) => problems.add(&id, message),
+    let mut objects = Vec::new();
+    for part in resolved {
+        for r in part.map_err(|e| crs_error(path, e))? {
+            match r {
+                Ok(o) => objects.push(o),
+                Err((id, message)) => problems.add(&id, message),
+            }
         }
     }
     problems.into_result(path)?;

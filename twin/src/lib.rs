@@ -463,125 +463,47 @@ pub fn prepare(input: &SceneInput) -> Result<PreparedScene, TwinError> {
         .fold(f64::INFINITY, f64::min);
     let ground_m = if ground_m.is_finite() { ground_m } else { 0.0 };
 
+    // Objects are projected and shaped in parallel, one PROJ context per thread, in order.
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let chunk = drawable.len().div_ceil(threads).max(1);
+    let parts: Vec<Result<Vec<LocalObject>, TwinError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = drawable
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                let frame = &frame;
+                scope.spawn(move || {
+                    let projector = frame.projector()?;
+                    let mut buffer = Vec::new();
+                    part.iter()
+                        .enumerate()
+                        .map(|(k, o)| {
+                            local_object(o, c * chunk + k, &projector, ground_m, &mut buffer)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a preparing thread panicked"))
+            .collect()
+    });
     let mut mesh_objects = Vec::with_capacity(drawable.len());
     let mut objects = Vec::with_capacity(drawable.len());
     let mut radius_m = 0.0f32;
-    let mut building_count = 0;
-    let mut buffer: Vec<(f64, f64)> = Vec::new();
-    for (index, o) in drawable.iter().enumerate() {
-        let bad = |message: String| TwinError::BadObject {
-            id: o.id.clone(),
-            message,
-        };
-        let anchor = o
-            .anchor_lon_lat()
-            .ok_or_else(|| bad("has no footprint".into()))?;
-        let anchor_en = projector.point(anchor)?;
-        let shape = match &o.shape {
-            Shape::Surfaces(surfaces) => {
-                buffer.clear();
-                buffer.extend(
-                    surfaces
-                        .iter()
-                        .flat_map(|s| s.rings.iter().flatten().map(|p| (p[0], p[1]))),
-                );
-                projector.to_local(&mut buffer)?;
-                let mut it = buffer.iter();
-                let local = surfaces
-                    .iter()
-                    .map(|s| {
-                        let rings = s
-                            .rings
-                            .iter()
-                            .map(|r| {
-                                r.iter()
-                                    .map(|p| {
-                                        let (e, n) = it.next().expect("one point per vertex");
-                                        [*e as f32, *n as f32, (p[2] - ground_m) as f32]
-                                    })
-                                    .collect()
-                            })
-                            .collect();
-                        (rings, s.kind)
-                    })
-                    .collect();
-                mesh::LocalShape::Surfaces(local)
-            }
-            Shape::Extruded {
-                polygons,
-                base_m,
-                top_m,
-            } => {
-                buffer.clear();
-                buffer.extend(polygons.iter().flatten().flatten().map(|p| (p[0], p[1])));
-                projector.to_local(&mut buffer)?;
-                let mut it = buffer.iter();
-                let local = polygons
-                    .iter()
-                    .map(|rings| {
-                        rings
-                            .iter()
-                            .map(|r| {
-                                r.iter()
-                                    .map(|_| {
-                                        let (e, n) = it.next().expect("one point per vertex");
-                                        [*e as f32, *n as f32]
-                                    })
-                                    .collect()
-                            })
-                            .collect()
-                    })
-                    .collect();
-                if !(top_m.is_finite() && *top_m > *base_m) {
-                    return Err(bad(format!("height {top_m} m is not above {base_m} m")));
-                }
-                mesh::LocalShape::Extruded {
-                    polygons: local,
-                    base_m: *base_m as f32,
-                    top_m: *top_m as f32,
-                }
-            }
-            Shape::None => unreachable!("filtered above"),
-        };
-        for (e, n) in &buffer {
-            radius_m = radius_m.max(e.abs() as f32).max(n.abs() as f32);
+    for part in parts {
+        for (summary, mesh_object, r) in part? {
+            radius_m = radius_m.max(r);
+            objects.push(summary);
+            mesh_objects.push(mesh_object);
         }
-        building_count += usize::from(o.is_building());
-        let heights = o.height_range_m().unwrap_or([0.0, 0.0]);
-        let ground = if matches!(o.shape, Shape::Surfaces(_)) {
-            ground_m
-        } else {
-            0.0
-        };
-        objects.push(ObjectSummary {
-            id: o.id.clone(),
-            kind: o.kind.clone(),
-            region: if o.is_building() {
-                o.region.clone()
-            } else {
-                None
-            },
-            height_range_m: [(heights[0] - ground) as f32, (heights[1] - ground) as f32],
-            attributes: o
-                .attributes
-                .iter()
-                .take(SUMMARY_ATTRIBUTES)
-                .map(|(k, v)| {
-                    let text = match v {
-                        serde_json::Value::String(t) => t.clone(),
-                        other => other.to_string(),
-                    };
-                    (k.clone(), text)
-                })
-                .collect(),
-        });
-        mesh_objects.push(mesh::MeshObject {
-            index: index as u32,
-            anchor_en_m: anchor_en,
-            shape,
-            flat: !o.is_building(),
-        });
     }
+    let building_count = objects.iter().filter(|o| is_building_kind(&o.kind)).count();
+    let mut buffer: Vec<(f64, f64)> = Vec::new();
     // Regions: polygons in the local frame and a label point each.
     let mut region_polygons = Vec::new();
     let mut centroids = Vec::new();
@@ -665,6 +587,133 @@ pub fn prepare(input: &SceneInput) -> Result<PreparedScene, TwinError> {
     };
     scene.set_overlay(input.overlay.as_ref());
     Ok(scene)
+}
+
+/// An object in the local frame: what picking knows, its mesh input and its extent.
+type LocalObject = (ObjectSummary, mesh::MeshObject, f32);
+
+/// Projects one object into the local frame; heights of absolute (CityJSON) geometry are
+/// taken from `ground_m`.
+fn local_object(
+    o: &CityObject,
+    index: usize,
+    projector: &frame::LocalProjector,
+    ground_m: f64,
+    buffer: &mut Vec<(f64, f64)>,
+) -> Result<LocalObject, TwinError> {
+    let bad = |message: String| TwinError::BadObject {
+        id: o.id.clone(),
+        message,
+    };
+    let anchor = o
+        .anchor_lon_lat()
+        .ok_or_else(|| bad("has no footprint".into()))?;
+    let anchor_en = projector.point(anchor)?;
+    let shape = match &o.shape {
+        Shape::Surfaces(surfaces) => {
+            buffer.clear();
+            buffer.extend(
+                surfaces
+                    .iter()
+                    .flat_map(|s| s.rings.iter().flatten().map(|p| (p[0], p[1]))),
+            );
+            projector.to_local(buffer)?;
+            let mut it = buffer.iter();
+            let local = surfaces
+                .iter()
+                .map(|s| {
+                    let rings = s
+                        .rings
+                        .iter()
+                        .map(|r| {
+                            r.iter()
+                                .map(|p| {
+                                    let (e, n) = it.next().expect("one point per vertex");
+                                    [*e as f32, *n as f32, (p[2] - ground_m) as f32]
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    (rings, s.kind)
+                })
+                .collect();
+            mesh::LocalShape::Surfaces(local)
+        }
+        Shape::Extruded {
+            polygons,
+            base_m,
+            top_m,
+        } => {
+            buffer.clear();
+            buffer.extend(polygons.iter().flatten().flatten().map(|p| (p[0], p[1])));
+            projector.to_local(buffer)?;
+            let mut it = buffer.iter();
+            let local = polygons
+                .iter()
+                .map(|rings| {
+                    rings
+                        .iter()
+                        .map(|r| {
+                            r.iter()
+                                .map(|_| {
+                                    let (e, n) = it.next().expect("one point per vertex");
+                                    [*e as f32, *n as f32]
+                                })
+                                .collect()
+                        })
+                        .collect()
+                })
+                .collect();
+            if !(top_m.is_finite() && *top_m > *base_m) {
+                return Err(bad(format!("height {top_m} m is not above {base_m} m")));
+            }
+            mesh::LocalShape::Extruded {
+                polygons: local,
+                base_m: *base_m as f32,
+                top_m: *top_m as f32,
+            }
+        }
+        Shape::None => unreachable!("filtered above"),
+    };
+    let mut radius_m = 0.0f32;
+    for (e, n) in &*buffer {
+        radius_m = radius_m.max(e.abs() as f32).max(n.abs() as f32);
+    }
+    let heights = o.height_range_m().unwrap_or([0.0, 0.0]);
+    let ground = if matches!(o.shape, Shape::Surfaces(_)) {
+        ground_m
+    } else {
+        0.0
+    };
+    let summary = ObjectSummary {
+        id: o.id.clone(),
+        kind: o.kind.clone(),
+        region: if o.is_building() {
+            o.region.clone()
+        } else {
+            None
+        },
+        height_range_m: [(heights[0] - ground) as f32, (heights[1] - ground) as f32],
+        attributes: o
+            .attributes
+            .iter()
+            .take(SUMMARY_ATTRIBUTES)
+            .map(|(k, v)| {
+                let text = match v {
+                    serde_json::Value::String(t) => t.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), text)
+            })
+            .collect(),
+    };
+    let mesh_object = mesh::MeshObject {
+        index: index as u32,
+        anchor_en_m: anchor_en,
+        shape,
+        flat: !o.is_building(),
+    };
+    Ok((summary, mesh_object, radius_m))
 }
 
 fn cim_ring_area(ring: &[[f32; 2]]) -> f64 {

@@ -316,8 +316,8 @@ pub fn tiles(objects: &[MeshObject], object_count: usize, tile_size_m: f32) -> V
     };
     let mut order: Vec<usize> = (0..objects.len()).collect();
     order.sort_by_key(|&i| key(&objects[i]));
-    let mut earcut = Earcut::new();
-    let mut out = Vec::new();
+    // Tile boundaries in `order`.
+    let mut ranges = Vec::new();
     let mut start = 0;
     while start < order.len() {
         let k = key(&objects[order[start]]);
@@ -326,21 +326,50 @@ pub fn tiles(objects: &[MeshObject], object_count: usize, tile_size_m: f32) -> V
                 .iter()
                 .take_while(|&&i| key(&objects[i]) == k)
                 .count();
-        let mut tile = TileBuilder {
-            out: MeshData::default(),
-            earcut: &mut earcut,
-            triangles: Vec::new(),
-            rows,
-        };
-        for &i in &order[start..end] {
-            tile.object(&objects[i]);
-        }
-        if !tile.out.indices.is_empty() {
-            out.push(tile.out);
-        }
+        ranges.push(start..end);
         start = end;
     }
-    out
+    // Tiles are meshed in parallel (each thread its own ear-cutter), kept in tile order.
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let per_thread = ranges.len().div_ceil(threads).max(1);
+    let order = &order;
+    let meshed: Vec<Vec<MeshData>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = ranges
+            .chunks(per_thread)
+            .map(|group| {
+                scope.spawn(move || {
+                    let mut earcut = Earcut::new();
+                    group
+                        .iter()
+                        .map(|r| {
+                            let mut tile = TileBuilder {
+                                out: MeshData::default(),
+                                earcut: &mut earcut,
+                                triangles: Vec::new(),
+                                rows,
+                            };
+                            for &i in &order[r.clone()] {
+                                tile.object(&objects[i]);
+                            }
+                            tile.out
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a meshing thread panicked"))
+            .collect()
+    });
+    meshed
+        .into_iter()
+        .flatten()
+        .filter(|m| !m.indices.is_empty())
+        .collect()
 }
 
 /// The far level of detail of a tile: its upward-facing triangles only (flat and sloped roofs,

@@ -94,7 +94,11 @@ fn alerts_mark_critical_regions_only() {
     assert!(calm.columns.is_none() && calm.labels.is_empty());
     let alarmed = scene(overlay(layers, &["b"]));
     assert_eq!(alarmed.labels.len(), 1);
-    assert!(alarmed.labels[0].text.starts_with("⚠ 区域b "), "{}", alarmed.labels[0].text);
+    assert!(
+        alarmed.labels[0].text.starts_with("⚠ 区域b "),
+        "{}",
+        alarmed.labels[0].text
+    );
     let pin = alarmed.columns.as_ref().expect("a marker");
     // The marker stands over b's centre, east of the frame's middle, and is red.
     let b = pin.bounds().unwrap();
