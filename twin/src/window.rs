@@ -6,6 +6,12 @@
 //!
 //! Picks, screenshots and readiness are also printed on stdout, one JSON object per line, so
 //! scripts and tests can follow a session.
+//!
+//! One Bevy plugin per feature, configured on the plugin, with state in resources:
+//! [`ViewPlugin`] (scene, camera, labels), [`MouseKeyboardPlugin`] (input into planner
+//! messages), [`OverlayViewPlugin`] (colour table, overlay meshes, legend), [`PickPanelPlugin`]
+//! and [`CapturePlugin`] (screenshots, exit, readiness), beside the windowless
+//! [`PlannerPlugin`] and the material's [`TwinMaterialPlugin`].
 
 use crate::TwinError;
 use crate::material::{TwinMaterial, TwinMaterialPlugin};
@@ -28,7 +34,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 /// How the window is opened.
-#[derive(Resource, Clone, Debug)]
+#[derive(Clone, Debug)]
 pub struct WindowOptions {
     pub title: String,
     /// Logical size, pixels.
@@ -40,6 +46,8 @@ pub struct WindowOptions {
 /// Entities of the view that change as the planner acts.
 #[derive(Resource)]
 struct View {
+    /// The scene's title, shown with the period.
+    title_text: String,
     camera: Entity,
     material: Handle<TwinMaterial>,
     scene: SceneEntities,
@@ -80,14 +88,19 @@ pub fn run_window(planner: Planner, options: WindowOptions) -> Result<(), TwinEr
             .disable::<bevy::log::LogPlugin>(),
     )
     .insert_resource(planner)
-    .insert_resource(options)
-    .add_plugins((TwinMaterialPlugin, PlannerPlugin))
-    .add_systems(Startup, setup)
-    .add_systems(PreUpdate, read_input.before(PlannerSystems))
-    .add_systems(
-        Update,
-        (sync_view, keys_outside_the_planner, announce_ready),
-    );
+    .add_plugins((
+        TwinMaterialPlugin,
+        PlannerPlugin,
+        ViewPlugin {
+            title: options.title.clone(),
+        },
+        MouseKeyboardPlugin,
+        OverlayViewPlugin,
+        PickPanelPlugin,
+        CapturePlugin {
+            screenshot_to: options.screenshot_to.clone(),
+        },
+    ));
     app.run();
     Ok(())
 }
@@ -122,7 +135,7 @@ fn setup(world: &mut World) {
         let prepared = planner.scene.clone();
         spawn_scene(world, &prepared, &material)
     };
-    let title_text = world.resource::<WindowOptions>().title.clone();
+    let title_text = world.resource::<ViewConfig>().title.clone();
     let title = world
         .spawn((
             Node {
@@ -158,6 +171,7 @@ fn setup(world: &mut World) {
         UiTargetCamera(camera),
     ));
     world.insert_resource(View {
+        title_text: world.resource::<ViewConfig>().title.clone(),
         camera,
         material,
         scene,
@@ -239,7 +253,7 @@ fn read_input(
 /// Screenshot and exit keys, which are the window's, not the planner's.
 fn keys_outside_the_planner(
     keys: Res<ButtonInput<KeyCode>>,
-    options: Res<WindowOptions>,
+    options: Res<CaptureConfig>,
     mut commands: Commands,
     mut exit: MessageWriter<AppExit>,
 ) {
@@ -275,109 +289,203 @@ fn announce_ready(mut frames: Local<u32>, planner: Res<Planner>) {
     }
 }
 
-/// Redraws what the planner changed: camera, overlay (colour table, meshes, legend, labels,
-/// title) and the pick panel.
-fn sync_view(world: &mut World) {
-    let changed = std::mem::take(&mut world.resource_mut::<Planner>().changed);
-    if changed == Default::default() {
+/// Labels follow the camera and the overlay; they are rebuilt when either changed (this runs
+/// before the systems that clear those flags).
+fn sync_labels(world: &mut World) {
+    let changed = world.resource::<Planner>().changed;
+    if !(changed.camera || changed.overlay) {
         return;
     }
     world.resource_scope(|world, mut view: Mut<View>| {
-        world.resource_scope(|world, planner: Mut<Planner>| {
-            let scene = &planner.scene;
-            if changed.camera {
-                *world.get_mut::<Transform>(view.camera).expect("camera") =
-                    camera_transform(&planner.camera);
-                *world.get_mut::<Projection>(view.camera).expect("camera") =
-                    projection(&planner.camera, scene);
-            }
-            if changed.overlay {
-                let table = colour_table_image(scene);
-                let handle = view.scene.colour_table.clone();
-                if let Some(mut image) = world.resource_mut::<Assets<Image>>().get_mut(&handle) {
-                    image.data = table.data;
-                }
-                for e in std::mem::take(&mut view.scene.overlays) {
-                    world.entity_mut(e).despawn();
-                }
-                let material = view.material.clone();
-                view.scene.overlays = spawn_overlays(world, scene, &material);
-                if let Some(e) = view.legend.take() {
-                    world.entity_mut(e).despawn();
-                }
-                view.legend = spawn_legend(
-                    world,
-                    scene,
-                    planner.viewport.1,
-                    view.camera,
-                    view.font.clone(),
-                );
-                let title = match planner.period_label() {
-                    Some(p) => format!("{} · {p}", world.resource::<WindowOptions>().title),
-                    None => world.resource::<WindowOptions>().title.clone(),
-                };
-                if let Some(mut text) = world.get_mut::<Text>(view.title) {
-                    text.0 = title;
-                }
-            }
-            if changed.camera || changed.overlay {
-                if let Some(e) = view.labels.take() {
-                    world.entity_mut(e).despawn();
-                }
-                view.labels = spawn_labels(
-                    world,
-                    scene,
-                    &planner.camera,
-                    planner.viewport,
-                    view.camera,
-                    view.font.clone(),
-                );
-            }
-            if changed.panel {
-                if let Some(e) = view.panel.take() {
-                    world.entity_mut(e).despawn();
-                }
-                if let Some(selection) = &planner.selection {
-                    let font = view.font.clone();
-                    let mut panel = world.spawn((
-                        Node {
-                            position_type: PositionType::Absolute,
-                            right: Val::Px(16.0),
-                            top: Val::Px(48.0),
-                            max_width: Val::Px(460.0),
-                            padding: UiRect::all(Val::Px(10.0)),
-                            flex_direction: FlexDirection::Column,
-                            row_gap: Val::Px(3.0),
-                            ..default()
-                        },
-                        BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.75)),
-                        UiTargetCamera(view.camera),
-                    ));
-                    panel.with_children(|p| {
-                        for (i, line) in selection.lines.iter().enumerate() {
-                            p.spawn((
-                                Text::new(line.clone()),
-                                TextFont {
-                                    font: font.clone().map(FontSource::from).unwrap_or_default(),
-                                    font_size: FontSize::Px(if i == 0 { 16.0 } else { 13.0 }),
-                                    ..default()
-                                },
-                                TextColor(Color::WHITE),
-                            ));
-                        }
-                    });
-                    view.panel = Some(panel.id());
-                    let (kind, id) = match &selection.pick {
-                        crate::Pick::Object { id, .. } => ("object", id.clone()),
-                        crate::Pick::Region { code, .. } => ("region", code.clone()),
-                    };
-                    print_json(serde_json::json!({ "picked": {
-                        "kind": kind, "id": id, "region": selection.region,
-                        "value": selection.value, "period": planner.period_label(),
-                        "lines": selection.lines,
-                    }}));
-                }
+        let planner = world.resource::<Planner>();
+        let (scene, camera, viewport) = (planner.scene.clone(), planner.camera, planner.viewport);
+        if let Some(e) = view.labels.take() {
+            world.entity_mut(e).despawn();
+        }
+        view.labels = spawn_labels(
+            world,
+            &scene,
+            &camera,
+            viewport,
+            view.camera,
+            view.font.clone(),
+        );
+    });
+}
+
+fn sync_camera(world: &mut World) {
+    if !std::mem::take(&mut world.resource_mut::<Planner>().changed.camera) {
+        return;
+    }
+    let planner = world.resource::<Planner>();
+    let (transform, projection) = (
+        camera_transform(&planner.camera),
+        projection(&planner.camera, &planner.scene),
+    );
+    let camera = world.resource::<View>().camera;
+    world.entity_mut(camera).insert((transform, projection));
+}
+
+/// The overlay changed (period, layers): new colour table data (the geometry stays), new
+/// overlay meshes, legend and title.
+fn sync_overlay(world: &mut World) {
+    if !std::mem::take(&mut world.resource_mut::<Planner>().changed.overlay) {
+        return;
+    }
+    world.resource_scope(|world, mut view: Mut<View>| {
+        let planner = world.resource::<Planner>();
+        let scene = planner.scene.clone();
+        let height = planner.viewport.1;
+        let title = match planner.period_label() {
+            Some(p) => format!("{} · {p}", view.title_text),
+            None => view.title_text.clone(),
+        };
+        let table = colour_table_image(&scene);
+        let handle = view.scene.colour_table.clone();
+        if let Some(mut image) = world.resource_mut::<Assets<Image>>().get_mut(&handle) {
+            image.data = table.data;
+        }
+        for e in std::mem::take(&mut view.scene.overlays) {
+            world.entity_mut(e).despawn();
+        }
+        let material = view.material.clone();
+        view.scene.overlays = spawn_overlays(world, &scene, &material);
+        if let Some(e) = view.legend.take() {
+            world.entity_mut(e).despawn();
+        }
+        view.legend = spawn_legend(world, &scene, height, view.camera, view.font.clone());
+        if let Some(mut text) = world.get_mut::<Text>(view.title) {
+            text.0 = title;
+        }
+    });
+}
+
+/// The pick panel (top right) shows the selection; each pick is also printed as JSON.
+fn sync_panel(world: &mut World) {
+    if !std::mem::take(&mut world.resource_mut::<Planner>().changed.panel) {
+        return;
+    }
+    world.resource_scope(|world, mut view: Mut<View>| {
+        if let Some(e) = view.panel.take() {
+            world.entity_mut(e).despawn();
+        }
+        let planner = world.resource::<Planner>();
+        let Some(selection) = planner.selection.clone() else {
+            return;
+        };
+        let period = planner.period_label().map(str::to_owned);
+        let font = view.font.clone();
+        let mut panel = world.spawn((
+            Node {
+                position_type: PositionType::Absolute,
+                right: Val::Px(16.0),
+                top: Val::Px(48.0),
+                max_width: Val::Px(460.0),
+                padding: UiRect::all(Val::Px(10.0)),
+                flex_direction: FlexDirection::Column,
+                row_gap: Val::Px(3.0),
+                ..default()
+            },
+            BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.75)),
+            UiTargetCamera(view.camera),
+        ));
+        panel.with_children(|p| {
+            for (i, line) in selection.lines.iter().enumerate() {
+                p.spawn((
+                    Text::new(line.clone()),
+                    TextFont {
+                        font: font.clone().map(FontSource::from).unwrap_or_default(),
+                        font_size: FontSize::Px(if i == 0 { 16.0 } else { 13.0 }),
+                        ..default()
+                    },
+                    TextColor(Color::WHITE),
+                ));
             }
         });
+        view.panel = Some(panel.id());
+        let (kind, id) = match &selection.pick {
+            crate::Pick::Object { id, .. } => ("object", id.clone()),
+            crate::Pick::Region { code, .. } => ("region", code.clone()),
+        };
+        print_json(serde_json::json!({ "picked": {
+            "kind": kind, "id": id, "region": selection.region,
+            "value": selection.value, "period": period, "lines": selection.lines,
+        }}));
     });
+}
+
+/// Configuration of [`ViewPlugin`], as a resource for its start-up system.
+#[derive(Resource, Clone)]
+struct ViewConfig {
+    title: String,
+}
+
+/// The scene and camera: spawns the prepared scene's meshes, the camera and the fixed UI at
+/// start, and moves the camera when the planner does.
+pub struct ViewPlugin {
+    pub title: String,
+}
+
+impl Plugin for ViewPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(ViewConfig {
+            title: self.title.clone(),
+        })
+        .add_systems(Startup, setup)
+        .add_systems(
+            Update,
+            (sync_labels, sync_camera).chain().in_set(ViewSystems),
+        );
+    }
+}
+
+/// Where the view systems run, so overlay and panel updates can follow the labels.
+#[derive(SystemSet, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ViewSystems;
+
+/// Mouse, wheel, resize and keys into [`PlannerInput`] messages.
+pub struct MouseKeyboardPlugin;
+
+impl Plugin for MouseKeyboardPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_systems(PreUpdate, read_input.before(PlannerSystems));
+    }
+}
+
+/// Overlay changes (period steps, layer toggles) applied without touching geometry.
+pub struct OverlayViewPlugin;
+
+impl Plugin for OverlayViewPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_systems(Update, sync_overlay.after(ViewSystems));
+    }
+}
+
+/// The pick panel.
+pub struct PickPanelPlugin;
+
+impl Plugin for PickPanelPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_systems(Update, sync_panel.after(ViewSystems));
+    }
+}
+
+/// Configuration of [`CapturePlugin`].
+#[derive(Resource, Clone)]
+struct CaptureConfig {
+    screenshot_to: PathBuf,
+}
+
+/// Screenshots (`F12`, saved to `screenshot_to`), `Esc` to close, and the ready line.
+pub struct CapturePlugin {
+    pub screenshot_to: PathBuf,
+}
+
+impl Plugin for CapturePlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(CaptureConfig {
+            screenshot_to: self.screenshot_to.clone(),
+        })
+        .add_systems(Update, (keys_outside_the_planner, announce_ready));
+    }
 }
