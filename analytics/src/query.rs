@@ -36,6 +36,34 @@ pub struct IndicatorValue {
     pub rank: Option<u32>,
     /// How many regions share the parent in this period, this one included.
     pub siblings: u32,
+    /// Whether the numbers were withheld because too few records stand behind them (set by
+    /// the server for roles that may not see small cells).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
+}
+
+impl IndicatorValue {
+    /// How many records stand behind the value: the denominator for ratios and rates, else
+    /// the numerator (a count or sum).
+    pub fn support(&self) -> f64 {
+        self.denominator.unwrap_or(self.numerator)
+    }
+
+    /// Withholds every number of the row (value, parts, comparisons, rank), keeping region and
+    /// period; status becomes no data.
+    pub fn suppress(&mut self) {
+        self.value = None;
+        self.numerator = 0.0;
+        self.denominator = None;
+        self.gap_to_target = None;
+        self.status = indicators::Status::NoData;
+        self.previous_value = None;
+        self.change_vs_previous = None;
+        self.last_year_value = None;
+        self.change_vs_last_year = None;
+        self.rank = None;
+        self.suppressed = true;
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -413,6 +441,7 @@ impl Engine {
                     change_vs_last_year: None,
                     rank: None,
                     siblings: 0,
+                    suppressed: false,
                 }
             })
             .collect();
@@ -517,6 +546,7 @@ mod tests {
             change_vs_last_year: None,
             rank: None,
             siblings: 1,
+            suppressed: false,
         }
     }
 

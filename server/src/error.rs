@@ -1,8 +1,9 @@
 //! The one place where errors become HTTP responses.
 //!
 //! Client mistakes are 4xx with a JSON body naming the parameter (or, for analyst SQL, the
-//! rule); a query cancelled at its time limit is 504; a missing renderer or empty database is
-//! 503; anything else is a generic 500 whose detail is logged here, once.
+//! rule); no or an unknown token is 401, outside the role or scope 403, too many requests 429
+//! (each with a `reason`); a query cancelled at its time limit is 504; a missing renderer or
+//! empty database is 503; anything else is a generic 500 whose detail is logged here, once.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -23,6 +24,14 @@ pub enum AppError {
     Timeout(String),
     #[error("{0}")]
     Unavailable(String),
+    /// No token, or one this server does not know.
+    #[error("{message}")]
+    Unauthorized { reason: String, message: String },
+    /// Outside the caller's role or region scope.
+    #[error("{message}")]
+    Forbidden { reason: String, message: String },
+    #[error("{0}")]
+    RateLimited(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -88,6 +97,18 @@ impl IntoResponse for AppError {
                 json!({ "error": m, "rule": "timeout" }),
             ),
             AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": m })),
+            AppError::Unauthorized { reason, message } => (
+                StatusCode::UNAUTHORIZED,
+                json!({ "error": message, "reason": reason }),
+            ),
+            AppError::Forbidden { reason, message } => (
+                StatusCode::FORBIDDEN,
+                json!({ "error": message, "reason": reason }),
+            ),
+            AppError::RateLimited(m) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({ "error": m, "reason": "rate_limited" }),
+            ),
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (

@@ -6,6 +6,7 @@
 //! on blocking threads, never on the async workers. Errors become HTTP responses in exactly one
 //! place, [`error::AppError`].
 
+pub mod auth;
 pub mod error;
 pub mod export;
 pub mod page;

@@ -246,6 +246,13 @@ enum Command {
         /// Address to listen on; port 0 picks a free port (the URL is printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
+        /// Tokens: a TOML file of `[[token]]` tables with name, role, scope and secret.
+        /// `DATABRAIN_ADMIN_TOKEN` in the environment adds an admin token for the province.
+        #[arg(long)]
+        tokens: Option<PathBuf>,
+        /// The audit log (JSON lines); default: next to the database, `<db>.audit.jsonl`.
+        #[arg(long)]
+        audit: Option<PathBuf>,
     },
     /// Measure the indicator system on a generated dataset and write BENCHMARKS.md.
     Bench {
@@ -418,7 +425,15 @@ fn main() -> Result<()> {
             height,
             screenshot,
         } => planner_window(&db, &scene, &data_dir, (width, height), screenshot),
-        Command::Serve { db, addr } => serve(&db, addr),
+        Command::Serve {
+            db,
+            addr,
+            tokens,
+            audit,
+        } => {
+            let auth = load_auth(tokens.as_deref(), &audit_path(&db, audit))?;
+            serve(&db, addr, auth)
+        }
         Command::BenchTwin {
             dir,
             sizes,
@@ -901,8 +916,80 @@ fn state_for(db: &Path) -> Result<AppState> {
     Ok(AppState::new(engine, scenes, rendering))
 }
 
-fn serve(db: &Path, addr: SocketAddr) -> Result<()> {
-    let state = state_for(db)?;
+/// The audit log's path: given, or `<db>.audit.jsonl`.
+fn audit_path(db: &Path, given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".audit.jsonl");
+        PathBuf::from(name)
+    })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokensFile {
+    token: Vec<TokenEntry>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    name: String,
+    role: String,
+    scope: String,
+    secret: String,
+}
+
+/// Tokens from `DATABRAIN_ADMIN_TOKEN` and the tokens file, with the audit log.
+fn load_auth(tokens: Option<&Path>, audit: &Path) -> Result<server::auth::Auth> {
+    use server::auth::{Auth, Principal, Role};
+    let mut auth = Auth::default();
+    if let Ok(secret) = std::env::var("DATABRAIN_ADMIN_TOKEN") {
+        let admin = Principal {
+            name: "admin (DATABRAIN_ADMIN_TOKEN)".into(),
+            role: Role::Admin,
+            scope: "32".into(),
+        };
+        auth.add(&secret, admin)
+            .map_err(|e| anyhow::anyhow!("DATABRAIN_ADMIN_TOKEN: {e}"))?;
+    }
+    if let Some(path) = tokens {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the tokens file {}", path.display()))?;
+        let file: TokensFile = toml::from_str(&text)
+            .with_context(|| format!("malformed tokens file {}", path.display()))?;
+        for t in file.token {
+            let role: Role = t.role.parse().map_err(|e: String| {
+                anyhow::anyhow!("token {}: {e}, in {}", t.name, path.display())
+            })?;
+            auth.add(
+                &t.secret,
+                Principal {
+                    name: t.name.clone(),
+                    role,
+                    scope: t.scope,
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("{e}, in {}", path.display()))?;
+        }
+    }
+    auth.audit_to(audit)
+        .with_context(|| format!("cannot open the audit log {}", audit.display()))?;
+    Ok(auth)
+}
+
+/// A random token: 32 hex digits from the operating system's generator.
+fn random_token() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn serve(db: &Path, addr: SocketAddr, auth: server::auth::Auth) -> Result<()> {
+    let state = state_for(db)?.with_auth(auth);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -946,5 +1033,32 @@ fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
     if !has_data {
         ingest(&db, &sample)?;
     }
-    serve(&db, addr)
+    // One token per role, fresh at every start: the province for admin, leader and viewer, a
+    // Nanjing analyst, a planner of the demo district.
+    use server::auth::{Principal, Role};
+    let mut auth = load_auth(None, &audit_path(&db, None))?;
+    println!("tokens for this run (each URL opens the page as that role):");
+    for (role, scope) in [
+        (Role::Admin, "32"),
+        (Role::Leader, "32"),
+        (Role::Analyst, "3201"),
+        (Role::Planner, "320102"),
+        (Role::Viewer, "32"),
+    ] {
+        let secret = random_token()?;
+        auth.add(
+            &secret,
+            Principal {
+                name: format!("demo {}", role.as_str()),
+                role,
+                scope: scope.into(),
+            },
+        )
+        .map_err(anyhow::Error::msg)?;
+        println!(
+            "  {:8} scope {scope:7} http://{addr}/?token={secret}",
+            role.as_str()
+        );
+    }
+    serve(&db, addr, auth)
 }

@@ -1,14 +1,17 @@
-//! The start page, `GET /`: the demo scene's snapshot (streamed live once the page's script
-//! connects to `/ws/view`; drag to orbit, wheel to zoom) and a KPI table of every indicator for
-//! the province in the latest complete year. Hand-written HTML, no front-end build step.
+//! The start page, `GET /?token=TOKEN`: the demo scene's snapshot (streamed live once the
+//! page's script connects to `/ws/view`; drag to orbit, wheel to zoom) and a KPI table of every
+//! indicator for the token's region in the latest complete year. Without a token the page
+//! says how to get one and shows no data. Hand-written HTML, no front-end build step; the
+//! script passes the page's token on to the image and the stream.
 
+use crate::auth::Principal;
 use crate::error::AppError;
 use crate::routes::blocking;
 use crate::state::{AppState, Rendering};
 use analytics::IndicatorValue;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::response::Html;
-use indicators::{Grain, IndicatorQuery, Level, Status};
+use indicators::{Grain, IndicatorQuery, Status};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -26,21 +29,24 @@ fn fmt(v: Option<f64>, unit: &str) -> String {
     }
 }
 
-/// The latest yearly province value of every indicator computed per year at province level.
+/// The latest yearly value for `region` of every indicator computed per year at its level.
 fn kpis(
     state: &AppState,
+    region: &str,
 ) -> Result<Vec<(indicators::Indicator, Option<IndicatorValue>)>, AppError> {
+    let level = indicators::region_level(region)
+        .map_err(|e| AppError::Internal(format!("token scope {region}: {e}")))?;
     let mut out = Vec::new();
     for ind in &state.catalogue.indicators {
-        if !(ind.levels.contains(&Level::Province) && ind.grains.contains(&Grain::Year)) {
+        if !(ind.levels.contains(&level) && ind.grains.contains(&Grain::Year)) {
             continue;
         }
         let q = IndicatorQuery {
-            level: Level::Province,
+            level,
             grain: Grain::Year,
             from: None,
             to: None,
-            region: None,
+            region: Some(region.to_owned()),
         };
         let rows = state.engine.values(ind, &q)?;
         out.push((
@@ -51,9 +57,26 @@ fn kpis(
     Ok(out)
 }
 
-pub async fn index(State(state): State<AppState>) -> Result<Html<String>, AppError> {
-    let s = state.clone();
-    let rows = blocking(move || kpis(&s)).await?;
+pub async fn index(
+    State(state): State<AppState>,
+    who: Option<Extension<Principal>>,
+) -> Result<Html<String>, AppError> {
+    let Some(Extension(who)) = who else {
+        return Ok(Html(
+            r#"<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>databrain 数据大脑</title></head>
+<body style="background:#0b1220;color:#e6edf7;font-family:'Noto Sans CJK SC',sans-serif;margin:24px">
+<h1>databrain 数据大脑</h1>
+<p>请使用令牌打开本页 Open this page with your token: <code>/?token=…</code></p>
+<p>The operator gives each person a token with a role and a region; <code>databrain demo</code>
+prints one per role.</p>
+</body></html>
+"#
+            .to_owned(),
+        ));
+    };
+    let (s, region) = (state.clone(), who.scope.clone());
+    let rows = blocking(move || kpis(&s, &region)).await?;
     let mut table = String::new();
     for (ind, v) in &rows {
         let status = v.as_ref().map_or(Status::NoData, |v| v.status);
@@ -67,14 +90,16 @@ pub async fn index(State(state): State<AppState>) -> Result<Html<String>, AppErr
             st = status.as_str(),
         );
     }
+    // The first scene inside the token's scope.
     let scene = state
         .scenes
-        .first()
+        .iter()
+        .find(|s| s.region.as_deref().is_some_and(|r| who.covers(r)))
         .map(|s| s.id.clone())
         .unwrap_or_default();
     let view = match &*state.rendering {
         Rendering::Available(_) => format!(
-            "<img id=view src=\"/api/scenes/{s}/snapshot.png?width=960&amp;height=540\" width=960 height=540 alt=\"city twin\" data-scene=\"{s}\">\
+            "<img id=view width=960 height=540 alt=\"city twin\" data-scene=\"{s}\">\
              <p class=hint>Drag to orbit, scroll to zoom (streamed from the server).</p>",
             s = esc(&scene)
         ),
@@ -101,7 +126,7 @@ small {{ color:#8ea2c0; }} .hint {{ color:#8ea2c0; font-size:13px; }} .warn {{ c
 <h1>databrain 数据大脑 <small>江苏省 · 城市运行监测一张图</small></h1>
 <div class=wrap>
 <section><h2>城市孪生 City twin</h2>{view}</section>
-<section><h2>关键指标 Key indicators (江苏省 Jiangsu, latest complete year)</h2>
+<section><h2>关键指标 Key indicators ({scope}, latest complete year) <small>{role}</small></h2>
 <table><thead><tr><th>指标 Indicator</th><th>期 Period</th><th>值 Value</th><th>目标 Target</th><th>状态 Status</th></tr></thead>
 <tbody>
 {table}</tbody></table>
@@ -111,8 +136,10 @@ small {{ color:#8ea2c0; }} .hint {{ color:#8ea2c0; font-size:13px; }} .warn {{ c
 (() => {{
   const img = document.getElementById('view');
   if (!img) return;
+  const token = encodeURIComponent(new URLSearchParams(location.search).get('token') || '');
+  img.src = `/api/scenes/${{img.dataset.scene}}/snapshot.png?width=960&height=540&token=${{token}}`;
   const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-  const ws = new WebSocket(`${{proto}}://${{location.host}}/ws/view?scene=${{img.dataset.scene}}&width=960&height=540`);
+  const ws = new WebSocket(`${{proto}}://${{location.host}}/ws/view?scene=${{img.dataset.scene}}&width=960&height=540&token=${{token}}`);
   ws.binaryType = 'blob';
   ws.onmessage = (ev) => {{
     if (typeof ev.data === 'string') return;
@@ -138,5 +165,7 @@ small {{ color:#8ea2c0; }} .hint {{ color:#8ea2c0; font-size:13px; }} .warn {{ c
 </body></html>
 "#,
         version = esc(&state.catalogue.version),
+        scope = esc(&who.scope),
+        role = who.role.as_str(),
     )))
 }

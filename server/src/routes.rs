@@ -1,10 +1,11 @@
 //! The router: API routes, the page and the view stream.
 
+use crate::auth::{AuditRows, Principal};
 use crate::error::AppError;
 use crate::state::{AppState, Rendering};
 use crate::{page, views, ws};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,6 +29,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/scenes", get(scenes_list))
         .route("/api/scenes/{id}/snapshot.png", get(snapshot))
         .route("/ws/view", get(ws::view))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::guard,
+        ))
         .with_state(state)
 }
 
@@ -156,9 +161,31 @@ pub fn parse_query(params: &HashMap<String, String>) -> Result<IndicatorQuery, A
     })
 }
 
+/// Withholds rows resting on too few records from roles that may not see small cells.
+fn suppress_small_cells(
+    state: &AppState,
+    who: Option<&Principal>,
+    rows: &mut [analytics::IndicatorValue],
+) {
+    if who.is_some_and(|p| !p.role.sees_small_cells()) {
+        for r in rows.iter_mut() {
+            if r.support() < state.auth.small_cell_min {
+                r.suppress();
+            }
+        }
+    }
+}
+
+/// Adds the row count for the audit log.
+fn with_rows(mut response: Response, rows: usize) -> Response {
+    response.extensions_mut().insert(AuditRows(rows));
+    response
+}
+
 async fn values(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    who: Option<Extension<Principal>>,
     Query(mut params): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
     let format = params.remove("format").unwrap_or_else(|| "json".into());
@@ -170,52 +197,58 @@ async fn values(
     }
     let query = parse_query(&params)?;
     let indicator = indicator(&state, &id)?;
-    let rows = indicator_values(&state, &indicator, &query).await?;
+    let mut rows = indicator_values(&state, &indicator, &query).await?;
+    suppress_small_cells(&state, who.as_deref(), &mut rows);
+    let count = rows.len();
     let file = |ext: &str| {
         format!(
             "attachment; filename=\"{id}-{}-{}.{ext}\"",
             query.level, query.grain
         )
     };
-    Ok(match format.as_str() {
-        "csv" => (
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-                (header::CONTENT_DISPOSITION, file("csv")),
-            ],
-            crate::export::values_csv(&rows),
-        )
+    Ok(with_rows(
+        match format.as_str() {
+            "csv" => (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                    (header::CONTENT_DISPOSITION, file("csv")),
+                ],
+                crate::export::values_csv(&rows),
+            )
+                .into_response(),
+            "sdmx-csv" => (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "application/vnd.sdmx.data+csv; version=1.0.0; charset=utf-8".to_owned(),
+                    ),
+                    (header::CONTENT_DISPOSITION, file("sdmx.csv")),
+                ],
+                crate::export::values_sdmx_csv(&indicator, query.grain, &rows),
+            )
+                .into_response(),
+            _ => Json(json!({
+                "catalogue_version": state.catalogue.version,
+                "level": query.level,
+                "grain": query.grain,
+                "from": query.from,
+                "to": query.to,
+                "region": query.region,
+                "rows": rows,
+            }))
             .into_response(),
-        "sdmx-csv" => (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    "application/vnd.sdmx.data+csv; version=1.0.0; charset=utf-8".to_owned(),
-                ),
-                (header::CONTENT_DISPOSITION, file("sdmx.csv")),
-            ],
-            crate::export::values_sdmx_csv(&indicator, query.grain, &rows),
-        )
-            .into_response(),
-        _ => Json(json!({
-            "catalogue_version": state.catalogue.version,
-            "level": query.level,
-            "grain": query.grain,
-            "from": query.from,
-            "to": query.to,
-            "region": query.region,
-            "rows": rows,
-        }))
-        .into_response(),
-    })
+        },
+        count,
+    ))
 }
 
 /// One region's values over time: the level is the region's own.
 async fn series(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    who: Option<Extension<Principal>>,
     Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Response, AppError> {
     only_known(&params, &["region", "grain", "from", "to"])?;
     let region = params.get("region").cloned().unwrap_or_else(|| "32".into());
     let level =
@@ -229,21 +262,27 @@ async fn series(
         region: Some(region.clone()),
     };
     let indicator = indicator(&state, &id)?;
-    let rows = indicator_values(&state, &indicator, &query).await?;
+    let mut rows = indicator_values(&state, &indicator, &query).await?;
+    suppress_small_cells(&state, who.as_deref(), &mut rows);
     let points: Vec<Value> = rows
         .iter()
-        .map(|r| json!({ "period": r.period, "value": r.value, "numerator": r.numerator, "denominator": r.denominator, "status": r.status }))
+        .map(|r| json!({ "period": r.period, "value": r.value, "numerator": r.numerator, "denominator": r.denominator, "status": r.status, "suppressed": r.suppressed }))
         .collect();
-    Ok(Json(json!({
-        "indicator": id,
-        "region": region,
-        "region_name": rows.first().map(|r| r.region_name.clone()),
-        "level": level,
-        "grain": grain,
-        "unit": indicator.unit,
-        "target": indicator.target,
-        "points": points,
-    })))
+    let count = points.len();
+    Ok(with_rows(
+        Json(json!({
+            "indicator": id,
+            "region": region,
+            "region_name": rows.first().map(|r| r.region_name.clone()),
+            "level": level,
+            "grain": grain,
+            "unit": indicator.unit,
+            "target": indicator.target,
+            "points": points,
+        }))
+        .into_response(),
+        count,
+    ))
 }
 
 /// The indicator in one period split by a text column, largest first (e.g. the top 12345

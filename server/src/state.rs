@@ -33,6 +33,8 @@ pub struct AppState {
     pub sql_timeout: std::time::Duration,
     /// Where relative file paths of scene layers are taken from.
     pub data_dir: std::path::PathBuf,
+    /// Tokens, roles and scopes, the rate limiter and the audit log.
+    pub auth: Arc<crate::auth::Auth>,
 }
 
 impl AppState {
@@ -46,7 +48,14 @@ impl AppState {
             prepared: Arc::new(Mutex::new(HashMap::new())),
             sql_timeout: std::time::Duration::from_secs(10),
             data_dir: std::env::current_dir().unwrap_or_default(),
+            auth: Arc::new(crate::auth::Auth::default()),
         }
+    }
+
+    /// The same state with these tokens.
+    pub fn with_auth(mut self, auth: crate::auth::Auth) -> AppState {
+        self.auth = Arc::new(auth);
+        self
     }
 
     pub fn scene(&self, id: &str) -> Option<&Scene> {

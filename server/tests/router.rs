@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
+use server::auth::{Auth, Principal, Role};
 use server::state::{AppState, Rendering};
 use tower::ServiceExt;
 
@@ -31,9 +32,49 @@ fn state(dir: &std::path::Path) -> AppState {
         scenes::builtin().unwrap(),
         Rendering::Unavailable("no renderer in this test".into()),
     )
+    .with_auth(auth(dir, 50.0))
 }
 
-async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, Vec<u8>) {
+/// Tokens of the role × scope matrix: (secret, role, scope).
+const TOKENS: &[(&str, Role, &str)] = &[
+    (ADMIN, Role::Admin, "32"),
+    ("leader-province-0001", Role::Leader, "32"),
+    ("analyst-province-001", Role::Analyst, "32"),
+    ("analyst-nanjing-0001", Role::Analyst, "3201"),
+    ("planner-xuanwu-00001", Role::Planner, "320102"),
+    ("viewer-province-0001", Role::Viewer, "32"),
+];
+
+const ADMIN: &str = "admin-province-00001";
+
+fn auth(dir: &std::path::Path, rate_per_s: f64) -> Auth {
+    let mut auth = Auth::default();
+    auth.rate_per_s = rate_per_s;
+    auth.burst = rate_per_s * 4.0;
+    for (secret, role, scope) in TOKENS {
+        auth.add(
+            secret,
+            Principal {
+                name: format!("{} {scope}", role.as_str()),
+                role: *role,
+                scope: scope.to_string(),
+            },
+        )
+        .unwrap();
+    }
+    auth.audit_to(&dir.join("audit.jsonl")).unwrap();
+    auth
+}
+
+/// Sends a request, as the admin unless it carries its own token.
+async fn send(state: &AppState, mut request: Request<Body>) -> (StatusCode, Vec<u8>) {
+    if !request.headers().contains_key("authorization")
+        && !request.uri().to_string().contains("token=")
+    {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {ADMIN}").parse().unwrap());
+    }
     let response = server::app(state.clone()).oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -300,5 +341,195 @@ async fn risks_series_exports_and_sql() {
     assert_eq!(
         (status, body["parameter"].as_str()),
         (StatusCode::BAD_REQUEST, Some("sql"))
+    );
+}
+
+/// GET as the holder of `token` (`""` for none).
+async fn get_as(state: &AppState, token: &str, uri: &str) -> (StatusCode, Value) {
+    let mut request = Request::get(uri);
+    if !token.is_empty() {
+        request = request.header("authorization", format!("Bearer {token}"));
+    } else {
+        // Mark the request so `send` does not add the admin token.
+        request = request.header("authorization", "None");
+    }
+    let (status, bytes) = send(state, request.body(Body::empty()).unwrap()).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn roles_and_scopes_decide_who_sees_what() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = state(tmp.path());
+    let values = "/api/indicators/hotline_on_time_rate/values?grain=year&level=";
+
+    // Without a token, or with an unknown one: 401 with a reason; health is public.
+    let (status, body) = get_as(&state, "", "/api/indicators").await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("missing_token"))
+    );
+    let (status, body) = get_as(&state, "not-a-known-token-00", "/api/indicators").await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_token"))
+    );
+    assert_eq!(get_as(&state, "", "/api/health").await.0, StatusCode::OK);
+
+    // The matrix: (route, [expected status per token in TOKENS order]).
+    let ok = StatusCode::OK;
+    let no = StatusCode::FORBIDDEN;
+    let off = StatusCode::SERVICE_UNAVAILABLE; // allowed, but this test has no renderer
+    let cases: Vec<(String, [StatusCode; 6])> = vec![
+        ("/api/indicators".into(), [ok; 6]),
+        ("/api/indicators/hotline_on_time_rate".into(), [ok; 6]),
+        (
+            format!("{values}county&region=3201"),
+            [ok, ok, ok, ok, no, ok],
+        ),
+        (
+            format!("{values}county&region=3202"),
+            [ok, ok, ok, no, no, ok],
+        ),
+        (format!("{values}province"), [ok, ok, ok, no, no, ok]),
+        (format!("{values}community&region=320102"), [ok; 6]),
+        (
+            "/api/indicators/hotline_on_time_rate/series?region=3201&grain=year".into(),
+            [ok, ok, ok, ok, no, ok],
+        ),
+        ("/api/alerts?level=county".into(), [ok; 6]),
+        ("/api/alerts?level=city".into(), [ok, ok, ok, ok, no, ok]),
+        ("/api/trends".into(), [ok; 6]),
+        ("/api/scenes".into(), [ok; 6]),
+        (
+            "/api/scenes/jiangsu_by_city/snapshot.png".into(),
+            [off, off, off, no, no, off],
+        ),
+        ("/api/scenes/demo_district/snapshot.png".into(), [off; 6]),
+        ("/api/scenes/delft/snapshot.png".into(), [off; 6]),
+    ];
+    for (uri, expected) in &cases {
+        for ((token, role, scope), want) in TOKENS.iter().zip(expected) {
+            let (status, body) = get_as(&state, token, uri).await;
+            assert_eq!(status, *want, "{} {scope} GET {uri}: {body}", role.as_str());
+            if status == StatusCode::FORBIDDEN {
+                assert_eq!(body["reason"], "scope", "{body}");
+                assert!(body["error"].as_str().unwrap().contains(scope), "{body}");
+            }
+        }
+    }
+
+    // Raw SQL: analysts and admins with the province in scope.
+    for (token, role, scope) in TOKENS {
+        let request = Request::post("/api/sql")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"sql": "SELECT 1 AS one"}"#))
+            .unwrap();
+        let (status, bytes) = send(&state, request).await;
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let expected = match (role, *scope) {
+            (Role::Admin | Role::Analyst, "32") => (StatusCode::OK, None),
+            (Role::Admin | Role::Analyst, _) => (StatusCode::FORBIDDEN, Some("scope")),
+            _ => (StatusCode::FORBIDDEN, Some("role")),
+        };
+        assert_eq!(
+            (status, body["reason"].as_str()),
+            expected,
+            "{} {scope}: {body}",
+            role.as_str()
+        );
+    }
+
+    // A scoped caller without a region gets its own subtree only.
+    let (_, body) = get_as(&state, "analyst-nanjing-0001", &format!("{values}county")).await;
+    let rows = body["rows"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter()
+            .all(|r| r["region_code"].as_str().unwrap().starts_with("3201"))
+    );
+    let (_, alerts) = get_as(
+        &state,
+        "planner-xuanwu-00001",
+        "/api/alerts?level=community",
+    )
+    .await;
+    for a in alerts["alerts"].as_array().unwrap() {
+        assert!(
+            a["region_code"].as_str().unwrap().starts_with("320102"),
+            "{a}"
+        );
+    }
+
+    // Small cells: grid cells resting on fewer than 10 orders are withheld below analyst.
+    let grid = format!("{values}grid&region=320102001");
+    let (_, seen) = get_as(&state, "analyst-province-001", &grid).await;
+    let (_, withheld) = get_as(&state, "viewer-province-0001", &grid).await;
+    let small = |r: &Value| r["denominator"].as_f64().unwrap_or(0.0) < 10.0;
+    let seen = seen["rows"].as_array().unwrap();
+    let withheld = withheld["rows"].as_array().unwrap();
+    assert_eq!(seen.len(), withheld.len());
+    let n_small = seen
+        .iter()
+        .filter(|r| small(r) && !r["value"].is_null())
+        .count();
+    assert!(n_small > 0, "the sample has small grid cells");
+    for (a, v) in seen.iter().zip(withheld) {
+        if small(a) {
+            assert!(v["value"].is_null() && v["suppressed"] == true, "{v}");
+        } else {
+            assert_eq!(a["value"], v["value"]);
+        }
+    }
+    assert!(seen.iter().all(|r| r.get("suppressed").is_none()));
+
+    // Every request is in the audit log: who, what, when, status, rows.
+    let audit = std::fs::read_to_string(tmp.path().join("audit.jsonl")).unwrap();
+    let entries: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(entries.len() >= cases.len() * 6, "{}", entries.len());
+    let grid_entry = entries
+        .iter()
+        .rev()
+        .find(|e| e["who"] == "viewer 32" && e["what"].as_str().unwrap().contains("level=grid"))
+        .unwrap();
+    assert_eq!(grid_entry["rows"], withheld.len());
+    assert_eq!(grid_entry["status"], 200);
+    assert!(grid_entry["when"].as_str().unwrap().starts_with("20"));
+    let refused = entries.iter().find(|e| e["status"] == 401).unwrap();
+    assert!(refused["who"].is_null());
+}
+
+#[tokio::test]
+async fn tokens_are_rate_limited() {
+    let tmp = tempfile::tempdir().unwrap();
+    // One request a second, a burst of four.
+    let state = state(tmp.path()).with_auth(auth(tmp.path(), 1.0));
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            get_as(&state, "viewer-province-0001", "/api/indicators")
+                .await
+                .0,
+        );
+    }
+    assert_eq!(statuses[..4], [StatusCode::OK; 4]);
+    let (status, body) = get_as(&state, "viewer-province-0001", "/api/indicators").await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    // Another token has its own bucket.
+    assert_eq!(
+        get_as(&state, "leader-province-0001", "/api/indicators")
+            .await
+            .0,
+        StatusCode::OK
     );
 }

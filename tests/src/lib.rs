@@ -46,6 +46,8 @@ pub struct Server {
     /// Kept open so that later writes to stdout by the server do not fail.
     _stdout: BufReader<std::process::ChildStdout>,
     pub base_url: String,
+    /// The admin token (`Authorization: Bearer`, or `?token=` for pages and WebSockets).
+    pub token: String,
 }
 
 impl Server {
@@ -54,9 +56,11 @@ impl Server {
         Server::start_with_env(db, &[])
     }
 
-    /// Like [`Server::start`], with extra environment variables.
+    /// Like [`Server::start`], with extra environment variables. The server gets an admin
+    /// token ([`Server::token`]) through `DATABRAIN_ADMIN_TOKEN`.
     pub fn start_with_env(db: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(databrain_bin())
+            .env("DATABRAIN_ADMIN_TOKEN", ADMIN_TOKEN)
             .envs(env.iter().copied())
             .args(["serve", "--db"])
             .arg(db)
@@ -81,9 +85,28 @@ impl Server {
             child,
             _stdout: stdout,
             base_url,
+            token: ADMIN_TOKEN.to_owned(),
         }
     }
+
+    /// An HTTP client that sends the admin token.
+    pub fn client(&self) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", self.token)
+                .parse()
+                .expect("a header value"),
+        );
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .expect("an HTTP client")
+    }
 }
+
+/// The admin token the test servers start with.
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
 
 impl Drop for Server {
     fn drop(&mut self) {

@@ -121,7 +121,8 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
 
     let server = Server::start(&db);
     let base = server.base_url.clone();
-    let client = reqwest::Client::new();
+    let client = server.client();
+    let token = server.token.clone();
 
     let (status, health) = get_json(&client, &format!("{base}/api/health")).await;
     assert_eq!(status, 200);
@@ -220,7 +221,7 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
 
     // The view stream: a frame, an orbit, a different frame.
     let ws_url = format!(
-        "{}/ws/view?scene=demo_district&width=320&height=180&fps=10",
+        "{}/ws/view?scene=demo_district&width=320&height=180&fps=10&token={token}",
         base.replacen("http", "ws", 1)
     );
     let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
@@ -268,7 +269,7 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
 
     // The page, in headless Chromium.
     let page = client
-        .get(format!("{base}/"))
+        .get(format!("{base}/?token={token}"))
         .send()
         .await
         .unwrap()
@@ -282,7 +283,7 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
     let shot = tmp.path().join("page.png");
     let profile = tmp.path().join("chromium-profile");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
-    let url = format!("{base}/");
+    let url = format!("{base}/?token={token}");
     let shot_path = shot.clone();
     let status = tokio::task::spawn_blocking(move || {
         // `timeout` bounds a browser that never finishes loading.
@@ -374,7 +375,7 @@ async fn without_vulkan_rendering_fails_clearly_and_the_api_still_serves() {
     );
 
     let server = databrain_tests::Server::start_with_env(&db, &no_vulkan);
-    let client = reqwest::Client::new();
+    let client = server.client();
     let (status, health) = get_json(&client, &format!("{}/api/health", server.base_url)).await;
     assert_eq!(status, 200);
     assert_eq!(health["rendering_available"], false, "{health}");
@@ -395,7 +396,7 @@ async fn without_vulkan_rendering_fails_clearly_and_the_api_still_serves() {
     .await;
     assert_eq!(status, 503, "{body}");
     let page = client
-        .get(format!("{}/", server.base_url))
+        .get(format!("{}/?token={}", server.base_url, server.token))
         .send()
         .await
         .unwrap();
