@@ -194,6 +194,20 @@ impl OrbitCamera {
         }
     }
 
+    /// Moves the target over the ground: `d_right_m` along the screen's right and `d_up_m`
+    /// along the screen's up (forward on the ground), as seen from this camera.
+    pub fn pan(&mut self, d_right_m: f32, d_up_m: f32) {
+        if !(d_right_m.is_finite() && d_up_m.is_finite()) {
+            return;
+        }
+        let yaw = self.yaw_deg.to_radians();
+        // The camera looks from heading `yaw` towards the target: forward is the opposite.
+        let right = [-yaw.cos(), yaw.sin()];
+        let forward = [-yaw.sin(), -yaw.cos()];
+        self.target_en_m[0] += right[0] * d_right_m + forward[0] * d_up_m;
+        self.target_en_m[1] += right[1] * d_right_m + forward[1] * d_up_m;
+    }
+
     /// Camera position relative to the scene centre, metres east, up and north.
     pub fn eye_enu_m(&self) -> [f32; 3] {
         let (yaw, pitch) = (self.yaw_deg.to_radians(), self.pitch_deg.to_radians());
@@ -432,6 +446,21 @@ mod tests {
             assert!(e.contains(msg), "{e}");
             assert!(e.ends_with("in bad.toml"), "{e}");
         }
+    }
+
+    #[test]
+    fn pan_follows_the_screen() {
+        // Looking north (camera south of the target, yaw 180): right is east, up is north.
+        let mut c = OrbitCamera {
+            yaw_deg: 180.0,
+            pitch_deg: 45.0,
+            distance_m: 100.0,
+            target_en_m: [0.0, 0.0],
+        };
+        c.pan(10.0, 5.0);
+        assert!((c.target_en_m[0] - 10.0).abs() < 1e-4 && (c.target_en_m[1] - 5.0).abs() < 1e-4);
+        c.pan(f32::NAN, 1.0);
+        assert!((c.target_en_m[1] - 5.0).abs() < 1e-4);
     }
 
     #[test]

@@ -348,6 +348,47 @@ pub fn prepared(state: &AppState, scene: &Scene) -> Result<Prepared, AppError> {
     Ok(entry)
 }
 
+/// What is under a pixel of a view, for a stream's pick: the building (id, kind, height,
+/// region, attributes) or the region, with the value shown there; `null` for nothing.
+pub fn pick_json(
+    scene: &PreparedScene,
+    camera: &scenes::OrbitCamera,
+    size: (u32, u32),
+    at: [f32; 2],
+) -> serde_json::Value {
+    use serde_json::json;
+    let spec = scene.overlay.as_ref();
+    let shown = json!({
+        "indicator": spec.map(|s| s.title.clone()),
+        "unit": spec.map(|s| s.unit.clone()),
+        "period": spec.map(|s| s.period.clone()),
+    });
+    match twin::pick(scene, camera, size, at) {
+        None => serde_json::Value::Null,
+        Some(twin::Pick::Object {
+            index,
+            id,
+            at_enu_m,
+        }) => {
+            let o = &scene.objects[index];
+            json!({
+                "kind": "object", "id": id, "type": o.kind, "region": o.region,
+                "height_m": o.height_range_m[1] - o.height_range_m[0],
+                "attributes": o.attributes.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+                "value": scene.value_of_object(index), "shown": shown, "at_enu_m": at_enu_m,
+            })
+        }
+        Some(twin::Pick::Region {
+            code,
+            name,
+            at_enu_m,
+        }) => json!({
+            "kind": "region", "id": code, "name": name,
+            "value": twin::value_for(&scene.values, &code), "shown": shown, "at_enu_m": at_enu_m,
+        }),
+    }
+}
+
 pub fn encode_png(image: &image::RgbaImage) -> Result<Vec<u8>, AppError> {
     let mut out = std::io::Cursor::new(Vec::new());
     image

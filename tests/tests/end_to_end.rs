@@ -265,6 +265,28 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
         changed > 320 * 180 / 20,
         "the orbit barely changed the frame ({changed} pixels)"
     );
+    // A pick at the centre names what is there: a building or a grid cell of the district,
+    // with the value shown and its period.
+    socket
+        .send(Message::Text(r#"{"type":"pick","x":160,"y":90}"#.into()))
+        .await
+        .unwrap();
+    let pick = loop {
+        if let Message::Text(t) = socket.next().await.unwrap().unwrap() {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "pick" {
+                break v;
+            }
+        }
+    };
+    let hit = &pick["hit"];
+    let place = match hit["kind"].as_str() {
+        Some("object") => hit["region"].as_str().unwrap().to_owned(),
+        Some("region") => hit["id"].as_str().unwrap().to_owned(),
+        other => panic!("the centre of the district hit {other:?}: {pick}"),
+    };
+    assert!(place.starts_with("320102"), "{pick}");
+    assert_eq!(hit["shown"]["period"], meta2["period"], "{pick}");
     socket.close(None).await.unwrap();
 
     // The page, in headless Chromium.

@@ -26,7 +26,7 @@ pub use frame::LocalFrame;
 pub use mesh::MeshData;
 pub use pick::{Pick, pick};
 pub use ramp::{Legend, LegendEntry, Ramp};
-pub use render::{MAX_VIEWS, Renderer, ViewRequest};
+pub use render::{FOV_DEG, MAX_VIEWS, Renderer, ViewRequest};
 pub use scenes::{OrbitCamera, RampKind};
 
 use std::collections::HashMap;

@@ -250,14 +250,9 @@ impl Planner {
                 match drag.button {
                     DragButton::Orbit => self.camera.orbit(-dx * 0.3, dy * 0.2),
                     DragButton::Pan => {
+                        // The content follows the mouse: the target moves the other way.
                         let m = self.metres_per_px();
-                        let yaw = self.camera.yaw_deg.to_radians();
-                        // Screen right and screen up, projected on the ground (east, north).
-                        let right = [-yaw.cos(), yaw.sin()];
-                        let up = [-yaw.sin(), -yaw.cos()];
-                        let t = &mut self.camera.target_en_m;
-                        t[0] -= (right[0] * dx - up[0] * dy) * m;
-                        t[1] -= (right[1] * dx - up[1] * dy) * m;
+                        self.camera.pan(-dx * m, dy * m);
                     }
                 }
                 self.changed.camera = true;

@@ -772,7 +772,7 @@ pub(crate) fn spawn_labels(
 }
 
 /// Vertical field of view of every view, degrees.
-pub(crate) const FOV_DEG: f32 = 40.0;
+pub const FOV_DEG: f32 = 40.0;
 
 pub(crate) fn near_m(camera: &OrbitCamera) -> f32 {
     (camera.distance_m * 1e-3).max(0.5)
