@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod error;
 pub mod export;
+pub mod openapi;
 pub mod page;
 pub mod routes;
 pub mod state;

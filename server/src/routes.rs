@@ -18,6 +18,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(page::index))
         .route("/api/health", get(health))
+        .route("/api/openapi.json", get(openapi))
         .route("/api/indicators", get(indicators_list))
         .route("/api/indicators/{id}", get(indicator_show))
         .route("/api/indicators/{id}/values", get(values))
@@ -74,6 +75,10 @@ pub fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy>(
         ));
     }
     Ok(v)
+}
+
+async fn openapi(State(state): State<AppState>) -> Json<Value> {
+    Json(crate::openapi::document(&state.catalogue.version))
 }
 
 async fn health(State(state): State<AppState>) -> Json<Value> {

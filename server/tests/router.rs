@@ -533,3 +533,52 @@ async fn tokens_are_rate_limited() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn the_openapi_description_matches_the_routes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = state(tmp.path());
+    let (status, doc) = get_as(&state, "", "/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let described: std::collections::BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .unwrap()
+                .keys()
+                .map(move |m| (m.clone(), path.clone()))
+        })
+        .collect();
+    let served: std::collections::BTreeSet<(String, String)> = server::openapi::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(described, served);
+    // Every described route is served: none answers 404 or 405 with example parameters.
+    for (method, path) in &served {
+        let uri = path
+            .replace(
+                "/api/indicators/{id}",
+                "/api/indicators/hotline_on_time_rate",
+            )
+            .replace("/api/scenes/{id}", "/api/scenes/demo_district");
+        let request = match method.as_str() {
+            "get" => Request::get(&uri).body(Body::empty()).unwrap(),
+            "post" => Request::post(&uri)
+                .header("content-type", "application/json")
+                .body(Body::from(r#"{"sql": "SELECT 1"}"#))
+                .unwrap(),
+            other => panic!("method {other}"),
+        };
+        let (status, _) = send(&state, request).await;
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri}: {status}"
+        );
+    }
+    // And an unknown one is not.
+    assert_eq!(get(&state, "/api/nothing").await.0, StatusCode::NOT_FOUND);
+}
