@@ -98,6 +98,7 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         "rendering": rendering,
         "snapshot": snapshot,
         "catalogue_version": state.catalogue.version,
+        "shared_sessions": state.sessions.running(),
     }))
 }
 

@@ -35,6 +35,8 @@ pub struct AppState {
     pub data_dir: std::path::PathBuf,
     /// Tokens, roles and scopes, the rate limiter and the audit log.
     pub auth: Arc<crate::auth::Auth>,
+    /// Shared view sessions (walls) and their followers.
+    pub sessions: Arc<crate::ws::Sessions>,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
             sql_timeout: std::time::Duration::from_secs(10),
             data_dir: std::env::current_dir().unwrap_or_default(),
             auth: Arc::new(crate::auth::Auth::default()),
+            sessions: Arc::new(crate::ws::Sessions::default()),
         }
     }
 

@@ -211,6 +211,157 @@ where
     }
 }
 
+/// The shared sessions (walls and their followers), by name, scene and size.
+#[derive(Default)]
+pub struct Sessions {
+    map: std::sync::Mutex<HashMap<String, (FrameSender, tokio::task::JoinHandle<()>)>>,
+}
+
+type FrameSender = tokio::sync::watch::Sender<Option<std::sync::Arc<SharedFrame>>>;
+type FrameReceiver = tokio::sync::watch::Receiver<Option<std::sync::Arc<SharedFrame>>>;
+
+impl Sessions {
+    /// Follows the session `key`, starting its leader with `start` when none is running.
+    pub fn follow(
+        &self,
+        key: &str,
+        start: impl FnOnce(FrameSender) -> tokio::task::JoinHandle<()>,
+    ) -> FrameReceiver {
+        let mut map = self.map.lock().expect("sessions lock");
+        if let Some((tx, leader)) = map.get(key)
+            && !leader.is_finished()
+        {
+            return tx.subscribe();
+        }
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let leader = start(tx.clone());
+        map.insert(key.to_owned(), (tx, leader));
+        rx
+    }
+
+    /// Sessions with a running leader.
+    pub fn running(&self) -> usize {
+        let map = self.map.lock().expect("sessions lock");
+        map.values().filter(|(_, l)| !l.is_finished()).count()
+    }
+}
+
+/// One frame of a shared session, as every follower receives it.
+#[derive(Debug)]
+pub struct SharedFrame {
+    pub meta: String,
+    pub jpeg: Vec<u8>,
+}
+
+/// Where a shared session's camera is at `t` seconds: the scene's tour (each bookmark for its
+/// seconds, then from the top), else the starting camera turning at `spin` degrees a second.
+pub fn session_camera(
+    initial: OrbitCamera,
+    tour: &[(OrbitCamera, f32)],
+    spin_deg_per_s: f32,
+    t: f32,
+) -> OrbitCamera {
+    let total: f32 = tour.iter().map(|(_, s)| s).sum();
+    if total > 0.0 {
+        let mut at = t % total;
+        for (camera, seconds) in tour {
+            if at < *seconds {
+                return *camera;
+            }
+            at -= seconds;
+        }
+    }
+    let mut c = initial;
+    c.orbit(spin_deg_per_s * t, 0.0);
+    c
+}
+
+/// Renders a shared session for as long as anyone follows it: a frame whenever the camera
+/// moves, published to a `watch` channel (followers always get the newest frame, never a
+/// queue). One render serves every follower.
+pub async fn run_leader<F, Fut>(
+    tx: tokio::sync::watch::Sender<Option<std::sync::Arc<SharedFrame>>>,
+    mut camera_at: impl FnMut(f32) -> OrbitCamera,
+    fps: f32,
+    provenance: Value,
+    mut render: F,
+) where
+    F: FnMut(OrbitCamera) -> Fut,
+    Fut: Future<Output = Result<Vec<u8>, String>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs_f32(1.0 / fps));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut last: Option<OrbitCamera> = None;
+    let mut seq = 0u64;
+    loop {
+        tick.tick().await;
+        if tx.receiver_count() == 0 {
+            return;
+        }
+        let camera = camera_at(started.elapsed().as_secs_f32());
+        if last == Some(camera) {
+            continue;
+        }
+        match render(camera).await {
+            Ok(jpeg) => {
+                seq += 1;
+                let mut meta = json!({ "type": "frame", "seq": seq, "bytes": jpeg.len(),
+                                       "camera": camera, "follow": true });
+                if let (Some(m), Some(p)) = (meta.as_object_mut(), provenance.as_object()) {
+                    m.extend(p.clone());
+                }
+                last = Some(camera);
+                let frame = SharedFrame {
+                    meta: meta.to_string(),
+                    jpeg,
+                };
+                if tx.send(Some(std::sync::Arc::new(frame))).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a shared session's render failed");
+            }
+        }
+    }
+}
+
+/// Forwards a shared session's newest frames to one follower until it leaves. Followers
+/// cannot steer; what they send is answered with an error message.
+pub async fn run_follower<S, R>(
+    mut sink: S,
+    mut incoming: R,
+    mut rx: tokio::sync::watch::Receiver<Option<std::sync::Arc<SharedFrame>>>,
+) -> Result<(), String>
+where
+    S: Sink<Outgoing> + Unpin,
+    R: Stream<Item = Incoming> + Unpin,
+{
+    let gone = |_| "the browser went away".to_string();
+    loop {
+        tokio::select! {
+            msg = incoming.next() => match msg {
+                None | Some(Incoming::Close) => return Ok(()),
+                Some(Incoming::Text(_)) => {
+                    let error = json!({ "type": "error", "message": "this view follows a shared session and cannot be steered" });
+                    sink.send(Outgoing::Text(error.to_string())).await.map_err(gone)?;
+                }
+            },
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                let frame = rx.borrow_and_update().clone();
+                if let Some(f) = frame {
+                    sink.send(Outgoing::Text(f.meta.clone())).await.map_err(gone)?;
+                    sink.send(Outgoing::Binary(f.jpeg.clone())).await.map_err(gone)?;
+                }
+            }
+        }
+    }
+}
+
 pub async fn view(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
@@ -218,7 +369,9 @@ pub async fn view(
 ) -> Result<Response, AppError> {
     only_known(
         &params,
-        &["scene", "width", "height", "fps", "spin", "quality"],
+        &[
+            "scene", "width", "height", "fps", "spin", "quality", "follow",
+        ],
     )?;
     let id = params
         .get("scene")
@@ -255,6 +408,15 @@ pub async fn view(
         .iter()
         .map(|b| (b.name.clone(), b.camera))
         .collect();
+    let follow = params.get("follow").cloned();
+    if let Some(name) = &follow
+        && (name.is_empty() || name.len() > 64)
+    {
+        return Err(AppError::bad(
+            "follow",
+            "a session name of 1 to 64 characters",
+        ));
+    }
     Ok(ws.on_upgrade(move |socket| async move {
         let (sink, stream) = socket.split();
         let sink = Box::pin(sink.with(|o: Outgoing| async move {
@@ -270,6 +432,42 @@ pub async fn view(
                 Ok(_) => None,
             }
         }));
+        if let Some(name) = follow {
+            // One render for every follower of the session.
+            let key = format!("{name}|{}|{width}x{height}", scene.id);
+            let (state_l, scene_l, renderer_l) = (state.clone(), scene.clone(), renderer.clone());
+            let tour: Vec<(OrbitCamera, f32)> = scene
+                .tour
+                .iter()
+                .filter_map(|stop| {
+                    let b = scene.bookmarks.iter().find(|b| b.name == stop.bookmark)?;
+                    Some((b.camera, stop.seconds))
+                })
+                .collect();
+            let rx = state.sessions.follow(&key, move |tx| {
+                tokio::spawn(async move {
+                    let render = move |camera: OrbitCamera| {
+                        let (state, scene, renderer) =
+                            (state_l.clone(), scene_l.clone(), renderer_l.clone());
+                        async move {
+                            blocking(move || {
+                                let prepared = views::prepared(&state, &scene)?.scene;
+                                let image = renderer.render(prepared, camera, width, height)?;
+                                views::encode_jpeg(&image, quality)
+                            })
+                            .await
+                            .map_err(|e| e.to_string())
+                        }
+                    };
+                    let camera_at = move |t: f32| session_camera(initial, &tour, spin, t);
+                    run_leader(tx, camera_at, fps, provenance, render).await;
+                })
+            });
+            if let Err(e) = run_follower(sink, stream, rx).await {
+                tracing::info!(error = %e, "follower left");
+            }
+            return;
+        }
         let (state_r, scene_r) = (state.clone(), scene.clone());
         let render = move |camera: OrbitCamera, (w, h): (u32, u32)| {
             let (state, scene, renderer) = (state_r.clone(), scene_r.clone(), renderer.clone());
@@ -508,5 +706,110 @@ mod tests {
 
         in_tx.send(Incoming::Close).await.unwrap();
         assert_eq!(task.await.unwrap(), Ok(()));
+    }
+}
+
+#[cfg(test)]
+mod session_tests {
+    use super::*;
+    use futures_util::{sink, stream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::mpsc;
+
+    fn camera() -> OrbitCamera {
+        OrbitCamera {
+            yaw_deg: 0.0,
+            pitch_deg: 45.0,
+            distance_m: 1000.0,
+            target_en_m: [0.0, 0.0],
+        }
+    }
+
+    #[test]
+    fn a_tour_visits_its_bookmarks_in_turn() {
+        let far = OrbitCamera {
+            distance_m: 5000.0,
+            ..camera()
+        };
+        let tour = [(camera(), 2.0), (far, 3.0)];
+        assert_eq!(session_camera(camera(), &tour, 0.0, 1.0), camera());
+        assert_eq!(session_camera(camera(), &tour, 0.0, 4.0), far);
+        assert_eq!(session_camera(camera(), &tour, 0.0, 5.5), camera());
+        // Without a tour the camera spins.
+        let c = session_camera(camera(), &[], 10.0, 3.0);
+        assert!((c.yaw_deg - 30.0).abs() < 1e-4);
+    }
+
+    #[tokio::test]
+    async fn followers_share_one_render_and_get_the_same_frames() {
+        let renders = Arc::new(AtomicUsize::new(0));
+        let counter = renders.clone();
+        let render = move |c: OrbitCamera| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(format!("yaw={:.0}", c.yaw_deg).into_bytes()) }
+        };
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        // Three followers, each with its own socket.
+        let mut outs = Vec::new();
+        let mut ins = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..3 {
+            let (in_tx, in_rx) = mpsc::channel::<Incoming>(8);
+            let (out_tx, out_rx) = mpsc::channel::<Outgoing>(64);
+            let incoming = Box::pin(stream::unfold(in_rx, |mut rx| async move {
+                rx.recv().await.map(|m| (m, rx))
+            }));
+            let sink = Box::pin(sink::unfold(out_tx, |tx, item: Outgoing| async move {
+                tx.send(item).await.map_err(|_| ())?;
+                Ok::<_, ()>(tx)
+            }));
+            tasks.push(tokio::spawn(run_follower(sink, incoming, rx.clone())));
+            ins.push(in_tx);
+            outs.push(out_rx);
+        }
+        drop(rx);
+        // The camera turns 90 degrees a second; frames at 20 per second.
+        let leader = tokio::spawn(run_leader(
+            tx,
+            |t| session_camera(camera(), &[], 90.0, t),
+            20.0,
+            json!({ "scene": "wall" }),
+            render,
+        ));
+        let mut seqs: Vec<Vec<u64>> = vec![Vec::new(); 3];
+        for (k, out) in outs.iter_mut().enumerate() {
+            while seqs[k].len() < 3 {
+                if let Some(Outgoing::Text(meta)) = out.recv().await {
+                    let v: Value = serde_json::from_str(&meta).unwrap();
+                    assert_eq!(v["follow"], true);
+                    assert_eq!(v["scene"], "wall");
+                    seqs[k].push(v["seq"].as_u64().unwrap());
+                }
+            }
+        }
+        // A follower that speaks is told it cannot steer.
+        ins[0]
+            .send(Incoming::Text(r#"{"type":"orbit","d_yaw_deg":5}"#.into()))
+            .await
+            .unwrap();
+        for in_tx in &ins {
+            in_tx.send(Incoming::Close).await.unwrap();
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Ok(()));
+        }
+        // With everyone gone the leader stops; every frame was rendered once for all three.
+        leader.await.unwrap();
+        let rendered = renders.load(Ordering::SeqCst) as u64;
+        let highest = seqs.iter().flatten().copied().max().unwrap();
+        assert!(
+            rendered >= highest && rendered <= highest + 3,
+            "{rendered} renders, seq {highest}"
+        );
+        // Followers may join a frame late but see the same sequence numbers.
+        for s in &seqs {
+            assert!(s.windows(2).all(|w| w[1] > w[0]), "{s:?}");
+        }
     }
 }

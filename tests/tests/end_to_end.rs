@@ -289,6 +289,37 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
     assert_eq!(hit["shown"]["period"], meta2["period"], "{pick}");
     socket.close(None).await.unwrap();
 
+    // Two followers of one wall session see the same frames, rendered once.
+    let follow_url = format!(
+        "{}/ws/view?scene=demo_district&width=320&height=180&fps=8&spin=20&follow=wall&token={token}",
+        base.replacen("http", "ws", 1)
+    );
+    let (mut a, _) = tokio_tungstenite::connect_async(&follow_url).await.unwrap();
+    let (mut b, _) = tokio_tungstenite::connect_async(&follow_url).await.unwrap();
+    let mut seen_a = std::collections::BTreeMap::new();
+    let mut seen_b = std::collections::BTreeMap::new();
+    for _ in 0..3 {
+        let (m, jpeg) = next_frame(&mut a).await;
+        assert_eq!(m["follow"], true);
+        seen_a.insert(m["seq"].as_u64().unwrap(), jpeg);
+        let (m, jpeg) = next_frame(&mut b).await;
+        seen_b.insert(m["seq"].as_u64().unwrap(), jpeg);
+    }
+    let shared: Vec<&u64> = seen_a.keys().filter(|k| seen_b.contains_key(k)).collect();
+    assert!(
+        !shared.is_empty(),
+        "{:?} / {:?}",
+        seen_a.keys(),
+        seen_b.keys()
+    );
+    for k in shared {
+        assert_eq!(seen_a[k], seen_b[k], "frame {k} differs between followers");
+    }
+    let (_, health) = get_json(&client, &format!("{base}/api/health")).await;
+    assert_eq!(health["shared_sessions"], 1);
+    a.close(None).await.unwrap();
+    b.close(None).await.unwrap();
+
     // The page, in headless Chromium.
     let page = client
         .get(format!("{base}/?token={token}"))
