@@ -12,7 +12,8 @@
 //! - Scope: a region code (`32` the province, `3201` Nanjing). A `region` parameter must lie in
 //!   the scope and defaults to it; a `level` above the scope's is refused; a scene must cover
 //!   only regions in the scope.
-//! - `/` and `/api/health` need no token.
+//! - `/`, the pages (`/wall`, `/analyst`, `/planner`, whose scripts fetch data with the
+//!   page's token), `/api/health` and `/api/openapi.json` need no token.
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -255,8 +256,17 @@ fn decode(s: &str) -> String {
 }
 
 /// Paths anyone may open.
+/// The pages themselves hold no data (their scripts fetch it with the page's token).
 fn public(path: &str) -> bool {
-    matches!(path, "/" | "/api/health" | "/api/openapi.json")
+    matches!(
+        path,
+        "/" | "/api/health"
+            | "/api/openapi.json"
+            | "/wall"
+            | "/analyst"
+            | "/planner"
+            | "/pages/common.js"
+    )
 }
 
 /// Routes whose `region` parameter defaults to the caller's scope.

@@ -7,6 +7,10 @@ use serde_json::{Value, json};
 /// Every route the router serves: (method, path in OpenAPI's `{param}` form).
 pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/"),
+    ("get", "/wall"),
+    ("get", "/analyst"),
+    ("get", "/planner"),
+    ("get", "/pages/common.js"),
     ("get", "/api/health"),
     ("get", "/api/openapi.json"),
     ("get", "/api/indicators"),

@@ -169,3 +169,32 @@ small {{ color:#8ea2c0; }} .hint {{ color:#8ea2c0; font-size:13px; }} .warn {{ c
         role = who.role.as_str(),
     )))
 }
+
+/// The command-centre wall (`/wall?scene=ID&token=`): the scene's tour streamed in a shared
+/// session, KPI cards against the 2025 targets with progress and sparklines, an alert ticker.
+pub async fn wall() -> Html<&'static str> {
+    Html(include_str!("pages/wall.html"))
+}
+
+/// The analyst page (`/analyst?token=`): pick indicator, level, grain, region and periods; a
+/// table, small charts and the CSV of the same query.
+pub async fn analyst() -> Html<&'static str> {
+    Html(include_str!("pages/analyst.html"))
+}
+
+/// The planner page (`/planner?scene=ID&token=`): the interactive streamed twin with a pick
+/// panel and the scene's bookmarks.
+pub async fn planner() -> Html<&'static str> {
+    Html(include_str!("pages/planner.html"))
+}
+
+/// The pages' shared script.
+pub async fn common_js() -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/javascript; charset=utf-8",
+        )],
+        include_str!("pages/common.js"),
+    )
+}

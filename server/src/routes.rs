@@ -17,6 +17,10 @@ use std::collections::HashMap;
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(page::index))
+        .route("/wall", get(page::wall))
+        .route("/analyst", get(page::analyst))
+        .route("/planner", get(page::planner))
+        .route("/pages/common.js", get(page::common_js))
         .route("/api/health", get(health))
         .route("/api/openapi.json", get(openapi))
         .route("/api/indicators", get(indicators_list))
@@ -296,6 +300,7 @@ async fn series(
 async fn breakdown(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    who: Option<Extension<Principal>>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, AppError> {
     only_known(&params, &["by", "grain", "period", "region", "top"])?;
@@ -316,6 +321,19 @@ async fn breakdown(
         Ok(engine.breakdown(&indicator, &by2, grain, &period2, region.as_deref(), top)?)
     })
     .await?;
+    // Categories resting on few records are withheld below analyst, as values are.
+    let hide = who.as_deref().is_some_and(|p| !p.role.sees_small_cells());
+    let shares: Vec<Value> = shares
+        .into_iter()
+        .map(|s| {
+            if hide && s.denominator.unwrap_or(s.numerator) < state.auth.small_cell_min {
+                json!({ "category": s.category, "numerator": null, "denominator": null,
+                        "value": null, "share": null, "suppressed": true })
+            } else {
+                json!(s)
+            }
+        })
+        .collect();
     Ok(Json(
         json!({ "indicator": id, "by": by, "period": period, "shares": shares }),
     ))

@@ -334,15 +334,87 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
         "KPI table missing"
     );
     let shot = tmp.path().join("page.png");
-    let profile = tmp.path().join("chromium-profile");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
-    let url = format!("{base}/?token={token}");
-    let shot_path = shot.clone();
-    let status = tokio::task::spawn_blocking(move || {
+    chromium(
+        tmp.path(),
+        &format!("{base}/?token={token}"),
+        &[format!("--screenshot={}", shot.display())],
+    )
+    .await;
+    let screenshot = image::open(&shot).unwrap().to_rgba8();
+    assert!(
+        distinct_colours(&screenshot) > 50,
+        "the page screenshot is blank"
+    );
+
+    // The wall: the streamed twin on the left, KPI cards against the 2025 targets on the right.
+    let wall = tmp.path().join("wall.png");
+    chromium(
+        tmp.path(),
+        &format!("{base}/wall?scene=demo_district&token={token}"),
+        &[format!("--screenshot={}", wall.display())],
+    )
+    .await;
+    let wall = image::open(&wall).unwrap().to_rgba8();
+    let (w, h) = wall.dimensions();
+    let twin = image::imageops::crop_imm(&wall, w / 20, h / 6, w / 2, h / 2).to_image();
+    assert!(distinct_colours(&twin) > 50, "no twin on the wall");
+    // Cards are drawn in #0d1a2e; a good part of the right column must be cards.
+    let card_pixels = (w * 7 / 10..w)
+        .flat_map(|x| (h / 10..h * 8 / 10).map(move |y| (x, y)))
+        .filter(|&(x, y)| {
+            let p = wall.get_pixel(x, y).0;
+            p[0].abs_diff(0x0d) < 3 && p[1].abs_diff(0x1a) < 3 && p[2].abs_diff(0x2e) < 3
+        })
+        .count();
+    assert!(
+        card_pixels > 20_000,
+        "no KPI cards on the wall ({card_pixels} card pixels)"
+    );
+
+    // The analyst page: the table of the query, and a CSV link that gives the API's CSV.
+    let dom = chromium(
+        tmp.path(),
+        &format!("{base}/analyst?indicator=hotline_on_time_rate&token={token}"),
+        &["--dump-dom".to_owned()],
+    )
+    .await;
+    assert!(
+        dom.contains("<small>3201</small>"),
+        "no table rows in the analyst page"
+    );
+    let href = dom
+        .split("id=\"csv\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSV link")
+        .replace("&amp;", "&");
+    let from_page = client.get(format!("{base}{href}")).send().await.unwrap();
+    assert_eq!(from_page.status().as_u16(), 200);
+    let from_page = from_page.text().await.unwrap();
+    let from_api = client
+        .get(format!(
+            "{base}/api/indicators/hotline_on_time_rate/values?level=city&grain=month&format=csv"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(from_page, from_api);
+    assert!(from_page.lines().count() > 13, "{from_page}");
+}
+
+/// Runs headless Chromium on a URL with extra arguments; returns its stdout.
+async fn chromium(dir: &Path, url: &str, extra: &[String]) -> String {
+    let profile = tempfile::tempdir_in(dir).unwrap();
+    let browser = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let (target, extra, profile_path) = (url.to_owned(), extra.to_vec(), profile.path().to_owned());
+    let out = tokio::task::spawn_blocking(move || {
         // `timeout` bounds a browser that never finishes loading.
         std::process::Command::new("timeout")
             .arg("120")
-            .arg(&chromium)
+            .arg(&browser)
             .args([
                 "--headless",
                 "--no-sandbox",
@@ -353,31 +425,25 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
                 "--disable-component-update",
                 "--disable-sync",
                 "--hide-scrollbars",
-                "--window-size=1400,900",
-                "--virtual-time-budget=8000",
+                "--window-size=1600,900",
+                "--virtual-time-budget=10000",
             ])
-            .arg(format!("--screenshot={}", shot_path.display()))
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg(&url)
+            .args(&extra)
+            .arg(format!("--user-data-dir={}", profile_path.display()))
+            .arg(&target)
             .output()
             .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run {chromium} (install Debian's chromium, as `make test` does): {e}"
-                )
+                panic!("cannot run {browser} (install Debian's chromium, as `make test` does): {e}")
             })
     })
     .await
     .unwrap();
     assert!(
-        shot.is_file(),
-        "chromium wrote no screenshot: {}",
-        String::from_utf8_lossy(&status.stderr)
+        out.status.success(),
+        "chromium failed on {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    let screenshot = image::open(&shot).unwrap().to_rgba8();
-    assert!(
-        distinct_colours(&screenshot) > 50,
-        "the page screenshot is blank"
-    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// With no Vulkan driver at all, `render` fails with a clear message and the server still

@@ -1,0 +1,47 @@
+// Shared by the wall, analyst and planner pages: the token from the page's URL, and fetch
+// with it. Hand-written, no libraries.
+const TOKEN = new URLSearchParams(location.search).get('token') || '';
+const PARAMS = new URLSearchParams(location.search);
+async function api(path) {
+  const r = await fetch(path, { headers: { Authorization: 'Bearer ' + TOKEN } });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.error || r.statusText);
+  return body;
+}
+function fmt(v, unit) {
+  if (v === null || v === undefined) return '–';
+  if (unit === 'ratio') return (v * 100).toFixed(1) + '%';
+  return Math.abs(v) >= 1000 ? v.toFixed(0) : v.toFixed(2);
+}
+function esc(s) {
+  return String(s).replace(/[&<>"]/g, c => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' }[c]));
+}
+// A small SVG line chart of numbers (nulls skipped).
+function sparkline(values, w, h, colour) {
+  const pts = values.map((v, i) => [i, v]).filter(p => p[1] !== null && p[1] !== undefined);
+  if (pts.length < 2) return `<svg width="${w}" height="${h}"></svg>`;
+  const ys = pts.map(p => p[1]);
+  const lo = Math.min(...ys), hi = Math.max(...ys), span = hi - lo || 1;
+  const x = i => (i / (values.length - 1)) * (w - 4) + 2;
+  const y = v => h - 2 - ((v - lo) / span) * (h - 4);
+  const d = pts.map((p, k) => (k ? 'L' : 'M') + x(p[0]).toFixed(1) + ',' + y(p[1]).toFixed(1)).join(' ');
+  return `<svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}"><path d="${d}" fill="none" stroke="${colour}" stroke-width="2"/></svg>`;
+}
+// Streams a view into an <img>; returns the socket.
+function stream(img, query) {
+  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+  const ws = new WebSocket(`${proto}://${location.host}/ws/view?${query}&token=${encodeURIComponent(TOKEN)}`);
+  ws.binaryType = 'blob';
+  ws.onmessage = (ev) => {
+    if (typeof ev.data === 'string') {
+      const m = JSON.parse(ev.data);
+      if (m.type === 'frame') img.dataset.seq = m.seq;
+      if (ws.onjson) ws.onjson(m);
+      return;
+    }
+    const url = URL.createObjectURL(ev.data);
+    const old = img.src; img.src = url;
+    if (old.startsWith('blob:')) URL.revokeObjectURL(old);
+  };
+  return ws;
+}
