@@ -37,6 +37,8 @@ pub struct AppState {
     pub auth: Arc<crate::auth::Auth>,
     /// Shared view sessions (walls) and their followers.
     pub sessions: Arc<crate::ws::Sessions>,
+    /// Alerts and trends per data snapshot.
+    pub answers: Arc<crate::routes::Answers>,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
             data_dir: std::env::current_dir().unwrap_or_default(),
             auth: Arc::new(crate::auth::Auth::default()),
             sessions: Arc::new(crate::ws::Sessions::default()),
+            answers: Arc::new(crate::routes::Answers::default()),
         }
     }
 

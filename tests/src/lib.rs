@@ -59,11 +59,17 @@ impl Server {
     /// Like [`Server::start`], with extra environment variables. The server gets an admin
     /// token ([`Server::token`]) through `DATABRAIN_ADMIN_TOKEN`.
     pub fn start_with_env(db: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with(db, env, &[])
+    }
+
+    /// Like [`Server::start_with_env`], with extra arguments to `serve`.
+    pub fn start_with(db: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
         let mut child = Command::new(databrain_bin())
             .env("DATABRAIN_ADMIN_TOKEN", ADMIN_TOKEN)
             .envs(env.iter().copied())
             .args(["serve", "--db"])
             .arg(db)
+            .args(args)
             .args(["--addr", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -87,6 +93,11 @@ impl Server {
             base_url,
             token: ADMIN_TOKEN.to_owned(),
         }
+    }
+
+    /// The server's process id (for its memory use).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// An HTTP client that sends the admin token.
