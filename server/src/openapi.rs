@@ -81,6 +81,18 @@ pub fn document(catalogue_version: &str) -> Value {
         json!({ "summary": "the start page (with ?token= for data)",
         "responses": { "200": { "description": "HTML", "content": { "text/html": {} } } } }),
     );
+    for (path, summary) in [
+        ("/wall", "the command-centre wall (?scene=&token=)"),
+        ("/analyst", "the analyst page (?token=)"),
+        ("/planner", "the planner page (?scene=&token=)"),
+        ("/pages/common.js", "the pages' shared script"),
+    ] {
+        add(
+            path,
+            "get",
+            json!({ "summary": summary, "responses": { "200": { "description": "the page" } } }),
+        );
+    }
     add(
         "/api/health",
         "get",
