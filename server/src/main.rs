@@ -906,7 +906,7 @@ fn state_for(db: &Path) -> Result<AppState> {
     let rendering = match twin::Renderer::start() {
         Ok(r) => {
             tracing::info!(adapter = r.adapter(), "rendering available");
-            Rendering::Available(std::sync::Arc::new(r))
+            Rendering::Available(std::sync::Arc::new(server::state::RenderSlot::new(r)))
         }
         Err(e) => {
             tracing::warn!(error = %e, "serving without rendering");

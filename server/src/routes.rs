@@ -147,14 +147,26 @@ async fn health(State(state): State<AppState>) -> Json<Value> {
         .await
         .ok()
         .flatten();
-    let rendering = match &*state.rendering {
-        Rendering::Available(r) => json!({ "available": true, "adapter": r.adapter() }),
-        Rendering::Unavailable(why) => json!({ "available": false, "reason": why }),
+    // Asking for the renderer restarts a stopped one; meanwhile the server is degraded.
+    let (rendering, renderer_up) = match &*state.rendering {
+        Rendering::Available(slot) => {
+            let up = slot.get();
+            (
+                json!({ "available": up.is_ok(), "adapter": slot.adapter(),
+                        "restarts": slot.restarts(), "reason": up.as_ref().err() }),
+                up.is_ok(),
+            )
+        }
+        Rendering::Unavailable(why) => (json!({ "available": false, "reason": why }), true),
     };
-    let status = if snapshot.is_some() { "ok" } else { "no_data" };
+    let status = match (snapshot.is_some(), renderer_up) {
+        (false, _) => "no_data",
+        (true, false) => "degraded",
+        (true, true) => "ok",
+    };
     Json(json!({
         "status": status,
-        "rendering_available": matches!(&*state.rendering, Rendering::Available(_)),
+        "rendering_available": matches!(&*state.rendering, Rendering::Available(_)) && renderer_up,
         "rendering": rendering,
         "snapshot": snapshot,
         "catalogue_version": state.catalogue.version,

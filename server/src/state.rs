@@ -9,8 +9,63 @@ use twin::{PreparedScene, Renderer};
 
 /// Whether frames can be rendered, and why not.
 pub enum Rendering {
-    Available(Arc<Renderer>),
+    Available(Arc<RenderSlot>),
     Unavailable(String),
+}
+
+/// The renderer in use, replaced when its thread stops (a panic, a lost device): requests in
+/// the meantime are answered 503 and `/api/health` says `degraded`.
+pub struct RenderSlot {
+    current: Mutex<Arc<Renderer>>,
+    restarting: Arc<std::sync::atomic::AtomicBool>,
+    restarts: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RenderSlot {
+    pub fn new(renderer: Renderer) -> RenderSlot {
+        RenderSlot {
+            current: Mutex::new(Arc::new(renderer)),
+            restarting: Arc::default(),
+            restarts: Arc::default(),
+        }
+    }
+
+    /// The running renderer; when it has stopped, starts a new one in the background and
+    /// says so.
+    pub fn get(self: &Arc<Self>) -> Result<Arc<Renderer>, String> {
+        let current = self.current.lock().expect("renderer lock").clone();
+        if current.is_running() {
+            return Ok(current);
+        }
+        use std::sync::atomic::Ordering;
+        if !self.restarting.swap(true, Ordering::SeqCst) {
+            let slot = self.clone();
+            std::thread::spawn(move || {
+                match Renderer::start() {
+                    Ok(r) => {
+                        *slot.current.lock().expect("renderer lock") = Arc::new(r);
+                        slot.restarts.fetch_add(1, Ordering::SeqCst);
+                        tracing::warn!("the renderer stopped and was restarted");
+                    }
+                    Err(e) => tracing::error!(error = %e, "the renderer could not be restarted"),
+                }
+                slot.restarting.store(false, Ordering::SeqCst);
+            });
+        }
+        Err("the renderer stopped and is restarting; try again shortly".into())
+    }
+
+    pub fn adapter(&self) -> String {
+        self.current
+            .lock()
+            .expect("renderer lock")
+            .adapter()
+            .to_owned()
+    }
+
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// A prepared scene and the ingest it was prepared from.
@@ -70,7 +125,7 @@ impl AppState {
 
     pub fn renderer(&self) -> Result<Arc<Renderer>, crate::error::AppError> {
         match &*self.rendering {
-            Rendering::Available(r) => Ok(r.clone()),
+            Rendering::Available(slot) => slot.get().map_err(crate::error::AppError::Unavailable),
             Rendering::Unavailable(why) => Err(crate::error::AppError::Unavailable(why.clone())),
         }
     }

@@ -58,12 +58,16 @@ pub struct ViewRequest {
 struct Job {
     views: Vec<ViewRequest>,
     reply: mpsc::Sender<Result<Vec<RgbaImage>, TwinError>>,
+    /// Fault injection for tests: panic inside the render thread, as a lost device would.
+    crash: bool,
 }
 
 /// A handle to the render thread. Cheap to share; jobs are served one at a time.
 pub struct Renderer {
     jobs: mpsc::SyncSender<Job>,
     adapter: String,
+    /// Cleared when the render thread stops (after a panic); a stopped renderer is replaced.
+    running: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
@@ -78,6 +82,8 @@ impl Renderer {
     pub fn start() -> Result<Renderer, TwinError> {
         let (jobs, job_rx) = mpsc::sync_channel::<Job>(32);
         let (ready_tx, ready_rx) = mpsc::channel::<Result<String, String>>();
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = running.clone();
         std::thread::Builder::new()
             .name("databrain-renderer".into())
             .spawn(move || {
@@ -86,6 +92,7 @@ impl Renderer {
                     Ok(mut headless) => {
                         let _ = ready_tx.send(Ok(headless.adapter.clone()));
                         headless.serve(job_rx);
+                        flag.store(false, std::sync::atomic::Ordering::SeqCst);
                     }
                     Err(p) => {
                         let _ = ready_tx.send(Err(panic_text(p)));
@@ -94,11 +101,36 @@ impl Renderer {
             })
             .map_err(|e| TwinError::RendererGone(format!("cannot start the render thread: {e}")))?;
         match ready_rx.recv() {
-            Ok(Ok(adapter)) => Ok(Renderer { jobs, adapter }),
+            Ok(Ok(adapter)) => Ok(Renderer {
+                jobs,
+                adapter,
+                running,
+            }),
             Ok(Err(detail)) => Err(TwinError::NoDevice { detail }),
             Err(_) => Err(TwinError::NoDevice {
                 detail: "the render thread ended during start-up".into(),
             }),
+        }
+    }
+
+    /// Whether the render thread still serves (false after a panic ended it).
+    pub fn is_running(&self) -> bool {
+        self.running.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Fault injection for tests: makes the render thread panic, as a lost device would, and
+    /// waits until it has stopped.
+    #[doc(hidden)]
+    pub fn crash_for_tests(&self) {
+        let (reply, answer) = mpsc::channel();
+        let _ = self.jobs.send(Job {
+            views: Vec::new(),
+            reply,
+            crash: true,
+        });
+        let _ = answer.recv();
+        while self.is_running() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 
@@ -143,7 +175,11 @@ impl Renderer {
         }
         let (reply, answer) = mpsc::channel();
         self.jobs
-            .send(Job { views, reply })
+            .send(Job {
+                views,
+                reply,
+                crash: false,
+            })
             .map_err(|_| TwinError::RendererGone("the render thread has ended".into()))?;
         answer.recv().map_err(|_| {
             TwinError::RendererGone("the render thread ended during a render".into())
@@ -230,8 +266,12 @@ impl Headless {
 
     fn serve(&mut self, jobs: mpsc::Receiver<Job>) {
         while let Ok(job) = jobs.recv() {
-            let result =
-                std::panic::catch_unwind(AssertUnwindSafe(|| self.render_views(&job.views)));
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                if job.crash {
+                    panic!("fault injected by a test");
+                }
+                self.render_views(&job.views)
+            }));
             match result {
                 Ok(r) => {
                     let _ = job.reply.send(r);

@@ -27,21 +27,32 @@ function sparkline(values, w, h, colour) {
   const d = pts.map((p, k) => (k ? 'L' : 'M') + x(p[0]).toFixed(1) + ',' + y(p[1]).toFixed(1)).join(' ');
   return `<svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}"><path d="${d}" fill="none" stroke="${colour}" stroke-width="2"/></svg>`;
 }
-// Streams a view into an <img>; returns the socket.
+// Streams a view into an <img>; reconnects a second after the stream ends (a restarted
+// renderer, a restarted server). Returns a handle with send(), readyState and onjson.
 function stream(img, query) {
   const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-  const ws = new WebSocket(`${proto}://${location.host}/ws/view?${query}&token=${encodeURIComponent(TOKEN)}`);
-  ws.binaryType = 'blob';
-  ws.onmessage = (ev) => {
-    if (typeof ev.data === 'string') {
-      const m = JSON.parse(ev.data);
-      if (m.type === 'frame') img.dataset.seq = m.seq;
-      if (ws.onjson) ws.onjson(m);
-      return;
-    }
-    const url = URL.createObjectURL(ev.data);
-    const old = img.src; img.src = url;
-    if (old.startsWith('blob:')) URL.revokeObjectURL(old);
+  const conn = {
+    ws: null, onjson: null,
+    send(m) { if (this.ws && this.ws.readyState === 1) this.ws.send(m); },
+    get readyState() { return this.ws ? this.ws.readyState : 3; },
   };
-  return ws;
+  function open() {
+    const ws = new WebSocket(`${proto}://${location.host}/ws/view?${query}&token=${encodeURIComponent(TOKEN)}`);
+    ws.binaryType = 'blob';
+    ws.onmessage = (ev) => {
+      if (typeof ev.data === 'string') {
+        const m = JSON.parse(ev.data);
+        if (m.type === 'frame') img.dataset.seq = m.seq;
+        if (conn.onjson) conn.onjson(m);
+        return;
+      }
+      const url = URL.createObjectURL(ev.data);
+      const old = img.src; img.src = url;
+      if (old.startsWith('blob:')) URL.revokeObjectURL(old);
+    };
+    ws.onclose = () => setTimeout(open, 1000);
+    conn.ws = ws;
+  }
+  open();
+  return conn;
 }
