@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
+mod bench_stream;
 mod bench_twin;
 
 #[derive(Parser)]
@@ -290,6 +291,15 @@ enum Command {
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
     },
+    /// Benchmark the view stream on loopback (latency, frames per second per viewer, bytes and
+    /// encode time per frame, followers), written to the `stream` section of BENCHMARKS.md.
+    BenchStream {
+        /// The DuckDB file (e.g. the demo's).
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
     /// One size of `bench-twin`, in a process of its own (prints JSON).
     #[command(hide = true)]
     BenchTwinOne {
@@ -445,6 +455,10 @@ fn main() -> Result<()> {
             python,
             out,
         }),
+        Command::BenchStream { db, out } => {
+            let state = bench_stream::open(&db, state_for(&db))?;
+            bench_stream::run(&db, state, &out)
+        }
         Command::BenchTwinOne {
             dir,
             buildings,

@@ -254,7 +254,8 @@ pub struct SharedFrame {
 }
 
 /// Where a shared session's camera is at `t` seconds: the scene's tour (each bookmark for its
-/// seconds, then from the top), else the starting camera turning at `spin` degrees a second.
+/// seconds, then from the top), else the starting camera; either turning at `spin` degrees a
+/// second (0 for still views between the tour's cuts).
 pub fn session_camera(
     initial: OrbitCamera,
     tour: &[(OrbitCamera, f32)],
@@ -266,7 +267,9 @@ pub fn session_camera(
         let mut at = t % total;
         for (camera, seconds) in tour {
             if at < *seconds {
-                return *camera;
+                let mut c = *camera;
+                c.orbit(spin_deg_per_s * at, 0.0);
+                return c;
             }
             at -= seconds;
         }
@@ -736,6 +739,10 @@ mod session_tests {
         assert_eq!(session_camera(camera(), &tour, 0.0, 1.0), camera());
         assert_eq!(session_camera(camera(), &tour, 0.0, 4.0), far);
         assert_eq!(session_camera(camera(), &tour, 0.0, 5.5), camera());
+        // With spin, each stop turns from its bookmark.
+        let c = session_camera(camera(), &tour, 10.0, 4.0);
+        assert_eq!(c.distance_m, 5000.0);
+        assert!((c.yaw_deg - 20.0).abs() < 1e-4, "{}", c.yaw_deg);
         // Without a tour the camera spins.
         let c = session_camera(camera(), &[], 10.0, 3.0);
         assert!((c.yaw_deg - 30.0).abs() < 1e-4);
