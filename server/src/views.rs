@@ -348,6 +348,90 @@ pub fn prepared(state: &AppState, scene: &Scene) -> Result<Prepared, AppError> {
     Ok(entry)
 }
 
+/// A viewer's changes to a scene's binding: another indicator, another period, other layers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Variant {
+    pub indicator: Option<String>,
+    pub period: Option<String>,
+    pub layers: Option<OverlayLayers>,
+}
+
+/// How many prepared scenes (variants included) are kept.
+const MAX_PREPARED: usize = 32;
+
+/// The scene as a viewer changed it: the same geometry (cloned from the prepared scene) with
+/// the overlay of the variant's indicator, period and layers. Kept per variant and ingest.
+pub fn prepared_variant(
+    state: &AppState,
+    scene: &Scene,
+    variant: &Variant,
+) -> Result<Prepared, AppError> {
+    let base = prepared(state, scene)?;
+    if *variant == Variant::default() {
+        return Ok(base);
+    }
+    let key = format!(
+        "{}#{:?}|{:?}|{:?}",
+        scene.id, variant.indicator, variant.period, variant.layers
+    );
+    if let Some(cached) = state.prepared.lock().expect("cache lock").get(&key)
+        && cached.ingest_id == base.ingest_id
+    {
+        return Ok(cached.clone());
+    }
+    let Some(bound) = &scene.binding else {
+        return Err(AppError::bad(
+            "binding",
+            format!("scene {} shows no indicator", scene.id),
+        ));
+    };
+    let mut changed = scene.clone();
+    changed.binding = Some(scenes::Binding {
+        indicator: variant
+            .indicator
+            .clone()
+            .unwrap_or_else(|| bound.indicator.clone()),
+        period: variant
+            .period
+            .clone()
+            .unwrap_or_else(|| bound.period.clone()),
+        ..bound.clone()
+    });
+    let b = binding(&state.catalogue, &changed)
+        .map_err(|e| AppError::bad("binding", e))?
+        .expect("the binding was set above");
+    if !b.indicator.levels.contains(&b.level) || !b.indicator.grains.contains(&b.grain) {
+        return Err(AppError::bad(
+            "indicator",
+            format!(
+                "{} is not computed at {} level by {}",
+                b.indicator.id,
+                b.level.as_str(),
+                b.grain
+            ),
+        ));
+    }
+    let region = scene.region.as_deref().unwrap_or("32");
+    let (rows, period) = scene_values(&state.engine, region, &b)?;
+    let mut o = overlay(&b, period, &rows);
+    if let Some(layers) = variant.layers {
+        o.layers = layers;
+    }
+    let mut prepared = (*base.scene).clone();
+    prepared.key = format!("{}#{key}", prepared.key);
+    prepared.set_overlay(Some(&o));
+    let entry = Prepared {
+        ingest_id: base.ingest_id,
+        scene: Arc::new(prepared),
+    };
+    let mut cache = state.prepared.lock().expect("cache lock");
+    if cache.len() >= MAX_PREPARED {
+        cache.retain(|k, _| !k.contains('#'));
+    }
+    cache.insert(key, entry.clone());
+    Ok(entry)
+}
+
 /// What is under a pixel of a view, for a stream's pick: the building (id, kind, height,
 /// region, attributes) or the region, with the value shown there; `null` for nothing.
 pub fn pick_json(

@@ -9,7 +9,11 @@
 //! `{"type":"pan","dx_px":40,"dy_px":-10}` (the content follows the pointer),
 //! `{"type":"pick","x":320,"y":180}` (pixels of the current frame),
 //! `{"type":"bookmark","name":"overview"}`, `{"type":"resize","width":1280,"height":720}`,
-//! `{"type":"reset"}`. A frame is rendered only when the view changed (or it spins);
+//! `{"type":"indicator","id":"..."}`, `{"type":"period","period":"2024"}`,
+//! `{"type":"layer","name":"choropleth","on":false}`, `{"type":"reset"}`. Indicator, period and
+//! layer changes give the viewer its own variant of the scene (same geometry, its own
+//! overlay; `views::prepared_variant`); a change the scene cannot show is answered with an
+//! error and the last view stays. A frame is rendered only when the view changed (or it spins);
 //! commands that arrive during a render are folded into the next one, so a slow client gets
 //! the newest view rather than a queue. [`run_view`] is written over a generic `Sink`/`Stream`
 //! so the protocol is tested without sockets.
@@ -50,6 +54,8 @@ pub struct ViewConfig {
     pub size: (u32, u32),
     /// The scene's named cameras.
     pub bookmarks: Vec<(String, OrbitCamera)>,
+    /// The layers the scene shows at the start (what `layer` commands change).
+    pub layers: twin::OverlayLayers,
 }
 
 #[derive(Debug, PartialEq)]
@@ -60,7 +66,19 @@ enum Command {
     Pick { x: f32, y: f32 },
     Bookmark { name: String },
     Resize { width: u32, height: u32 },
+    Indicator { id: String },
+    Period { period: String },
+    Layer { name: String, on: bool },
     Reset,
+}
+
+/// Why a frame was not rendered.
+#[derive(Debug, PartialEq)]
+pub enum RenderFailure {
+    /// The viewer asked for something the scene cannot show (an unknown indicator or period).
+    Refused(String),
+    /// The renderer or the database failed.
+    Failed(String),
 }
 
 /// Largest frame a viewer may ask for (a 4K wall).
@@ -118,9 +136,34 @@ fn parse_command(text: &str) -> Result<Command, String> {
                 height: h as u32,
             })
         }
+        Some("indicator") => Ok(Command::Indicator {
+            id: v
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or("id must be an indicator id")?
+                .to_owned(),
+        }),
+        Some("period") => Ok(Command::Period {
+            period: v
+                .get("period")
+                .and_then(Value::as_str)
+                .ok_or("period must be a period such as 2024 or 2025-03, or latest")?
+                .to_owned(),
+        }),
+        Some("layer") => Ok(Command::Layer {
+            name: v
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or("name must be buildings, choropleth, columns, labels, density or alerts")?
+                .to_owned(),
+            on: v
+                .get("on")
+                .and_then(Value::as_bool)
+                .ok_or("on must be true or false")?,
+        }),
         Some("reset") => Ok(Command::Reset),
         Some(other) => Err(format!(
-            "unknown command type {other:?} (expected orbit, zoom, pan, pick, bookmark, resize or reset)"
+            "unknown command type {other:?} (expected orbit, zoom, pan, pick, bookmark, resize, indicator, period, layer or reset)"
         )),
         None => Err("missing command type".into()),
     }
@@ -141,13 +184,16 @@ pub async fn run_view<S, R, F, Fut, P, PFut>(
 where
     S: Sink<Outgoing> + Unpin,
     R: Stream<Item = Incoming> + Unpin,
-    F: FnMut(OrbitCamera, (u32, u32)) -> Fut,
-    Fut: Future<Output = Result<Vec<u8>, String>>,
-    P: FnMut(OrbitCamera, (u32, u32), [f32; 2]) -> PFut,
+    F: FnMut(OrbitCamera, (u32, u32), views::Variant) -> Fut,
+    Fut: Future<Output = Result<Vec<u8>, RenderFailure>>,
+    P: FnMut(OrbitCamera, (u32, u32), [f32; 2], views::Variant) -> PFut,
     PFut: Future<Output = Result<Value, String>>,
 {
     let mut camera = initial;
     let mut size = config.size;
+    let mut variant = views::Variant::default();
+    // The variant of the last frame that rendered, to go back to when a change is refused.
+    let mut good_variant = variant.clone();
     let mut tick = tokio::time::interval(Duration::from_secs_f32(1.0 / config.fps));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
@@ -166,7 +212,7 @@ where
                     }
                     Ok(Command::Pick { x, y }) => {
                         let answer = if (0.0..size.0 as f32).contains(&x) && (0.0..size.1 as f32).contains(&y) {
-                            let hit = pick(camera, size, [x, y]).await?;
+                            let hit = pick(camera, size, [x, y], good_variant.clone()).await?;
                             json!({ "type": "pick", "x": x, "y": y, "hit": hit })
                         } else {
                             json!({ "type": "error", "message": format!("pick ({x}, {y}) is outside the {}x{} frame", size.0, size.1) })
@@ -182,7 +228,28 @@ where
                         }
                     },
                     Ok(Command::Resize { width, height }) => { size = (width, height); dirty = true; }
-                    Ok(Command::Reset) => { camera = initial; dirty = true; }
+                    Ok(Command::Indicator { id }) => { variant.indicator = Some(id); dirty = true; }
+                    Ok(Command::Period { period }) => { variant.period = Some(period); dirty = true; }
+                    Ok(Command::Layer { name, on }) => {
+                        let mut layers = variant.layers.unwrap_or(config.layers);
+                        let flag = match name.as_str() {
+                            "buildings" => Some(&mut layers.buildings),
+                            "choropleth" => Some(&mut layers.choropleth),
+                            "columns" => Some(&mut layers.columns),
+                            "labels" => Some(&mut layers.labels),
+                            "density" => Some(&mut layers.density),
+                            "alerts" => Some(&mut layers.alerts),
+                            _ => None,
+                        };
+                        match flag {
+                            Some(f) => { *f = on; variant.layers = Some(layers); dirty = true; }
+                            None => {
+                                let error = json!({ "type": "error", "message": format!("unknown layer {name:?} (buildings, choropleth, columns, labels, density, alerts)") });
+                                sink.send(Outgoing::Text(error.to_string())).await.map_err(|_| "the browser went away".to_string())?;
+                            }
+                        }
+                    }
+                    Ok(Command::Reset) => { camera = initial; variant = views::Variant::default(); dirty = true; }
                     Err(message) => {
                         let error = json!({ "type": "error", "message": message }).to_string();
                         sink.send(Outgoing::Text(error)).await.map_err(|_| "the browser went away".to_string())?;
@@ -198,9 +265,20 @@ where
                     continue;
                 }
                 dirty = false;
-                let jpeg = render(camera, size).await?;
+                let jpeg = match render(camera, size, variant.clone()).await {
+                    Ok(jpeg) => { good_variant = variant.clone(); jpeg }
+                    // A viewer's change the scene cannot show: say why and keep the last view.
+                    Err(RenderFailure::Refused(message)) => {
+                        variant = good_variant.clone();
+                        let error = json!({ "type": "error", "message": message });
+                        sink.send(Outgoing::Text(error.to_string())).await.map_err(|_| "the browser went away".to_string())?;
+                        continue;
+                    }
+                    Err(RenderFailure::Failed(message)) => return Err(message),
+                };
                 seq += 1;
-                let mut meta = json!({ "type": "frame", "seq": seq, "bytes": jpeg.len(), "width": size.0, "height": size.1, "camera": camera });
+                let mut meta = json!({ "type": "frame", "seq": seq, "bytes": jpeg.len(), "width": size.0, "height": size.1, "camera": camera,
+                                       "variant": { "indicator": variant.indicator, "period": variant.period } });
                 if let (Some(m), Some(p)) = (meta.as_object_mut(), provenance.as_object()) {
                     m.extend(p.clone());
                 }
@@ -412,6 +490,18 @@ pub async fn view(
         .map(|b| (b.name.clone(), b.camera))
         .collect();
     let follow = params.get("follow").cloned();
+    let layers = scene
+        .binding
+        .as_ref()
+        .map(|b| twin::OverlayLayers {
+            buildings: b.show.contains(&scenes::Show::Buildings),
+            choropleth: b.show.contains(&scenes::Show::Choropleth),
+            columns: b.show.contains(&scenes::Show::Columns),
+            labels: b.show.contains(&scenes::Show::Labels),
+            density: b.show.contains(&scenes::Show::Density),
+            alerts: b.show.contains(&scenes::Show::Alerts),
+        })
+        .unwrap_or_default();
     if let Some(name) = &follow
         && (name.is_empty() || name.len() > 64)
     {
@@ -472,34 +562,46 @@ pub async fn view(
             return;
         }
         let (state_r, scene_r) = (state.clone(), scene.clone());
-        let render = move |camera: OrbitCamera, (w, h): (u32, u32)| {
+        let render = move |camera: OrbitCamera, (w, h): (u32, u32), variant: views::Variant| {
             let (state, scene, renderer) = (state_r.clone(), scene_r.clone(), renderer.clone());
             async move {
+                let prepared = {
+                    let (state, scene) = (state.clone(), scene.clone());
+                    blocking(move || Ok(views::prepared_variant(&state, &scene, &variant)?.scene))
+                        .await
+                        .map_err(|e| match e {
+                            AppError::BadParameter { .. } | AppError::NotFound(_) => {
+                                RenderFailure::Refused(e.to_string())
+                            }
+                            other => RenderFailure::Failed(other.to_string()),
+                        })?
+                };
                 blocking(move || {
-                    let prepared = views::prepared(&state, &scene)?.scene;
                     let image = renderer.render(prepared, camera, w, h)?;
                     views::encode_jpeg(&image, quality)
                 })
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| RenderFailure::Failed(e.to_string()))
             }
         };
-        let pick = move |camera: OrbitCamera, size: (u32, u32), at: [f32; 2]| {
-            let (state, scene) = (state.clone(), scene.clone());
-            async move {
-                blocking(move || {
-                    let prepared = views::prepared(&state, &scene)?.scene;
-                    Ok(views::pick_json(&prepared, &camera, size, at))
-                })
-                .await
-                .map_err(|e| e.to_string())
-            }
-        };
+        let pick =
+            move |camera: OrbitCamera, size: (u32, u32), at: [f32; 2], variant: views::Variant| {
+                let (state, scene) = (state.clone(), scene.clone());
+                async move {
+                    blocking(move || {
+                        let prepared = views::prepared_variant(&state, &scene, &variant)?.scene;
+                        Ok(views::pick_json(&prepared, &camera, size, at))
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+                }
+            };
         let config = ViewConfig {
             fps,
             spin_deg_per_s: spin,
             size: (width, height),
             bookmarks: bookmarks.clone(),
+            layers,
         };
         if let Err(e) = run_view(sink, stream, initial, config, provenance, render, pick).await {
             tracing::info!(error = %e, "view stream ended");
@@ -561,12 +663,18 @@ mod tests {
         }));
         let renders = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = renders.clone();
-        let render = move |c: OrbitCamera, (w, h): (u32, u32)| {
+        // The render refuses the period "1999", as the real one refuses an unknown period.
+        let render = move |c: OrbitCamera, (w, h): (u32, u32), v: views::Variant| {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async move { Ok(format!("yaw={} {w}x{h}", c.yaw_deg).into_bytes()) }
+            async move {
+                if v.period.as_deref() == Some("1999") {
+                    return Err(RenderFailure::Refused("no data in 1999".into()));
+                }
+                Ok(format!("yaw={} {w}x{h} {:?}", c.yaw_deg, v.period).into_bytes())
+            }
         };
         // A pick answers with the pixel and the camera's yaw, so the test sees both arrive.
-        let pick = |c: OrbitCamera, _size: (u32, u32), at: [f32; 2]| async move {
+        let pick = |c: OrbitCamera, _size: (u32, u32), at: [f32; 2], _v: views::Variant| async move {
             Ok(json!({ "id": format!("b{}-{}", at[0], at[1]), "yaw": c.yaw_deg }))
         };
         let far = OrbitCamera {
@@ -578,6 +686,7 @@ mod tests {
             spin_deg_per_s: 0.0,
             size: (320, 180),
             bookmarks: vec![("far".into(), far)],
+            layers: twin::OverlayLayers::default(),
         };
         let task = tokio::spawn(run_view(
             sink,
@@ -597,7 +706,7 @@ mod tests {
         assert_eq!(meta["scene"], "s");
         assert_eq!(
             out_rx.recv().await.unwrap(),
-            Outgoing::Binary(b"yaw=0 320x180".to_vec())
+            Outgoing::Binary(b"yaw=0 320x180 None".to_vec())
         );
 
         // Idle: several ticks pass without a render.
@@ -614,7 +723,7 @@ mod tests {
         assert!(meta.contains("\"seq\":2"));
         assert_eq!(
             out_rx.recv().await.unwrap(),
-            Outgoing::Binary(b"yaw=30 320x180".to_vec())
+            Outgoing::Binary(b"yaw=30 320x180 None".to_vec())
         );
 
         // A pick answers in place, without a frame.
@@ -646,7 +755,7 @@ mod tests {
         assert!(meta.contains("\"width\":640"), "{meta}");
         assert_eq!(
             out_rx.recv().await.unwrap(),
-            Outgoing::Binary(b"yaw=30 640x360".to_vec())
+            Outgoing::Binary(b"yaw=30 640x360 None".to_vec())
         );
         in_tx
             .send(Incoming::Text(r#"{"type":"bookmark","name":"far"}"#.into()))
@@ -678,6 +787,44 @@ mod tests {
             let err: Value = serde_json::from_str(&err).unwrap();
             assert_eq!(err["type"], "error");
             assert!(err["message"].as_str().unwrap().contains(says), "{err}");
+        }
+
+        // Another period renders; a period the scene cannot show is refused and the last
+        // view stays.
+        in_tx
+            .send(Incoming::Text(
+                r#"{"type":"period","period":"2024"}"#.into(),
+            ))
+            .await
+            .unwrap();
+        let _ = out_rx.recv().await.unwrap();
+        let Outgoing::Binary(frame) = out_rx.recv().await.unwrap() else {
+            panic!("expected a frame")
+        };
+        assert!(
+            String::from_utf8(frame)
+                .unwrap()
+                .ends_with("Some(\"2024\")")
+        );
+        in_tx
+            .send(Incoming::Text(
+                r#"{"type":"period","period":"1999"}"#.into(),
+            ))
+            .await
+            .unwrap();
+        let Outgoing::Text(err) = out_rx.recv().await.unwrap() else {
+            panic!("expected an error")
+        };
+        assert!(err.contains("no data in 1999"), "{err}");
+        for bad in [
+            r#"{"type":"layer","name":"fog","on":true}"#,
+            r#"{"type":"indicator"}"#,
+        ] {
+            in_tx.send(Incoming::Text(bad.into())).await.unwrap();
+            let Outgoing::Text(err) = out_rx.recv().await.unwrap() else {
+                panic!("expected an error")
+            };
+            assert!(err.contains("\"error\""), "{err}");
         }
 
         // A pan moves the target (one frame), by metres per pixel at the camera distance.

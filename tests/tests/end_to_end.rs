@@ -287,6 +287,52 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
     };
     assert!(place.starts_with("320102"), "{pick}");
     assert_eq!(hit["shown"]["period"], meta2["period"], "{pick}");
+    // Another period and another indicator: new frames that say so; an unknown indicator is
+    // refused with a message and the stream goes on.
+    for (command, key, value) in [
+        (r#"{"type":"period","period":"2024"}"#, "period", "2024"),
+        (
+            r#"{"type":"indicator","id":"hotline_satisfaction_rate"}"#,
+            "indicator",
+            "hotline_satisfaction_rate",
+        ),
+    ] {
+        socket.send(Message::Text(command.into())).await.unwrap();
+        let (meta, _) = next_frame(&mut socket).await;
+        assert_eq!(meta["variant"][key], value, "{meta}");
+    }
+    socket
+        .send(Message::Text(
+            r#"{"type":"indicator","id":"no_such_thing"}"#.into(),
+        ))
+        .await
+        .unwrap();
+    let refusal = loop {
+        if let Message::Text(t) = socket.next().await.unwrap().unwrap() {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "error" {
+                break v;
+            }
+        }
+    };
+    assert!(
+        refusal["message"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_thing"),
+        "{refusal}"
+    );
+    socket
+        .send(Message::Text(
+            r#"{"type":"layer","name":"choropleth","on":false}"#.into(),
+        ))
+        .await
+        .unwrap();
+    let (meta, _) = next_frame(&mut socket).await;
+    assert_eq!(
+        meta["variant"]["indicator"], "hotline_satisfaction_rate",
+        "{meta}"
+    );
     socket.close(None).await.unwrap();
 
     // Two followers of one wall session see the same frames, rendered once.
