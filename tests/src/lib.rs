@@ -95,6 +95,22 @@ impl Server {
         }
     }
 
+    /// Sends SIGTERM and waits for the server to exit; returns whether it exited cleanly
+    /// within `within`.
+    pub fn terminate(&mut self, within: std::time::Duration) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    }
+
     /// The server's process id (for its memory use).
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -6,6 +6,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 /// 按时办结率 per (city, year), computed from the raw CSV without the catalogue or DuckDB:
@@ -449,6 +450,13 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
         .unwrap();
     assert_eq!(from_page, from_api);
     assert!(from_page.lines().count() > 13, "{from_page}");
+
+    // SIGTERM: the server finishes and exits cleanly.
+    let mut server = server;
+    assert!(
+        server.terminate(Duration::from_secs(20)),
+        "the server did not exit cleanly on SIGTERM"
+    );
 }
 
 /// Runs headless Chromium on a URL with extra arguments; returns its stdout.
