@@ -1051,7 +1051,7 @@ fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
     // Nanjing analyst, a planner of the demo district.
     use server::auth::{Principal, Role};
     let mut auth = load_auth(None, &audit_path(&db, None))?;
-    println!("tokens for this run (each URL opens the page as that role):");
+    println!("tokens for this run (each URL opens the start page as that role):");
     for (role, scope) in [
         (Role::Admin, "32"),
         (Role::Leader, "32"),
@@ -1073,6 +1073,18 @@ fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
             "  {:8} scope {scope:7} http://{addr}/?token={secret}",
             role.as_str()
         );
+        match role {
+            Role::Leader => println!(
+                "           the wall:    http://{addr}/wall?scene=jiangsu_by_city&token={secret}"
+            ),
+            Role::Analyst => {
+                println!("           analysis:    http://{addr}/analyst?token={secret}")
+            }
+            Role::Planner => println!(
+                "           the planner: http://{addr}/planner?scene=demo_district&token={secret}"
+            ),
+            _ => {}
+        }
     }
     serve(&db, addr, auth)
 }

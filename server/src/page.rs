@@ -130,13 +130,20 @@ small {{ color:#8ea2c0; }} .hint {{ color:#8ea2c0; font-size:13px; }} .warn {{ c
 <table><thead><tr><th>指标 Indicator</th><th>期 Period</th><th>值 Value</th><th>目标 Target</th><th>状态 Status</th></tr></thead>
 <tbody>
 {table}</tbody></table>
-<p class=hint>Catalogue {version}. API: <a href="/api/indicators" style="color:#9fc5ff">/api/indicators</a></p>
+<p class=hint>Catalogue {version}. Pages: <a class=pagelink href="/wall?scene=jiangsu_by_city" style="color:#9fc5ff">指挥大屏 wall</a> ·
+<a class=pagelink href="/analyst" style="color:#9fc5ff">指标分析 analyst</a> ·
+<a class=pagelink href="/planner?scene=demo_district" style="color:#9fc5ff">规划 planner</a> ·
+API: <a href="/api/openapi.json" style="color:#9fc5ff">/api/openapi.json</a></p>
 </section></div>
 <script>
 (() => {{
+  const token = encodeURIComponent(new URLSearchParams(location.search).get('token') || '');
+  // The pages take the same token.
+  document.querySelectorAll('a.pagelink').forEach(a => {{
+    a.href += (a.href.includes('?') ? '&' : '?') + 'token=' + token;
+  }});
   const img = document.getElementById('view');
   if (!img) return;
-  const token = encodeURIComponent(new URLSearchParams(location.search).get('token') || '');
   img.src = `/api/scenes/${{img.dataset.scene}}/snapshot.png?width=960&height=540&token=${{token}}`;
   const proto = location.protocol === 'https:' ? 'wss' : 'ws';
   const ws = new WebSocket(`${{proto}}://${{location.host}}/ws/view?scene=${{img.dataset.scene}}&width=960&height=540&token=${{token}}`);
