@@ -118,6 +118,12 @@ fn proj_data_dir() -> Result<&'static PathBuf, CrsError> {
 
 /// A PROJ transformation between two CRS definitions, with the embedded database.
 pub(crate) fn proj_between(from: &str, to: &str) -> Result<Proj, CrsError> {
+    // Setting up a context reads PROJ's process-wide state (the search path is checked back
+    // through `proj_info`), which races between threads: found by the load test as garbled
+    // strings. Creation is serialised; the transformations themselves run in parallel, each
+    // on its own context.
+    static SETUP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _setup = SETUP.lock().unwrap_or_else(|p| p.into_inner());
     let mut builder = ProjBuilder::new();
     let dir = proj_data_dir()?;
     builder
@@ -250,6 +256,7 @@ pub fn gcj02_to_wgs84(lon_lat: [f64; 2]) -> [f64; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::LocalFrame;
 
     #[test]
     fn parses_the_spellings_found_in_files() {
@@ -302,6 +309,23 @@ mod tests {
         assert!((200.0..700.0).contains(&shift_m), "{shift_m} m");
         // Outside China nothing changes.
         assert_eq!(gcj02_to_wgs84([4.36, 52.01]), [4.36, 52.01]);
+    }
+
+    #[test]
+    fn transformations_can_be_set_up_from_many_threads_at_once() {
+        // Many at once, many times: without serialised setup, PROJ's process-wide info
+        // buffer garbles the search path now and then (this test then failed about one run
+        // in three here; the load test had found it).
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    (0..60).try_for_each(|_| LocalFrame::new([118.8, 32.0]).projector().map(|_| ()))
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
     }
 
     #[test]
