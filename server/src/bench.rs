@@ -25,7 +25,7 @@ pub struct BenchArgs {
     pub out: PathBuf,
 }
 
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
+pub(crate) fn percentile(samples: &mut [f64], p: f64) -> f64 {
     samples.sort_by(f64::total_cmp);
     if samples.is_empty() {
         return f64::NAN;
@@ -75,6 +75,28 @@ pub(crate) fn machine() -> String {
 fn remove_db(path: &Path) {
     let _ = std::fs::remove_file(path);
     let _ = std::fs::remove_file(path.with_extension("duckdb.wal"));
+}
+
+/// Replaces the section `name` of a Markdown file (between `<!-- name -->` and
+/// `<!-- /name -->`), appending it when absent.
+pub fn write_section(path: &Path, name: &str, body: &str) -> Result<()> {
+    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
+    let (open, close) = (format!("<!-- {name} -->"), format!("<!-- /{name} -->"));
+    let block = format!("{open}\n{body}{close}\n");
+    let text = match (existing.find(&open), existing.find(&close)) {
+        (Some(a), Some(b)) if b > a => {
+            format!(
+                "{}{block}{}",
+                &existing[..a],
+                existing[b + close.len()..].trim_start_matches('\n')
+            )
+        }
+        _ => format!(
+            "{}\n{block}",
+            existing.trim_end_matches('\n').to_owned() + "\n"
+        ),
+    };
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -361,7 +383,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         writeln!(t, "\n{n}.")?;
     }
     // Its own section, so the twin's benchmark (another section) survives a rerun.
-    crate::bench_twin::write_section(&args.out, "indicators", &t)?;
+    write_section(&args.out, "indicators", &t)?;
     print!("{t}");
     Ok(())
 }

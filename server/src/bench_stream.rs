@@ -7,7 +7,7 @@
 //! JPEG encode time per frame; and the process CPU time of one viewer against 50 followers of
 //! one shared session over the same time.
 
-use crate::bench::{machine, median};
+use crate::bench::{machine, median, percentile};
 use anyhow::{Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use server::auth::{Auth, Principal, Role};
@@ -18,11 +18,6 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 const TOKEN: &str = "bench-stream-token-0001";
-
-fn percentile(samples: &mut [f64], p: f64) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[((p / 100.0) * (samples.len() - 1) as f64).round() as usize]
-}
 
 /// This process's CPU time (user + system), seconds.
 fn cpu_s() -> f64 {
@@ -194,7 +189,7 @@ pub fn run(db: &Path, state: AppState, out: &Path) -> Result<()> {
         writeln!(t)?;
         anyhow::Ok(t)
     })?;
-    crate::bench_twin::write_section(out, "stream", &text)?;
+    crate::bench::write_section(out, "stream", &text)?;
     println!("{text}");
     Ok(())
 }

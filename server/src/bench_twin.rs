@@ -9,7 +9,7 @@
 //! on the machine's Vulkan device against the same view with the buildings removed (the floor
 //! of this render path). The PyPI `cjio` package loads the same files for comparison.
 
-use crate::bench::{machine, median, peak_rss_mib};
+use crate::bench::{machine, median, peak_rss_mib, write_section};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -308,28 +308,6 @@ fn cjio_once(python: &str, path: &Path) -> Result<f64, String> {
         .next()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("unexpected cjio output {text:?}"))
-}
-
-/// Replaces the section `name` of a Markdown file (between `<!-- name -->` and
-/// `<!-- /name -->`), appending it when absent.
-pub fn write_section(path: &Path, name: &str, body: &str) -> Result<()> {
-    let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".into());
-    let (open, close) = (format!("<!-- {name} -->"), format!("<!-- /{name} -->"));
-    let block = format!("{open}\n{body}{close}\n");
-    let text = match (existing.find(&open), existing.find(&close)) {
-        (Some(a), Some(b)) if b > a => {
-            format!(
-                "{}{block}{}",
-                &existing[..a],
-                existing[b + close.len()..].trim_start_matches('\n')
-            )
-        }
-        _ => format!(
-            "{}\n{block}",
-            existing.trim_end_matches('\n').to_owned() + "\n"
-        ),
-    };
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub struct TwinBenchArgs {

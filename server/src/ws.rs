@@ -169,6 +169,19 @@ fn parse_command(text: &str) -> Result<Command, String> {
     }
 }
 
+/// Sends one message; the only failure is a browser that went away.
+async fn send<S: Sink<Outgoing> + Unpin>(sink: &mut S, message: Outgoing) -> Result<(), String> {
+    sink.send(message)
+        .await
+        .map_err(|_| "the browser went away".to_string())
+}
+
+/// Tells the browser what was wrong with what it sent.
+async fn send_error<S: Sink<Outgoing> + Unpin>(sink: &mut S, message: &str) -> Result<(), String> {
+    let error = json!({ "type": "error", "message": message });
+    send(sink, Outgoing::Text(error.to_string())).await
+}
+
 /// Serves one view until the browser closes it. `render` turns a camera and size into JPEG
 /// bytes, `pick` a camera, size and pixel into what is there (JSON, `null` for nothing);
 /// `provenance` is merged into every frame message.
@@ -211,20 +224,19 @@ where
                         dirty = true;
                     }
                     Ok(Command::Pick { x, y }) => {
-                        let answer = if (0.0..size.0 as f32).contains(&x) && (0.0..size.1 as f32).contains(&y) {
+                        if (0.0..size.0 as f32).contains(&x) && (0.0..size.1 as f32).contains(&y) {
                             let hit = pick(camera, size, [x, y], good_variant.clone()).await?;
-                            json!({ "type": "pick", "x": x, "y": y, "hit": hit })
+                            let answer = json!({ "type": "pick", "x": x, "y": y, "hit": hit });
+                            send(&mut sink, Outgoing::Text(answer.to_string())).await?;
                         } else {
-                            json!({ "type": "error", "message": format!("pick ({x}, {y}) is outside the {}x{} frame", size.0, size.1) })
-                        };
-                        sink.send(Outgoing::Text(answer.to_string())).await.map_err(|_| "the browser went away".to_string())?;
+                            send_error(&mut sink, &format!("pick ({x}, {y}) is outside the {}x{} frame", size.0, size.1)).await?;
+                        }
                     }
                     Ok(Command::Bookmark { name }) => match config.bookmarks.iter().find(|(n, _)| *n == name) {
                         Some((_, c)) => { camera = *c; dirty = true; }
                         None => {
                             let names: Vec<&str> = config.bookmarks.iter().map(|(n, _)| n.as_str()).collect();
-                            let error = json!({ "type": "error", "message": format!("no bookmark {name:?} (the scene has: {})", names.join(", ")) });
-                            sink.send(Outgoing::Text(error.to_string())).await.map_err(|_| "the browser went away".to_string())?;
+                            send_error(&mut sink, &format!("no bookmark {name:?} (the scene has: {})", names.join(", "))).await?;
                         }
                     },
                     Ok(Command::Resize { width, height }) => { size = (width, height); dirty = true; }
@@ -244,15 +256,13 @@ where
                         match flag {
                             Some(f) => { *f = on; variant.layers = Some(layers); dirty = true; }
                             None => {
-                                let error = json!({ "type": "error", "message": format!("unknown layer {name:?} (buildings, choropleth, columns, labels, density, alerts)") });
-                                sink.send(Outgoing::Text(error.to_string())).await.map_err(|_| "the browser went away".to_string())?;
+                                send_error(&mut sink, &format!("unknown layer {name:?} (buildings, choropleth, columns, labels, density, alerts)")).await?;
                             }
                         }
                     }
                     Ok(Command::Reset) => { camera = initial; variant = views::Variant::default(); dirty = true; }
                     Err(message) => {
-                        let error = json!({ "type": "error", "message": message }).to_string();
-                        sink.send(Outgoing::Text(error)).await.map_err(|_| "the browser went away".to_string())?;
+                        send_error(&mut sink, &message).await?;
                     }
                 },
             },
@@ -270,8 +280,7 @@ where
                     // A viewer's change the scene cannot show: say why and keep the last view.
                     Err(RenderFailure::Refused(message)) => {
                         variant = good_variant.clone();
-                        let error = json!({ "type": "error", "message": message });
-                        sink.send(Outgoing::Text(error.to_string())).await.map_err(|_| "the browser went away".to_string())?;
+                        send_error(&mut sink, &message).await?;
                         continue;
                     }
                     Err(RenderFailure::Failed(message)) => return Err(message),
@@ -282,8 +291,8 @@ where
                 if let (Some(m), Some(p)) = (meta.as_object_mut(), provenance.as_object()) {
                     m.extend(p.clone());
                 }
-                sink.send(Outgoing::Text(meta.to_string())).await.map_err(|_| "the browser went away".to_string())?;
-                sink.send(Outgoing::Binary(jpeg)).await.map_err(|_| "the browser went away".to_string())?;
+                send(&mut sink, Outgoing::Text(meta.to_string())).await?;
+                send(&mut sink, Outgoing::Binary(jpeg)).await?;
             }
         }
     }
@@ -419,14 +428,12 @@ where
     S: Sink<Outgoing> + Unpin,
     R: Stream<Item = Incoming> + Unpin,
 {
-    let gone = |_| "the browser went away".to_string();
     loop {
         tokio::select! {
             msg = incoming.next() => match msg {
                 None | Some(Incoming::Close) => return Ok(()),
                 Some(Incoming::Text(_)) => {
-                    let error = json!({ "type": "error", "message": "this view follows a shared session and cannot be steered" });
-                    sink.send(Outgoing::Text(error.to_string())).await.map_err(gone)?;
+                    send_error(&mut sink, "this view follows a shared session and cannot be steered").await?;
                 }
             },
             changed = rx.changed() => {
@@ -435,12 +442,24 @@ where
                 }
                 let frame = rx.borrow_and_update().clone();
                 if let Some(f) = frame {
-                    sink.send(Outgoing::Text(f.meta.clone())).await.map_err(gone)?;
-                    sink.send(Outgoing::Binary(f.jpeg.clone())).await.map_err(gone)?;
+                    send(&mut sink, Outgoing::Text(f.meta.clone())).await?;
+                    send(&mut sink, Outgoing::Binary(f.jpeg.clone())).await?;
                 }
             }
         }
     }
+}
+
+/// Draws one frame of a prepared scene and encodes it (blocking work).
+fn frame_jpeg(
+    renderer: &twin::Renderer,
+    prepared: std::sync::Arc<twin::PreparedScene>,
+    camera: OrbitCamera,
+    (width, height): (u32, u32),
+    quality: u8,
+) -> Result<Vec<u8>, AppError> {
+    let image = renderer.render(prepared, camera, width, height)?;
+    views::encode_jpeg(&image, quality)
 }
 
 pub async fn view(
@@ -545,8 +564,7 @@ pub async fn view(
                         async move {
                             blocking(move || {
                                 let prepared = views::prepared(&state, &scene)?.scene;
-                                let image = renderer.render(prepared, camera, width, height)?;
-                                views::encode_jpeg(&image, quality)
+                                frame_jpeg(&renderer, prepared, camera, (width, height), quality)
                             })
                             .await
                             .map_err(|e| e.to_string())
@@ -576,12 +594,9 @@ pub async fn view(
                             other => RenderFailure::Failed(other.to_string()),
                         })?
                 };
-                blocking(move || {
-                    let image = renderer.render(prepared, camera, w, h)?;
-                    views::encode_jpeg(&image, quality)
-                })
-                .await
-                .map_err(|e| RenderFailure::Failed(e.to_string()))
+                blocking(move || frame_jpeg(&renderer, prepared, camera, (w, h), quality))
+                    .await
+                    .map_err(|e| RenderFailure::Failed(e.to_string()))
             }
         };
         let pick =
