@@ -40,6 +40,23 @@ pub fn run(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// Generates the small sample with `seed` under `dir` and ingests it; returns the database.
+pub fn sample_db(dir: &Path, seed: u64) -> PathBuf {
+    let (sample, db) = (dir.join("sample"), dir.join("databrain.duckdb"));
+    let (s, d) = (sample.to_str().unwrap(), db.to_str().unwrap());
+    run(&[
+        "generate",
+        "--out",
+        s,
+        "--scale",
+        "small",
+        "--seed",
+        &seed.to_string(),
+    ]);
+    run(&["ingest", "--db", d, s]);
+    db
+}
+
 /// A running `databrain serve`, killed on drop.
 pub struct Server {
     child: Child,

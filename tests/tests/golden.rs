@@ -7,7 +7,7 @@
 //! change, re-bless every golden image with `make bless` (which runs this test with
 //! `DATABRAIN_BLESS=1`). Scenes drawn from `../shared/data` skip when it is absent.
 
-use databrain_tests::run;
+use databrain_tests::{run, sample_db};
 use std::path::{Path, PathBuf};
 
 const CHANNEL_TOLERANCE: u8 = 24;
@@ -103,12 +103,8 @@ const SCENES: &[(&str, Option<&str>)] = &[
 #[test]
 fn scenes_match_their_golden_images() {
     let tmp = tempfile::tempdir().unwrap();
-    let (sample, db) = (tmp.path().join("sample"), tmp.path().join("golden.duckdb"));
-    let (sample, db) = (sample.to_str().unwrap(), db.to_str().unwrap());
-    run(&[
-        "generate", "--out", sample, "--scale", "small", "--seed", "7",
-    ]);
-    run(&["ingest", "--db", db, sample]);
+    let db = sample_db(tmp.path(), 7);
+    let db = db.to_str().unwrap();
     let root = workspace_root();
     let shared = root.join("../shared/data");
     let mut problems = Vec::new();

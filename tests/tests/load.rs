@@ -3,7 +3,7 @@
 //! `DATABRAIN_LOAD_SECONDS` (10 here; `databrain` benchmarks run it for 60). Zero errors are
 //! required; throughput, p95 latency and the server's peak memory are reported.
 
-use databrain_tests::{Server, run};
+use databrain_tests::{Server, sample_db};
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,22 +26,7 @@ async fn two_hundred_clients_and_eight_viewers_get_no_errors() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
     let tmp = tempfile::tempdir().unwrap();
-    let (sample, db) = (tmp.path().join("sample"), tmp.path().join("load.duckdb"));
-    run(&[
-        "generate",
-        "--out",
-        sample.to_str().unwrap(),
-        "--scale",
-        "small",
-        "--seed",
-        "3",
-    ]);
-    run(&[
-        "ingest",
-        "--db",
-        db.to_str().unwrap(),
-        sample.to_str().unwrap(),
-    ]);
+    let db = sample_db(tmp.path(), 3);
     // One token per client: viewers of the province and analysts of Nanjing, alternately.
     let mut tokens = String::new();
     let secrets: Vec<String> = (0..CLIENTS)

@@ -2,7 +2,7 @@
 //! streamed view makes the server render new frames (idle views render none), and a click
 //! fills the pick panel with what is under the pointer.
 
-use databrain_tests::{Server, run};
+use databrain_tests::{Server, sample_db};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -82,22 +82,7 @@ impl Cdp {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drag_changes_the_view_and_a_click_fills_the_pick_panel() {
     let tmp = tempfile::tempdir().unwrap();
-    let (sample, db) = (tmp.path().join("sample"), tmp.path().join("p.duckdb"));
-    run(&[
-        "generate",
-        "--out",
-        sample.to_str().unwrap(),
-        "--scale",
-        "small",
-        "--seed",
-        "7",
-    ]);
-    run(&[
-        "ingest",
-        "--db",
-        db.to_str().unwrap(),
-        sample.to_str().unwrap(),
-    ]);
+    let db = sample_db(tmp.path(), 7);
     let server = Server::start(&db);
     let browser = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
     let profile = tmp.path().join("profile");

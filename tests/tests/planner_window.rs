@@ -3,7 +3,7 @@
 //! what `databrain sql` and `databrain query` say; F12 must save a screenshot of the window.
 //! Skips (saying so) when Xvfb or xdotool is not installed; `make test` installs both.
 
-use databrain_tests::{databrain_bin, run};
+use databrain_tests::{databrain_bin, run, sample_db};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -90,12 +90,8 @@ fn the_window_opens_and_a_click_shows_the_buildings_values() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (sample, db) = (tmp.path().join("sample"), tmp.path().join("w.duckdb"));
-    let (sample, db) = (sample.to_str().unwrap(), db.to_str().unwrap());
-    run(&[
-        "generate", "--out", sample, "--scale", "small", "--seed", "7",
-    ]);
-    run(&["ingest", "--db", db, sample]);
+    let db = sample_db(tmp.path(), 7);
+    let db = db.to_str().unwrap();
     let x = Xvfb::start();
     let shot = tmp.path().join("window.png");
     let mut child = Command::new(databrain_bin())
