@@ -136,7 +136,8 @@ impl CityObject {
     }
 }
 
-fn ring_area(ring: &[[f64; 2]]) -> f64 {
+/// Signed area (shoelace) of an open ring, in its units squared.
+pub(crate) fn ring_area(ring: &[[f64; 2]]) -> f64 {
     let n = ring.len();
     (0..n)
         .map(|i| {
@@ -147,7 +148,8 @@ fn ring_area(ring: &[[f64; 2]]) -> f64 {
         / 2.0
 }
 
-fn polygon_centroid(ring: &[[f64; 2]]) -> [f64; 2] {
+/// Area centroid of an open ring (the vertex mean for a degenerate one).
+pub(crate) fn polygon_centroid(ring: &[[f64; 2]]) -> [f64; 2] {
     let a = ring_area(ring);
     let n = ring.len();
     if a.abs() < 1e-18 {

@@ -716,34 +716,17 @@ fn local_object(
     Ok((summary, mesh_object, radius_m))
 }
 
+/// A local ring in f64, for the area and centroid arithmetic `cim` does in lon/lat.
+fn widen(ring: &[[f32; 2]]) -> Vec<[f64; 2]> {
+    ring.iter().map(|p| [p[0] as f64, p[1] as f64]).collect()
+}
+
 fn cim_ring_area(ring: &[[f32; 2]]) -> f64 {
-    let n = ring.len();
-    (0..n)
-        .map(|i| {
-            let (a, b) = (ring[i], ring[(i + 1) % n]);
-            a[0] as f64 * b[1] as f64 - b[0] as f64 * a[1] as f64
-        })
-        .sum::<f64>()
-        / 2.0
+    cim::ring_area(&widen(ring))
 }
 
 fn centroid_f32(ring: &[[f32; 2]]) -> [f64; 2] {
-    let a = cim_ring_area(ring);
-    let n = ring.len();
-    if a.abs() < 1e-9 {
-        let s = ring
-            .iter()
-            .fold([0.0, 0.0], |s, p| [s[0] + p[0] as f64, s[1] + p[1] as f64]);
-        return [s[0] / n as f64, s[1] / n as f64];
-    }
-    let (mut cx, mut cy) = (0.0, 0.0);
-    for i in 0..n {
-        let (p, q) = (ring[i].map(f64::from), ring[(i + 1) % n].map(f64::from));
-        let cross = p[0] * q[1] - q[0] * p[1];
-        cx += (p[0] + q[0]) * cross;
-        cy += (p[1] + q[1]) * cross;
-    }
-    [cx / (6.0 * a), cy / (6.0 * a)]
+    cim::polygon_centroid(&widen(ring))
 }
 
 #[cfg(test)]
