@@ -11,7 +11,12 @@ DEB_PACKAGES := mesa-vulkan-drivers libvulkan1 chromium fonts-noto-cjk cmake sql
 	xvfb xauth xdotool
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test deps build bless
+BENCH := $(CARGO_TARGET_DIR)/release/databrain-bench
+# Every run below builds the same target set as `make build` (`--workspace --all-targets`,
+# release), so none of them re-resolves features and restarts the bundled DuckDB build.
+CARGO_ALL := $(CARGO) build --release --workspace --all-targets
+
+.PHONY: demo test deps build bless load-test bench-catalogue bench-policy bench-twin bench-stream
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -33,6 +38,24 @@ test: deps
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) test --release --workspace
 
+# The 60-second load test (200 clients, 8 viewers), as BENCHMARKS.md records it. The filter
+# runs only that test, from the test binaries `make test` builds.
+load-test: deps
+	DATABRAIN_LOAD_SECONDS=$${DATABRAIN_LOAD_SECONDS:-60} $(CARGO) test --release --workspace -- \
+		--exact two_hundred_clients_and_eight_viewers_get_no_errors --nocapture
+
+# Benchmarks (the `databrain-bench` binary); each writes its section of BENCHMARKS.md.
+# DB= names the database for the policy and stream benchmarks (default: the demo's).
+DB ?= demo-data/databrain.duckdb
+bench-catalogue: deps
+	$(CARGO_ALL) && $(BENCH) catalogue $(ARGS)
+bench-policy: deps
+	$(CARGO_ALL) && $(BENCH) policy --db $(DB) $(ARGS)
+bench-twin: deps
+	$(CARGO_ALL) && $(BENCH) twin $(ARGS)
+bench-stream: deps
+	$(CARGO_ALL) && $(BENCH) stream --db $(DB) $(ARGS)
+
 # Re-bless the golden images after a reviewed rendering change (tests/golden/*.png).
 bless: deps
-	DATABRAIN_BLESS=1 $(CARGO) test --release --workspace --test golden
+	DATABRAIN_BLESS=1 $(CARGO) test --release --workspace -- --exact scenes_match_their_golden_images

@@ -12,11 +12,12 @@
 //!
 //! A ratio breaches a threshold only when the whole 95% Wilson interval of its share is past
 //! it, so chance in a small county does not raise a false alarm. An explicit grain applies to
-//! both kinds of alert. Values resting on fewer than `min_support` records (the
-//! denominator of ratios and means, the count of counts and rates) raise nothing: small
-//! numbers swing by chance.
+//! both kinds of alert. Values resting on fewer than `min_support` records (their support, as
+//! `policy` defines it; audiences that may not see small cells cannot lower it below
+//! [`crate::ALERT_FLOOR`]) raise nothing: small numbers swing by chance. Alerts are made from
+//! the values the audience sees, so a withheld cell raises no alert that would show it.
 
-use crate::{AnalyticsError, Engine, IndicatorValue, Result};
+use crate::{AnalyticsError, Audience, Engine, IndicatorValue, Result};
 use chrono::{Datelike, Days, NaiveDate};
 use indicators::{Direction, Grain, Indicator, IndicatorQuery, Kind, Level, Period, Status};
 use serde::Serialize;
@@ -48,7 +49,7 @@ impl Default for AlertQuery {
             period: None,
             region: None,
             indicator: None,
-            min_support: 30.0,
+            min_support: crate::ALERT_FLOOR,
             anomaly_score: 3.5,
         }
     }
@@ -101,12 +102,13 @@ pub struct Alert {
     pub drivers: Vec<Driver>,
 }
 
-/// How many records a value rests on.
-fn support(indicator: &Indicator, v: &IndicatorValue) -> f64 {
-    match indicator.kind {
-        Kind::Ratio | Kind::Mean => v.denominator.unwrap_or(0.0),
-        Kind::Count | Kind::Sum | Kind::DistinctCount | Kind::Rate => v.numerator,
-        Kind::Derived => f64::INFINITY,
+/// How many records a value rests on: its support (see `policy`); published statistics have
+/// no floor, and a withheld cell none at all.
+fn support(_indicator: &Indicator, v: &IndicatorValue) -> f64 {
+    match (v.suppressed, v.support) {
+        (true, _) => 0.0,
+        (false, Some(records)) => records,
+        (false, None) => f64::INFINITY,
     }
 }
 
@@ -308,8 +310,16 @@ fn anomaly_alerts(
 }
 
 impl Engine {
-    /// Threshold breaches and anomalies of every indicator (or one) at a level, worst first.
-    pub fn alerts(&self, q: &AlertQuery) -> Result<Vec<Alert>> {
+    /// Threshold breaches and anomalies of every indicator (or one) at a level, worst first,
+    /// as `audience` may see them: in its scope, from the values it sees, on at least its
+    /// alert floor of records.
+    pub fn alerts(&self, audience: &Audience, q: &AlertQuery) -> Result<Vec<Alert>> {
+        audience.level(q.level)?;
+        let q = &AlertQuery {
+            region: audience.region(q.region.as_deref(), "region")?,
+            min_support: audience.alert_floor(q.min_support),
+            ..q.clone()
+        };
         let mut out = Vec::new();
         let catalogue = self.catalogue.clone();
         for ind in &catalogue.indicators {
@@ -318,7 +328,7 @@ impl Engine {
             {
                 continue;
             }
-            out.extend(self.alerts_of(ind, q)?);
+            out.extend(self.alerts_of(audience, ind, q)?);
         }
         if let Some(id) = &q.indicator
             && catalogue.get(id).is_none()
@@ -353,7 +363,12 @@ impl Engine {
         }
     }
 
-    fn alerts_of(&self, ind: &Indicator, q: &AlertQuery) -> Result<Vec<Alert>> {
+    fn alerts_of(
+        &self,
+        audience: &Audience,
+        ind: &Indicator,
+        q: &AlertQuery,
+    ) -> Result<Vec<Alert>> {
         // The asked grain, or the first of `order` the indicator allows.
         let pick = |order: &[Grain]| match q.grain {
             Some(g) => ind.grains.contains(&g).then_some(g),
@@ -366,9 +381,9 @@ impl Engine {
             && let Some(grain) = pick(&[Grain::Quarter, Grain::Month, Grain::Year])
             && let Some(period) = self.alert_period(q, grain, through)?
         {
-            let values = self.values(ind, &self.alert_query(q, grain, period, period))?;
+            let values = self.values(audience, ind, &self.alert_query(q, grain, period, period))?;
             let mut found = threshold_alerts(ind, q, grain, &period.label(), &values);
-            self.add_drivers(ind, q, grain, &period.label(), &values, &mut found)?;
+            self.add_drivers(audience, ind, q, grain, &period.label(), &values, &mut found)?;
             alerts.extend(found);
         }
         // Anomalies per month by default: eleven months of history to compare with.
@@ -379,9 +394,9 @@ impl Engine {
             for _ in 0..11 {
                 first = first.previous();
             }
-            let values = self.values(ind, &self.alert_query(q, grain, first, period))?;
+            let values = self.values(audience, ind, &self.alert_query(q, grain, first, period))?;
             let mut found = anomaly_alerts(ind, q, grain, &period.label(), &values);
-            self.add_drivers(ind, q, grain, &period.label(), &values, &mut found)?;
+            self.add_drivers(audience, ind, q, grain, &period.label(), &values, &mut found)?;
             alerts.extend(found);
         }
         Ok(alerts)
@@ -404,8 +419,10 @@ impl Engine {
     }
 
     /// Fills each alert's drivers: the child regions that pull its value the wrong way.
+    #[expect(clippy::too_many_arguments, reason = "one private step of alerts_of")]
     fn add_drivers(
         &self,
+        audience: &Audience,
         ind: &Indicator,
         q: &AlertQuery,
         grain: Grain,
@@ -417,6 +434,7 @@ impl Engine {
             return Ok(());
         };
         let children = self.values(
+            audience,
             ind,
             &IndicatorQuery {
                 level: child,
@@ -573,9 +591,11 @@ fn meets(ind: &Indicator, value: f64, target: f64) -> bool {
 }
 
 impl Engine {
-    /// A forecast to the target year for every indicator with a target (or one).
-    pub fn trends(&self, q: &TrendQuery) -> Result<Vec<Trend>> {
+    /// A forecast to the target year for every indicator with a target (or one), from the
+    /// values `audience` sees of a region in its scope.
+    pub fn trends(&self, audience: &Audience, q: &TrendQuery) -> Result<Vec<Trend>> {
         let level = indicators::region_level(&q.region).map_err(indicators::QueryError::Region)?;
+        audience.region(Some(&q.region), "region")?;
         let catalogue = self.catalogue.clone();
         if let Some(id) = &q.indicator
             && catalogue.get(id).is_none()
@@ -600,6 +620,7 @@ impl Engine {
                 (t, _) => t,
             };
             let values = self.values(
+                audience,
                 ind,
                 &IndicatorQuery {
                     level,
@@ -648,6 +669,7 @@ impl Engine {
                     indicators::facts::fact_table(m.fact).is_some_and(|t| t.census)
                 });
                 let year_values = self.values(
+                    audience,
                     ind,
                     &IndicatorQuery {
                         level,

@@ -1,16 +1,24 @@
-//! Analysts' SQL: one read-only query, with a time limit and a row limit.
+//! Analysts' SQL: one read-only query, with a time limit, a row limit and a byte limit.
 //!
 //! The rules, each named in the error that enforces it:
 //! - `sealed`: SQL runs only on an engine opened as [`OpenMode::Analyst`], where DuckDB itself
-//!   refuses writes to the database and any access to other files or the network;
-//! - `one_statement`: a single statement (a `;` may only end it);
+//!   refuses writes to the database and any access to other files or the network, and its
+//!   configuration is locked (`lock_configuration`: no `SET`, `SET GLOBAL` or `PRAGMA` that
+//!   changes a setting can run, so one analyst cannot change the database for everyone);
+//! - `one_statement`: a single statement, as DuckDB's own parser splits them (on an empty
+//!   in-memory database, so nothing runs while counting): comments, `E''` strings and `$$`
+//!   strings cannot hide a second one. The query then runs wrapped as
+//!   `SELECT * FROM (query) LIMIT n`, and the wrapped text is counted again, so only a query
+//!   can stand inside it;
 //! - `read_only`: a query (`SELECT`, `WITH`, `FROM`, `VALUES`, `TABLE`), nothing else; a
 //!   write that gets past this is refused by DuckDB and reported under the same rule;
 //! - `no_external_access`: no files, no network (`read_csv`, `COPY`, `ATTACH`, ...);
 //! - `timeout`: a query past the time limit is interrupted;
 //! - `invalid`: DuckDB could not parse or bind it.
 //!
-//! Only the first `max_rows` rows come back; `truncated` says when there were more.
+//! Only the first `max_rows` rows, and no more than `max_bytes` of values, come back;
+//! `truncated` says when there were more and `truncated_by` which limit cut them. The
+//! watchdog interrupts a query at its time limit; DuckDB stops within a fraction of a second.
 
 use crate::{AnalyticsError, Engine, OpenMode, Result};
 use duckdb::types::{TimeUnit, Value};
@@ -21,6 +29,8 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug, PartialEq)]
 pub struct SqlLimits {
     pub max_rows: usize,
+    /// The most bytes of values (as JSON text) an answer may carry.
+    pub max_bytes: usize,
     pub timeout: Duration,
 }
 
@@ -28,6 +38,7 @@ impl Default for SqlLimits {
     fn default() -> Self {
         SqlLimits {
             max_rows: 10_000,
+            max_bytes: 8 * 1024 * 1024,
             timeout: Duration::from_secs(10),
         }
     }
@@ -37,8 +48,11 @@ impl Default for SqlLimits {
 pub struct SqlResult {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<serde_json::Value>>,
-    /// More rows matched than `max_rows`.
+    /// More rows matched than came back.
     pub truncated: bool,
+    /// Which limit cut the rows: `max_rows` or `max_bytes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated_by: Option<&'static str>,
     pub elapsed_ms: f64,
 }
 
@@ -133,11 +147,66 @@ pub(crate) fn check_statement(sql: &str) -> Result<&str> {
     Ok(text)
 }
 
+/// How many statements DuckDB's own parser finds in `sql`, counted on an empty in-memory
+/// database: parsing only, nothing runs.
+pub(crate) fn statement_count(sql: &str) -> Result<usize> {
+    use duckdb::ffi;
+    use std::ffi::{CStr, CString};
+    let text =
+        CString::new(sql).map_err(|_| rule("invalid", "the query contains a NUL character"))?;
+    let failed = || rule("invalid", "cannot start DuckDB's parser");
+    // SAFETY: every handle is created, used and destroyed here, in order, on this thread; the
+    // error string is copied before the statements that own it are destroyed.
+    unsafe {
+        let mut db: ffi::duckdb_database = std::ptr::null_mut();
+        if ffi::duckdb_open(std::ptr::null(), &mut db) != ffi::DuckDBSuccess {
+            return Err(failed());
+        }
+        let mut con: ffi::duckdb_connection = std::ptr::null_mut();
+        if ffi::duckdb_connect(db, &mut con) != ffi::DuckDBSuccess {
+            ffi::duckdb_close(&mut db);
+            return Err(failed());
+        }
+        let mut extracted: ffi::duckdb_extracted_statements = std::ptr::null_mut();
+        let n = ffi::duckdb_extract_statements(con, text.as_ptr(), &mut extracted);
+        let result = if n == 0 {
+            let e = ffi::duckdb_extract_statements_error(extracted);
+            Err(rule(
+                "invalid",
+                if e.is_null() {
+                    "the query is empty".to_owned()
+                } else {
+                    CStr::from_ptr(e).to_string_lossy().into_owned()
+                },
+            ))
+        } else {
+            Ok(n as usize)
+        };
+        ffi::duckdb_destroy_extracted(&mut extracted);
+        ffi::duckdb_disconnect(&mut con);
+        ffi::duckdb_close(&mut db);
+        result
+    }
+}
+
+/// Refuses anything but exactly one statement, as DuckDB counts them.
+fn one_statement(sql: &str) -> Result<()> {
+    match statement_count(sql)? {
+        1 => Ok(()),
+        n => Err(rule(
+            "one_statement",
+            format!("only one statement may run; DuckDB reads {n} here"),
+        )),
+    }
+}
+
 /// Which rule a DuckDB error shows was hit.
 fn classify(e: &duckdb::Error) -> AnalyticsError {
     let text = e.to_string();
     let lower = text.to_lowercase();
-    if lower.contains("read-only") || lower.contains("read only") {
+    if lower.contains("configuration has been locked") || lower.contains("lock_configuration") {
+        rule("sealed", text)
+    } else if lower.contains("read-only") || lower.contains("read only") {
         rule("read_only", text)
     } else if lower.contains("external access")
         || lower.contains("permission error")
@@ -204,10 +273,13 @@ impl Engine {
             ));
         }
         let text = check_statement(sql)?;
+        one_statement(text)?;
         let wrapped = format!(
             "SELECT * FROM ({text}\n) AS analyst_query LIMIT {}",
             limits.max_rows + 1
         );
+        // The wrapped text must still be one statement: then only a query fits inside.
+        one_statement(&wrapped)?;
         let conn = self.fresh_conn()?;
         let interrupt = conn.interrupt_handle();
         let (done, wait) = mpsc::channel::<()>();
@@ -220,26 +292,36 @@ impl Engine {
             expired
         });
         let started = Instant::now();
-        let result = (|| -> std::result::Result<(Vec<String>, Vec<Vec<serde_json::Value>>), duckdb::Error> {
+        let max_bytes = limits.max_bytes;
+        type Answer = (Vec<String>, Vec<Vec<serde_json::Value>>, bool);
+        let result = (|| -> std::result::Result<Answer, duckdb::Error> {
             let mut stmt = conn.prepare(&wrapped)?;
             let width = stmt.column_count();
             let mut rows = Vec::new();
+            let mut bytes = 0usize;
+            let mut cut_by_bytes = false;
             {
                 let mut cursor = stmt.query([])?;
                 while let Some(row) = cursor.next()? {
                     let mut out = Vec::with_capacity(width);
                     for i in 0..width {
-                        out.push(json_value(row.get::<_, Value>(i)?));
+                        let v = json_value(row.get::<_, Value>(i)?);
+                        bytes += v.to_string().len() + 1;
+                        out.push(v);
+                    }
+                    if bytes > max_bytes {
+                        cut_by_bytes = true;
+                        break;
                     }
                     rows.push(out);
                 }
             }
-            Ok((stmt.column_names(), rows))
+            Ok((stmt.column_names(), rows, cut_by_bytes))
         })();
         let elapsed = started.elapsed();
         let _ = done.send(());
         let expired = watchdog.join().unwrap_or(false);
-        let (columns, mut rows) = match result {
+        let (columns, mut rows, cut_by_bytes) = match result {
             Ok(r) => r,
             Err(_) if expired => {
                 return Err(rule(
@@ -249,12 +331,19 @@ impl Engine {
             }
             Err(e) => return Err(classify(&e)),
         };
-        let truncated = rows.len() > limits.max_rows;
+        let cut_by_rows = rows.len() > limits.max_rows;
         rows.truncate(limits.max_rows);
         Ok(SqlResult {
             columns,
             rows,
-            truncated,
+            truncated: cut_by_rows || cut_by_bytes,
+            truncated_by: if cut_by_bytes {
+                Some("max_bytes")
+            } else if cut_by_rows {
+                Some("max_rows")
+            } else {
+                None
+            },
             elapsed_ms: elapsed.as_secs_f64() * 1000.0,
         })
     }
@@ -278,6 +367,28 @@ mod tests {
         assert_eq!(rule_of("/* hi */ COPY regions TO 'x.csv'"), "read_only");
         assert_eq!(rule_of("ATTACH 'other.db'"), "read_only");
         assert_eq!(rule_of("  ;"), "invalid");
+    }
+
+    #[test]
+    fn duckdb_counts_the_statements_whatever_hides_them() {
+        for sql in ["SELECT 1", "SELECT ';' AS semi", "SELECT $$;$$", "SELECT 1 -- ;"] {
+            assert_eq!(statement_count(sql).unwrap(), 1, "{sql}");
+        }
+        // Texts that hide a second statement from a hand-made splitter: DuckDB finds more
+        // than one, or cannot split them at all (refused as invalid, which is as safe).
+        for sql in [
+            "SELECT 1; SELECT 2",
+            "SELECT 1 /* a /* b */ ; SET threads = 1; /* */",
+            "SELECT E'\\''; SET GLOBAL memory_limit = '1MB'; SELECT '",
+            "SELECT $x$ ; $x$; SET GLOBAL memory_limit='1MB'",
+        ] {
+            match statement_count(sql) {
+                Ok(count) => assert!(count > 1, "{sql}: {count}"),
+                Err(AnalyticsError::Sql { rule, .. }) => assert_eq!(rule, "invalid", "{sql}"),
+                Err(e) => panic!("{sql}: {e}"),
+            }
+        }
+        assert!(one_statement("SELECT 1; SELECT 2").is_err());
     }
 
     #[test]

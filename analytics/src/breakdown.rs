@@ -1,7 +1,14 @@
-//! Breakdowns: an indicator split by a text column of its fact table (e.g. 12345 work orders
+//! Breakdowns: an indicator split by a dimension of its fact table (e.g. 12345 work orders
 //! by content code), largest first, for "top N" lists.
+//!
+//! Only the table's declared dimensions can split it (`FactTable::dimensions`): record
+//! identifiers, free text and region keys never can. For an audience that may not see small
+//! cells, a category resting on fewer records than its floor is withheld, and when exactly
+//! one is withheld the next smallest goes too (the region's total is visible, so the total
+//! minus the visible categories would give it away). The pattern is made over every
+//! category before `top` cuts the list.
 
-use crate::{AnalyticsError, Engine, Result};
+use crate::{AnalyticsError, Audience, Engine, Result};
 use duckdb::params_from_iter;
 use indicators::facts::{ColumnType, fact_table};
 use indicators::sql::{aggregate_sql, row_conditions};
@@ -15,7 +22,11 @@ pub struct Share {
     pub denominator: Option<f64>,
     pub value: Option<f64>,
     /// The category's share of the numerator over all categories.
-    pub share: f64,
+    pub share: Option<f64>,
+    /// How many fact records the category rests on (`None` when withheld).
+    pub support: Option<f64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suppressed: bool,
 }
 
 impl Engine {
@@ -23,8 +34,10 @@ impl Engine {
     /// per value of the text column `by` of its numerator's fact table, largest numerator
     /// first, at most `top`. A denominator on the same fact table is split the same way;
     /// any other denominator (residents) is not split, so the value is left out.
+    #[expect(clippy::too_many_arguments, reason = "the parameters of GET .../breakdown")]
     pub fn breakdown(
         &self,
+        audience: &Audience,
         indicator: &Indicator,
         by: &str,
         grain: Grain,
@@ -41,25 +54,20 @@ impl Engine {
         let table = fact_table(numerator.fact).expect("validated fact table");
         let column = table
             .column(by)
-            .filter(|c| c.ty == ColumnType::Text && by != "grid_id");
+            .filter(|c| c.ty == ColumnType::Text && table.dimensions.contains(&by));
         if column.is_none() {
-            let text: Vec<&str> = table
-                .columns
-                .iter()
-                .filter(|c| {
-                    c.ty == ColumnType::Text
-                        && !c.name.ends_with("_id")
-                        && !c.name.ends_with("_code")
-                        && c.name != "repeat_of"
-                })
-                .map(|c| c.name)
-                .collect();
-            return Err(AnalyticsError::BadBreakdown(format!(
-                "{by:?} is not a text column of {} (try: {})",
-                table.name,
-                text.join(", ")
-            )));
+            return Err(AnalyticsError::BadBreakdown(if table.dimensions.is_empty() {
+                format!("{} has no dimension to break {} down by", table.name, indicator.id)
+            } else {
+                format!(
+                    "{by:?} is not a dimension of {} (one of: {})",
+                    table.name,
+                    table.dimensions.join(", ")
+                )
+            }));
         }
+        let region = audience.region(region, "region")?;
+        let region = region.as_deref();
         let period = Period::parse(grain, period).map_err(|source| QueryError::Period {
             parameter: "period",
             source,
@@ -86,7 +94,7 @@ impl Engine {
                 params.push(format!("{r}%"));
             }
             let sql = format!(
-                "SELECT CAST({by} AS VARCHAR) AS category, CAST({} AS DOUBLE) AS v FROM {} WHERE {} GROUP BY 1",
+                "SELECT CAST({by} AS VARCHAR) AS category, CAST({} AS DOUBLE) AS v, CAST(COUNT(*) AS DOUBLE) AS r FROM {} WHERE {} GROUP BY 1",
                 aggregate_sql(m),
                 m.fact,
                 conds.join(" AND ")
@@ -104,19 +112,19 @@ impl Engine {
                 params.extend(d_params);
                 format!(
                     "WITH n AS ({n_sql}), d AS ({d_sql}) SELECT COALESCE(n.category, d.category), \
-                     COALESCE(n.v, 0), d.v FROM n FULL OUTER JOIN d ON n.category = d.category"
+                     COALESCE(n.v, 0), d.v, COALESCE(d.r, 0) FROM n FULL OUTER JOIN d ON n.category = d.category"
                 )
             }
-            None => format!("SELECT category, v, CAST(NULL AS DOUBLE) FROM ({n_sql})"),
+            None => format!("SELECT category, v, CAST(NULL AS DOUBLE), r FROM ({n_sql})"),
         };
-        let rows: Vec<(Option<String>, f64, Option<f64>)> = self.with_conn(|conn| {
+        let rows: Vec<(Option<String>, f64, Option<f64>, f64)> = self.with_conn(|conn| {
             let mut stmt = conn.prepare(&sql).map_err(AnalyticsError::db(format!(
                 "cannot break down {}",
                 indicator.id
             )))?;
             let rows = stmt
                 .query_map(params_from_iter(params.iter()), |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })
                 .map_err(AnalyticsError::db(format!(
                     "cannot break down {}",
@@ -131,7 +139,7 @@ impl Engine {
         let total: f64 = rows.iter().map(|r| r.1).sum();
         let mut out: Vec<Share> = rows
             .into_iter()
-            .map(|(category, numerator, denominator)| Share {
+            .map(|(category, numerator, denominator, records)| Share {
                 category: category.unwrap_or_else(|| "(none)".into()),
                 numerator,
                 denominator,
@@ -142,9 +150,39 @@ impl Engine {
                 } else {
                     None
                 },
-                share: if total > 0.0 { numerator / total } else { 0.0 },
+                share: Some(if total > 0.0 { numerator / total } else { 0.0 }),
+                support: Some(records),
+                suppressed: false,
             })
             .collect();
+        let published = table.disclosure == indicators::facts::Disclosure::Published;
+        if let (Some(floor), false) = (audience.floor(), published) {
+            let mut hidden: Vec<usize> = (0..out.len())
+                .filter(|&i| out[i].support.is_some_and(|r| r < floor))
+                .collect();
+            if hidden.len() == 1
+                && let Some(partner) = (0..out.len())
+                    .filter(|i| !hidden.contains(i))
+                    .min_by(|&a, &b| {
+                        out[a]
+                            .support
+                            .unwrap_or(f64::INFINITY)
+                            .total_cmp(&out[b].support.unwrap_or(f64::INFINITY))
+                            .then(out[a].category.cmp(&out[b].category))
+                    })
+            {
+                hidden.push(partner);
+            }
+            for i in hidden {
+                let s = &mut out[i];
+                s.numerator = 0.0;
+                s.denominator = None;
+                s.value = None;
+                s.share = None;
+                s.support = None;
+                s.suppressed = true;
+            }
+        }
         out.sort_by(|a, b| {
             b.numerator
                 .total_cmp(&a.numerator)

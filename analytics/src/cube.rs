@@ -190,6 +190,8 @@ pub(crate) fn refresh(conn: &Connection, engine: &Engine, facts: &[&str]) -> Res
 impl Engine {
     /// Re-reads the cube registry (after a load, or at open).
     pub(crate) fn reload_cubes(&self) -> Result<()> {
+        // Facts changed: the data extents read before are stale.
+        self.recorded.write().expect("extent lock").clear();
         let rows: Vec<(String, String, String, String, String)> = self.with_conn(|conn| {
             let mut stmt = conn
                 .prepare(

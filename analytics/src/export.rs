@@ -15,12 +15,13 @@ impl Engine {
              region_name VARCHAR, period VARCHAR, value DOUBLE, numerator DOUBLE, denominator DOUBLE, \
              unit VARCHAR, target DOUBLE, gap_to_target DOUBLE, status VARCHAR, previous_value DOUBLE, \
              change_vs_previous DOUBLE, last_year_value DOUBLE, change_vs_last_year DOUBLE, \
-             rank INTEGER, siblings INTEGER); BEGIN TRANSACTION;",
+             rank INTEGER, siblings INTEGER, support DOUBLE, partial BOOLEAN, suppressed BOOLEAN); \
+             BEGIN TRANSACTION;",
         )
         .map_err(db("cannot stage the values"))?;
         {
             let mut insert = conn
-                .prepare("INSERT INTO values_export VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .prepare("INSERT INTO values_export VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
                 .map_err(db("cannot stage the values"))?;
             for v in values {
                 insert
@@ -42,6 +43,9 @@ impl Engine {
                         v.change_vs_last_year,
                         v.rank,
                         v.siblings,
+                        v.support,
+                        v.partial,
+                        v.suppressed,
                     ])
                     .map_err(db("cannot stage a value"))?;
             }

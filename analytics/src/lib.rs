@@ -17,6 +17,7 @@ mod cube;
 mod export;
 mod ingest;
 mod load;
+mod policy;
 mod pool;
 mod progress;
 mod query;
@@ -26,6 +27,7 @@ pub use analyst::{SqlLimits, SqlResult};
 pub use breakdown::Share;
 pub use ingest::IngestReport;
 pub use load::{ColumnMapping, LoadReport, Mapping, OnReject, Rejection};
+pub use policy::{ALERT_FLOOR, Audience, SMALL_CELL_FLOOR, SmallCells};
 pub use pool::{Engine, OpenMode};
 pub use query::{
     BuildingRecord, IndicatorValue, RegionInfo, RegionShapeRecord, Snapshot, latest_complete_period,
@@ -54,6 +56,18 @@ pub enum AnalyticsError {
     UnknownIndicator(String),
     #[error("by: {0}")]
     BadBreakdown(String),
+    /// Outside the audience's region scope (`parameter` names what asked for it).
+    #[error("{message}")]
+    OutOfScope {
+        parameter: &'static str,
+        message: String,
+    },
+    /// An answer larger than a caller may receive at once; the message says how to narrow it.
+    #[error("{parameter}: {message}")]
+    TooLarge {
+        parameter: &'static str,
+        message: String,
+    },
     /// Analyst SQL broke a rule (`rule` names it: one_statement, read_only,
     /// no_external_access, timeout, invalid).
     #[error("{rule}: {message}")]

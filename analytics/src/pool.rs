@@ -32,6 +32,9 @@ pub struct Engine {
     pub(crate) regions: RwLock<Arc<HashMap<String, crate::RegionInfo>>>,
     /// Pre-aggregated tables by (measure key, bucket), see `cube`.
     pub(crate) cubes: RwLock<Arc<HashMap<(String, crate::cube::Bucket), indicators::CubeTable>>>,
+    /// The last day each fact table's data covers, read once per load (see
+    /// `Engine::recorded_through`); cleared whenever facts change.
+    pub(crate) recorded: RwLock<HashMap<&'static str, Option<chrono::NaiveDate>>>,
 }
 
 impl Engine {
@@ -70,8 +73,14 @@ impl Engine {
                     .access_mode(AccessMode::ReadOnly)
                     .map_err(config_err)?;
                 if mode == OpenMode::Analyst {
+                    // Sealed: no files, no network, no extensions loaded on demand, and the
+                    // configuration locked, so no statement can change the database's
+                    // settings (memory, threads, access) for the other users.
                     config = config
                         .enable_external_access(false)
+                        .and_then(|c| c.enable_autoload_extension(false))
+                        .and_then(|c| c.with("autoinstall_known_extensions", "false"))
+                        .and_then(|c| c.with("lock_configuration", "true"))
                         .map_err(AnalyticsError::db("cannot seal DuckDB"))?;
                 }
                 Connection::open_with_flags(path, config)
@@ -93,6 +102,7 @@ impl Engine {
             catalogue,
             regions: RwLock::new(Arc::new(HashMap::new())),
             cubes: RwLock::new(Arc::new(HashMap::new())),
+            recorded: RwLock::new(HashMap::new()),
         };
         engine.reload_regions()?;
         engine.reload_cubes()?;

@@ -1,6 +1,6 @@
 //! Answering indicator queries and reading regions, buildings and the data snapshot.
 
-use crate::{AnalyticsError, Engine, Result};
+use crate::{AnalyticsError, Audience, Engine, Result};
 use chrono::{Days, NaiveDate};
 use duckdb::{OptionalExt, params_from_iter};
 use indicators::{Direction, Grain, Indicator, IndicatorQuery, Level, Period, Status, sql};
@@ -8,8 +8,9 @@ use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-/// Summed parts per region and period: `(region_code, period, numerator, denominator)`.
-pub(crate) type Parts = Vec<(String, String, f64, Option<f64>)>;
+/// Summed parts per region and period: `(region_code, period, numerator, denominator,
+/// records)`; records is `None` for published statistics (no disclosure control).
+pub(crate) type Parts = Vec<(String, String, f64, Option<f64>, Option<f64>)>;
 
 /// One indicator value for one region and period, with the parts it was computed from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -36,22 +37,23 @@ pub struct IndicatorValue {
     pub rank: Option<u32>,
     /// How many regions share the parent in this period, this one included.
     pub siblings: u32,
-    /// Whether the numbers were withheld because too few records stand behind them (set by
-    /// the server for roles that may not see small cells).
+    /// How many fact records the value rests on (`None` for published statistics, and for
+    /// withheld cells).
+    pub support: Option<f64>,
+    /// The period had not ended by the last day with data: its value is incomplete.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// Whether the numbers were withheld from this audience: too few records stand behind
+    /// them, or they would let a withheld cell be derived (see `policy`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub suppressed: bool,
 }
 
 impl IndicatorValue {
-    /// How many records stand behind the value: the denominator for ratios and rates, else
-    /// the numerator (a count or sum).
-    pub fn support(&self) -> f64 {
-        self.denominator.unwrap_or(self.numerator)
-    }
-
-    /// Withholds every number of the row (value, parts, comparisons, rank), keeping region and
-    /// period; status becomes no data.
-    pub fn suppress(&mut self) {
+    /// Withholds every number of the row (value, parts, support, comparisons, rank), keeping
+    /// region and period; status becomes no data.
+    pub(crate) fn suppress(&mut self) {
+        self.support = None;
         self.value = None;
         self.numerator = 0.0;
         self.denominator = None;
@@ -260,6 +262,9 @@ impl Engine {
         let Some(column) = table.recorded_at else {
             return Ok(None);
         };
+        if let Some(known) = self.recorded.read().expect("extent lock").get(table.name) {
+            return Ok(*known);
+        }
         let sql = format!(
             "SELECT CAST(CAST(MAX({column}) AS DATE) AS VARCHAR) FROM {}",
             numerator.fact
@@ -272,28 +277,69 @@ impl Engine {
                 )))
         })?;
         // A census in the middle of a quarter describes the whole quarter.
-        Ok(last
+        let through = last
             .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
-            .map(|d| Period::containing(table.row_covers, d).end() - Days::new(1)))
+            .map(|d| Period::containing(table.row_covers, d).end() - Days::new(1));
+        self.recorded
+            .write()
+            .expect("extent lock")
+            .insert(table.name, through);
+        Ok(through)
     }
 
-    /// Values of `indicator` for a query, ordered by period then region code, read from
-    /// the cube where it covers the query.
+    /// Values of `indicator` for a query as `audience` may see them (see [`crate::policy`]),
+    /// ordered by period then region code, read from the cube where it covers the query.
     pub fn values(
         &self,
+        audience: &Audience,
         indicator: &Indicator,
         query: &IndicatorQuery,
     ) -> Result<Vec<IndicatorValue>> {
-        self.values_with(indicator, query, true)
+        self.values_with(audience, indicator, query, true)
     }
 
     /// Like [`Engine::values`], always from the fact rows (to check the cube against).
     pub fn values_from_facts(
         &self,
+        audience: &Audience,
         indicator: &Indicator,
         query: &IndicatorQuery,
     ) -> Result<Vec<IndicatorValue>> {
-        self.values_with(indicator, query, false)
+        self.values_with(audience, indicator, query, false)
+    }
+
+    /// An upper bound on the rows `values` returns for a query: the regions of its level in
+    /// its region times the periods in its range (an open range reaches five years back from
+    /// the last day with data). Cheap, for refusing answers too large before computing them.
+    pub fn estimate_cells(&self, indicator: &Indicator, query: &IndicatorQuery) -> Result<u64> {
+        sql::check(indicator, query)?;
+        let regions = self.regions();
+        let prefix = query.region.as_deref().unwrap_or("");
+        let level = query.level.as_str();
+        let in_region = regions
+            .values()
+            .filter(|r| r.level == level && r.code.starts_with(prefix))
+            .count()
+            .max(1) as u64;
+        let through = self
+            .recorded_through(indicator)?
+            .unwrap_or_else(|| chrono::Local::now().date_naive());
+        let parse = |label: &Option<String>| {
+            label
+                .as_deref()
+                .and_then(|l| Period::parse(query.grain, l).ok())
+        };
+        let to = parse(&query.to).unwrap_or_else(|| Period::containing(query.grain, through));
+        let from = parse(&query.from).unwrap_or_else(|| {
+            Period::containing(query.grain, through - chrono::Months::new(60))
+        });
+        let mut periods = 0u64;
+        let mut p = from;
+        while p <= to && periods < 1_000_000 {
+            periods += 1;
+            p = p.next();
+        }
+        Ok(in_region.saturating_mul(periods))
     }
 
     /// The SQL `values` runs for a (non-derived) indicator: the query widened by a year for
@@ -357,10 +403,10 @@ impl Engine {
                     .catalogue
                     .get(id)
                     .ok_or_else(|| AnalyticsError::UnknownIndicator(id.to_owned()))?;
-                let values: HashMap<(String, String), f64> = self
+                let values: HashMap<(String, String), (f64, Option<f64>)> = self
                     .parts(dep, query, use_cube)?
                     .into_iter()
-                    .filter_map(|(r, p, n, d)| Some(((r, p), dep.value(n, d)?)))
+                    .filter_map(|(r, p, n, d, records)| Some(((r, p), (dep.value(n, d)?, records))))
                     .collect();
                 keys.extend(values.keys().cloned());
                 by_indicator.insert(id, values);
@@ -368,8 +414,13 @@ impl Engine {
             let mut out: Parts = keys
                 .into_iter()
                 .filter_map(|key| {
-                    let v = formula.eval(&|id| by_indicator.get(id)?.get(&key).copied())?;
-                    Some((key.0, key.1, v, None))
+                    let v = formula.eval(&|id| Some(by_indicator.get(id)?.get(&key)?.0))?;
+                    // A derived value rests on the fewest records of the values it reads.
+                    let records = formula
+                        .indicators()
+                        .filter_map(|id| by_indicator.get(id)?.get(&key)?.1)
+                        .reduce(f64::min);
+                    Some((key.0, key.1, v, None, records))
                 })
                 .collect();
             out.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
@@ -393,7 +444,7 @@ impl Engine {
                 )))?;
             let rows = stmt
                 .query_map(params_from_iter(compiled.params.iter()), |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })
                 .map_err(AnalyticsError::db(format!(
                     "cannot run the query for {}",
@@ -409,17 +460,31 @@ impl Engine {
 
     fn values_with(
         &self,
+        audience: &Audience,
         indicator: &Indicator,
         query: &IndicatorQuery,
         use_cube: bool,
     ) -> Result<Vec<IndicatorValue>> {
-        let (widened, from) = widen(indicator, query)?;
-        let rows = self.parts(indicator, &widened, use_cube)?;
+        let asked = audience.scope_query(query)?;
+        let (widened, from) = widen(indicator, &asked)?;
+        // Audiences that may not see small cells get a pattern computed over whole sibling
+        // groups and years, so that the range or region asked cannot change it.
+        let floor = audience.floor();
+        let computed = match floor {
+            Some(_) => crate::policy::suppression_domain(&widened),
+            None => widened.clone(),
+        };
+        let rows = self.parts(indicator, &computed, use_cube)?;
+        let through = self.recorded_through(indicator)?;
         let regions = self.regions();
         let mut values: Vec<IndicatorValue> = rows
             .into_iter()
-            .map(|(region_code, period, numerator, denominator)| {
+            .map(|(region_code, period, numerator, denominator, records)| {
                 let value = indicator.value(numerator, denominator);
+                let partial = match (through, Period::parse(query.grain, &period)) {
+                    (Some(last_day), Ok(p)) => p.end() > last_day + Days::new(1),
+                    _ => false,
+                };
                 IndicatorValue {
                     indicator: indicator.id.clone(),
                     region_name: regions
@@ -441,10 +506,49 @@ impl Engine {
                     change_vs_last_year: None,
                     rank: None,
                     siblings: 0,
+                    support: records,
+                    partial,
                     suppressed: false,
                 }
             })
             .collect();
+        if let Some(floor) = floor {
+            let cells: Vec<crate::policy::Cell> = values
+                .iter()
+                .map(|v| crate::policy::Cell {
+                    region: &v.region_code,
+                    period: &v.period,
+                    support: v.support,
+                })
+                .collect();
+            let hidden = crate::policy::withheld(&cells, query.level, query.grain, floor);
+            for i in hidden {
+                values[i].suppress();
+            }
+            // Back to what was asked (after the pattern, before comparisons and ranks, which
+            // read only what this audience sees).
+            let in_range = |v: &IndicatorValue| {
+                let p = Period::parse(query.grain, &v.period).ok();
+                let after = |bound: &Option<String>| {
+                    bound.as_deref().is_none_or(|b| {
+                        Period::parse(query.grain, b).is_ok_and(|b| p.is_some_and(|p| p >= b))
+                    })
+                };
+                let before = |bound: &Option<String>| {
+                    bound.as_deref().is_none_or(|b| {
+                        Period::parse(query.grain, b).is_ok_and(|b| p.is_some_and(|p| p <= b))
+                    })
+                };
+                after(&widened.from) && before(&widened.to)
+            };
+            values.retain(|v| {
+                in_range(v)
+                    && widened
+                        .region
+                        .as_deref()
+                        .is_none_or(|r| v.region_code.starts_with(r))
+            });
+        }
         compare_and_rank(&mut values, indicator, query.level, query.grain);
         if let Some(from) = from {
             values.retain(|v| Period::parse(query.grain, &v.period).is_ok_and(|p| p >= from));
@@ -546,6 +650,8 @@ mod tests {
             change_vs_last_year: None,
             rank: None,
             siblings: 1,
+            support: Some(1.0),
+            partial: false,
             suppressed: false,
         }
     }

@@ -83,6 +83,18 @@ pub enum RegionKey {
     Column { name: &'static str, level: Level },
 }
 
+/// What a fact table's rows are, for disclosure control.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disclosure {
+    /// Each row is one record about a person, a case or a request (a work order, an
+    /// application, a call-centre day): a value resting on few rows can identify them, so
+    /// small cells are withheld from audiences that may not see them.
+    Records,
+    /// Rows are published official statistics (county GDP, resident population): they are
+    /// already aggregates and are shown as they are.
+    Published,
+}
+
 /// Where a fact table's rows come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -121,6 +133,12 @@ pub struct FactTable {
     /// Rows are the state at a census (a stock, such as systems on the cloud) rather than
     /// events in a period (a flow): a year's own state is its last census.
     pub census: bool,
+    /// Whether small-cell suppression applies to values computed from this table.
+    pub disclosure: Disclosure,
+    /// The text columns a value may be broken down by (`Engine::breakdown`). Record
+    /// identifiers, free text and region keys are never dimensions: a breakdown by them would
+    /// list single records.
+    pub dimensions: &'static [&'static str],
     pub region: RegionKey,
     pub source: Source,
     pub columns: &'static [Column],
@@ -185,11 +203,13 @@ macro_rules! hours_between {
 
 pub const WORK_ORDERS: FactTable = FactTable {
     name: "work_orders",
-    description: "12345 hotline work orders (GB/T 39666-2020 request types and content codes)",
+    description: "12345 hotline work orders (request types and content codes modelled on GB/T 39666-2020, synthetic in generated data)",
     key: &["order_id"],
     recorded_at: Some("created_at"),
     row_covers: Grain::Day,
     census: false,
+    disclosure: Disclosure::Records,
+    dimensions: &["request_type", "content_code", "channel"],
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[
@@ -240,6 +260,8 @@ pub const HOTLINE_CALLS: FactTable = FactTable {
     recorded_at: Some("day"),
     row_covers: Grain::Day,
     census: false,
+    disclosure: Disclosure::Records,
+    dimensions: &[],
     region: RegionKey::Column {
         name: "community_code",
         level: Level::Community,
@@ -267,6 +289,8 @@ pub const SERVICE_APPLICATIONS: FactTable = FactTable {
     recorded_at: Some("submitted_at"),
     row_covers: Grain::Day,
     census: false,
+    disclosure: Disclosure::Records,
+    dimensions: &["item_code", "item_name"],
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[
@@ -313,6 +337,8 @@ pub const SERVICE_SCENARIOS: FactTable = FactTable {
     recorded_at: Some("census_at"),
     row_covers: Grain::Quarter,
     census: true,
+    disclosure: Disclosure::Records,
+    dimensions: &["kind"],
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -340,6 +366,8 @@ pub const GRID_EVENTS: FactTable = FactTable {
     recorded_at: Some("reported_at"),
     row_covers: Grain::Day,
     census: false,
+    disclosure: Disclosure::Records,
+    dimensions: &["category", "source"],
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[
@@ -373,6 +401,8 @@ pub const ENFORCEMENT_CASES: FactTable = FactTable {
     recorded_at: Some("opened_at"),
     row_covers: Grain::Day,
     census: false,
+    disclosure: Disclosure::Records,
+    dimensions: &["department"],
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[
@@ -397,6 +427,8 @@ pub const AIR_QUALITY: FactTable = FactTable {
     recorded_at: Some("measured_at"),
     row_covers: Grain::Day,
     census: false,
+    disclosure: Disclosure::Records,
+    dimensions: &[],
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -425,6 +457,8 @@ pub const AIR_QUALITY_DAYS: FactTable = FactTable {
     recorded_at: Some("day"),
     row_covers: Grain::Day,
     census: false,
+    disclosure: Disclosure::Records,
+    dimensions: &[],
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -453,6 +487,8 @@ pub const ECONOMY: FactTable = FactTable {
     recorded_at: Some("quarter_start"),
     row_covers: Grain::Quarter,
     census: false,
+    disclosure: Disclosure::Published,
+    dimensions: &[],
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -494,6 +530,8 @@ pub const IT_SYSTEMS: FactTable = FactTable {
     recorded_at: Some("census_at"),
     row_covers: Grain::Quarter,
     census: true,
+    disclosure: Disclosure::Records,
+    dimensions: &["department", "kind"],
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -523,6 +561,8 @@ pub const DATA_SHARING_REQUESTS: FactTable = FactTable {
     recorded_at: Some("requested_at"),
     row_covers: Grain::Day,
     census: false,
+    disclosure: Disclosure::Records,
+    dimensions: &["requesting_department", "providing_department"],
     region: RegionKey::Column {
         name: "county_code",
         level: Level::County,
@@ -558,6 +598,8 @@ pub const POPULATION: FactTable = FactTable {
     recorded_at: None,
     row_covers: Grain::Year,
     census: false,
+    disclosure: Disclosure::Published,
+    dimensions: &[],
     region: RegionKey::Grid,
     source: Source::File,
     columns: &[
@@ -604,6 +646,20 @@ mod tests {
             assert!(t.column(t.region_column()).is_some(), "{}", t.name);
             if t.region == RegionKey::Grid {
                 assert!(t.column("grid_id").is_some(), "{}", t.name);
+            }
+        }
+    }
+
+    #[test]
+    fn dimensions_are_text_columns_and_never_keys_or_regions() {
+        for t in FACT_TABLES {
+            for d in t.dimensions {
+                let c = t.column(d).unwrap_or_else(|| panic!("{}: dimension {d}", t.name));
+                assert_eq!(c.ty, Text, "{}.{d}", t.name);
+                assert!(!t.key.contains(d), "{}.{d} is a key", t.name);
+                assert!(!d.ends_with("_id"), "{}.{d} names records", t.name);
+                assert_ne!(*d, t.region_column(), "{}.{d}", t.name);
+                assert!(!["community_code", "grid_id", "county_code"].contains(d));
             }
         }
     }

@@ -52,7 +52,7 @@ pub fn catalogue_schema() -> Value {
                     "target": { "$ref": "#/$defs/target" },
                     "thresholds": { "$ref": "#/$defs/thresholds" },
                     "description": string("What is counted, over what, in which period."),
-                    "standard": string("The standard the definition follows, e.g. GB/T 39666-2020."),
+                    "standard": string("The standard the definition follows, e.g. GB/T 33358-2016, or \"modelled on ...\" where the definition only follows it."),
                     "iso": string("ISO 37120 / 37122 counterpart, where there is one.")
                 },
                 "allOf": [

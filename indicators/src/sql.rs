@@ -1,12 +1,14 @@
 //! Compiling an indicator, a level, a grain, a period range and a region subtree to SQL.
 //!
-//! The SQL returns one row per (region, period) with `region_code`, `period`, `numerator` and
+//! The SQL returns one row per (region, period) with `region_code`, `period`, `numerator`,
 //! `denominator` summed from fact rows at the requested level, so ratios are always recomputed
-//! from their parts. It uses only portable SQL (CTEs, `SUBSTR`, `EXTRACT`, `LPAD`, `FULL OUTER
+//! from their parts, and `records`: how many fact records the value rests on (its support, the
+//! one number that small-cell suppression and alert floors read; `NULL` for published
+//! statistics, see [`crate::facts::Disclosure`]). It uses only portable SQL (CTEs, `SUBSTR`, `EXTRACT`, `LPAD`, `FULL OUTER
 //! JOIN`) and binds every user-supplied value as a `?` parameter.
 
 use crate::catalogue::{Aggregate, Indicator, Measure};
-use crate::facts::fact_table;
+use crate::facts::{Disclosure, fact_table};
 use crate::level::{Level, RegionCodeError, region_level};
 use crate::period::{Grain, Period, PeriodError};
 
@@ -206,19 +208,25 @@ fn measure_sql(
     params: &mut Vec<String>,
 ) -> String {
     let fact = fact_table(m.fact).expect("validated fact table");
-    let (value, mut conds, from_table, time) = match (cube, &m.time) {
+    let (value, records, mut conds, from_table, time) = match (cube, &m.time) {
         (Some(c), Some(_)) => (
             format!("SUM({})", c.value_column),
+            format!("SUM({})", c.rows_column),
             vec![format!("{} > 0", c.rows_column)],
             c.table.clone(),
             Some("bucket".to_owned()),
         ),
         _ => (
             aggregate_sql(m),
+            "COUNT(*)".to_owned(),
             row_conditions(m),
             m.fact.to_owned(),
             m.time.clone(),
         ),
+    };
+    let records = match fact.disclosure {
+        Disclosure::Records => format!("CAST({records} AS DOUBLE)"),
+        Disclosure::Published => "CAST(NULL AS DOUBLE)".to_owned(),
     };
     match &s.region {
         Some((code, Level::Grid)) => {
@@ -253,12 +261,17 @@ fn measure_sql(
         format!(" WHERE {}", conds.join(" AND "))
     };
     format!(
-        "SELECT {region} AS region_code{select_period}, CAST({value} AS DOUBLE) AS v FROM {from_table}{where_} GROUP BY {group}"
+        "SELECT {region} AS region_code{select_period}, CAST({value} AS DOUBLE) AS v, {records} AS r FROM {from_table}{where_} GROUP BY {group}"
     )
 }
 
-/// Compiles `q` for `ind` into SQL returning `region_code, period, numerator, denominator`,
-/// ordered by period then region.
+/// Whether values of a measure's table are subject to disclosure control.
+fn counts_records(m: &Measure) -> bool {
+    fact_table(m.fact).is_some_and(|t| t.disclosure == Disclosure::Records)
+}
+
+/// Compiles `q` for `ind` into SQL returning `region_code, period, numerator, denominator,
+/// records`, ordered by period then region.
 pub fn compile(ind: &Indicator, q: &IndicatorQuery) -> Result<CompiledSql, QueryError> {
     compile_with(ind, q, &|_, _, _| None)
 }
@@ -286,26 +299,41 @@ pub fn compile_with(
     );
     let sql = match &ind.denominator {
         None => format!(
-            "WITH n AS ({n}) SELECT region_code, period, v AS numerator, CAST(NULL AS DOUBLE) AS denominator FROM n ORDER BY 2, 1"
+            "WITH n AS ({n}) SELECT region_code, period, v AS numerator, CAST(NULL AS DOUBLE) AS denominator, r AS records FROM n ORDER BY 2, 1"
         ),
         Some(d) if d.time.is_some() => {
+            // A ratio or mean rests on the records of its denominator (the orders closed, the
+            // applications rated), which hold the numerator's.
+            let records = if counts_records(d) {
+                "COALESCE(d.r, 0)"
+            } else if counts_records(numerator) {
+                "COALESCE(n.r, 0)"
+            } else {
+                "CAST(NULL AS DOUBLE)"
+            };
             let d = measure_sql(d, &s, cube(d, s.grain, s.level).as_ref(), &mut params);
             format!(
                 "WITH n AS ({n}), d AS ({d}) \
                  SELECT COALESCE(n.region_code, d.region_code) AS region_code, \
                  COALESCE(n.period, d.period) AS period, \
-                 COALESCE(n.v, 0) AS numerator, d.v AS denominator \
+                 COALESCE(n.v, 0) AS numerator, d.v AS denominator, {records} AS records \
                  FROM n FULL OUTER JOIN d ON n.region_code = d.region_code AND n.period = d.period \
                  ORDER BY 2, 1"
             )
         }
         Some(d) => {
-            // A static denominator (e.g. residents) applies to every period of the numerator.
+            // A static denominator (e.g. residents) applies to every period of the numerator;
+            // the value rests on the numerator's records (work orders), never on residents.
+            let records = if counts_records(numerator) {
+                "COALESCE(n.r, 0)"
+            } else {
+                "CAST(NULL AS DOUBLE)"
+            };
             let d = measure_sql(d, &s, None, &mut params);
             format!(
                 "WITH n AS ({n}), d AS ({d}), p AS (SELECT DISTINCT period FROM n) \
                  SELECT d.region_code AS region_code, p.period AS period, \
-                 COALESCE(n.v, 0) AS numerator, d.v AS denominator \
+                 COALESCE(n.v, 0) AS numerator, d.v AS denominator, {records} AS records \
                  FROM d CROSS JOIN p LEFT JOIN n ON n.region_code = d.region_code AND n.period = p.period \
                  ORDER BY 2, 1"
             )
@@ -392,5 +420,20 @@ mod tests {
         assert!(out.sql.contains("grid_id AS region_code"));
         assert!(out.sql.contains("CROSS JOIN p"));
         assert!(out.params.is_empty());
+        // Support is the work orders behind the rate, never the residents.
+        assert!(out.sql.contains("COALESCE(n.r, 0) AS records"), "{}", out.sql);
+    }
+
+    #[test]
+    fn published_statistics_have_no_record_count() {
+        let c = Catalogue::builtin();
+        let out = compile(c.get("gdp").unwrap(), &q(Level::County, Grain::Quarter)).unwrap();
+        assert!(out.sql.contains("CAST(NULL AS DOUBLE) AS r"), "{}", out.sql);
+        let ratio = compile(
+            c.get("hotline_on_time_rate").unwrap(),
+            &q(Level::County, Grain::Quarter),
+        )
+        .unwrap();
+        assert!(ratio.sql.contains("COALESCE(d.r, 0) AS records"), "{}", ratio.sql);
     }
 }

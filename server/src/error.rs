@@ -32,6 +32,9 @@ pub enum AppError {
     Forbidden { reason: String, message: String },
     #[error("{0}")]
     RateLimited(String),
+    /// An answer larger than one request may receive; the message says how to narrow it.
+    #[error("{parameter}: {message}")]
+    TooLarge { parameter: String, message: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -53,6 +56,14 @@ impl From<analytics::AnalyticsError> for AppError {
             A::Empty { .. } => AppError::Unavailable(e.to_string()),
             A::UnknownIndicator(id) => AppError::NotFound(format!("unknown indicator {id:?}")),
             A::BadBreakdown(message) => AppError::bad("by", message),
+            A::OutOfScope { message, .. } => AppError::Forbidden {
+                reason: "scope".into(),
+                message,
+            },
+            A::TooLarge { parameter, message } => AppError::TooLarge {
+                parameter: parameter.into(),
+                message,
+            },
             A::Sql {
                 rule: "timeout",
                 message,
@@ -91,6 +102,11 @@ impl IntoResponse for AppError {
             AppError::SqlRule { rule, message } => (
                 StatusCode::BAD_REQUEST,
                 json!({ "error": self.to_string(), "rule": rule, "message": message }),
+            ),
+            AppError::TooLarge { parameter, message } => (
+                StatusCode::BAD_REQUEST,
+                json!({ "error": self.to_string(), "parameter": parameter, "message": message,
+                        "reason": "too_large" }),
             ),
             AppError::Timeout(m) => (
                 StatusCode::GATEWAY_TIMEOUT,

@@ -32,16 +32,23 @@ pub fn values_csv(rows: &[IndicatorValue]) -> Vec<u8> {
         "change_vs_last_year",
         "rank",
         "siblings",
+        "support",
+        "partial",
+        "suppressed",
     ];
     w.write_record(header).expect("in memory");
     for r in rows {
-        let record: [&str; 17] = [
+        let record: [&str; 20] = [
             &r.indicator,
             &r.region_code,
             &r.region_name,
             &r.period,
             &cell(r.value),
-            &format!("{}", r.numerator),
+            &if r.suppressed {
+                String::new()
+            } else {
+                format!("{}", r.numerator)
+            },
             &cell(r.denominator),
             &r.unit,
             &cell(r.target),
@@ -53,6 +60,9 @@ pub fn values_csv(rows: &[IndicatorValue]) -> Vec<u8> {
             &cell(r.change_vs_last_year),
             &r.rank.map(|x| x.to_string()).unwrap_or_default(),
             &r.siblings.to_string(),
+            &cell(r.support),
+            if r.partial { "true" } else { "false" },
+            if r.suppressed { "true" } else { "false" },
         ];
         w.write_record(record).expect("in memory");
     }
@@ -74,8 +84,9 @@ fn frequency(grain: Grain) -> &'static str {
 pub const SDMX_DATAFLOW: &str = "DATABRAIN:DF_INDICATORS(1.0)";
 
 /// SDMX-CSV (version 1): the dataflow, the dimensions FREQ, REF_AREA, INDICATOR and
-/// TIME_PERIOD, the observation and the attributes UNIT_MEASURE and OBS_STATUS (`A` normal,
-/// `M` missing). Period labels (2024, 2024-Q3, 2024-07, 2024-W27, 2024-07-15) are already the
+/// TIME_PERIOD, the observation and the attributes UNIT_MEASURE, OBS_STATUS (`A` normal,
+/// `P` provisional for a period the data does not cover to its end, `M` missing) and
+/// CONF_STATUS (`F` free, `C` confidential: withheld from this audience, with no value). Period labels (2024, 2024-Q3, 2024-07, 2024-W27, 2024-07-15) are already the
 /// ISO 8601 forms SDMX uses.
 pub fn values_sdmx_csv(indicator: &Indicator, grain: Grain, rows: &[IndicatorValue]) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -88,10 +99,11 @@ pub fn values_sdmx_csv(indicator: &Indicator, grain: Grain, rows: &[IndicatorVal
         "OBS_VALUE",
         "UNIT_MEASURE",
         "OBS_STATUS",
+        "CONF_STATUS",
     ])
     .expect("in memory");
     for r in rows {
-        let record: [&str; 8] = [
+        let record: [&str; 9] = [
             SDMX_DATAFLOW,
             frequency(grain),
             &r.region_code,
@@ -99,7 +111,12 @@ pub fn values_sdmx_csv(indicator: &Indicator, grain: Grain, rows: &[IndicatorVal
             &r.period,
             &cell(r.value),
             &indicator.unit,
-            if r.value.is_some() { "A" } else { "M" },
+            match (r.value.is_some(), r.partial) {
+                (false, _) => "M",
+                (true, true) => "P",
+                (true, false) => "A",
+            },
+            if r.suppressed { "C" } else { "F" },
         ];
         w.write_record(record).expect("in memory");
     }

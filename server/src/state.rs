@@ -89,14 +89,45 @@ pub struct AppState {
     /// Where relative file paths of scene layers are taken from.
     pub data_dir: std::path::PathBuf,
     /// Tokens, roles and scopes, the rate limiter and the audit log.
-    pub auth: Arc<crate::auth::Auth>,
+    pub auth: Arc<crate::http::auth::Auth>,
     /// Shared view sessions (walls) and their followers.
-    pub sessions: Arc<crate::ws::Sessions>,
+    pub sessions: Arc<crate::http::stream::Sessions>,
     /// Alerts and trends per data snapshot.
-    pub answers: Arc<crate::routes::Answers>,
+    pub answers: Arc<crate::http::Answers>,
+}
+
+/// Why a server cannot start on a database.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Analytics(#[from] analytics::AnalyticsError),
+    #[error(transparent)]
+    Scenes(#[from] scenes::SceneError),
+    #[error("{0}")]
+    BadScene(String),
 }
 
 impl AppState {
+    /// The server's state on the database file `db`: opened read-only and sealed (so
+    /// analysts' SQL cannot reach files or change settings), the built-in scenes checked, and
+    /// the renderer started when a Vulkan device is there (else everything but pictures).
+    pub fn open(db: &std::path::Path) -> Result<AppState, OpenError> {
+        let engine = Engine::open_read_only(db, analytics::OpenMode::Analyst)?;
+        let scenes = scenes::builtin()?;
+        crate::views::check_scenes(engine.catalogue(), &scenes).map_err(OpenError::BadScene)?;
+        let rendering = match Renderer::start() {
+            Ok(r) => {
+                tracing::info!(adapter = r.adapter(), "rendering available");
+                Rendering::Available(Arc::new(RenderSlot::new(r)))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "serving without rendering");
+                Rendering::Unavailable(e.to_string())
+            }
+        };
+        Ok(AppState::new(engine, scenes, rendering))
+    }
+
     /// State over `engine`, serving the catalogue the engine computes with.
     pub fn new(engine: Engine, scenes: Vec<Scene>, rendering: Rendering) -> AppState {
         AppState {
@@ -107,14 +138,14 @@ impl AppState {
             prepared: Arc::new(Mutex::new(HashMap::new())),
             sql_timeout: std::time::Duration::from_secs(10),
             data_dir: std::env::current_dir().unwrap_or_default(),
-            auth: Arc::new(crate::auth::Auth::default()),
-            sessions: Arc::new(crate::ws::Sessions::default()),
-            answers: Arc::new(crate::routes::Answers::default()),
+            auth: Arc::new(crate::http::auth::Auth::default()),
+            sessions: Arc::new(crate::http::stream::Sessions::default()),
+            answers: Arc::new(crate::http::Answers::default()),
         }
     }
 
     /// The same state with these tokens.
-    pub fn with_auth(mut self, auth: crate::auth::Auth) -> AppState {
+    pub fn with_auth(mut self, auth: crate::http::auth::Auth) -> AppState {
         self.auth = Arc::new(auth);
         self
     }

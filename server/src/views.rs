@@ -4,7 +4,7 @@
 
 use crate::error::AppError;
 use crate::state::{AppState, Prepared};
-use analytics::{Engine, IndicatorValue, latest_complete_period};
+use analytics::{Audience, Engine, IndicatorValue, latest_complete_period};
 use indicators::{Catalogue, Direction, Grain, IndicatorQuery, Level};
 use scenes::Scene;
 use scenes::{Layer, Show};
@@ -84,10 +84,11 @@ pub fn check_scenes(catalogue: &Catalogue, scenes: &[Scene]) -> Result<(), Strin
     Ok(())
 }
 
-/// The values a scene shows: its binding at its level within its region, for its period (the
-/// newest one with data for `latest`).
+/// The values a scene shows to `audience`: its binding at its level within its region, for
+/// its period (the newest complete one with data for `latest`).
 pub fn scene_values(
     engine: &Engine,
+    audience: &Audience,
     region: &str,
     b: &Binding,
 ) -> Result<(Vec<IndicatorValue>, String), AppError> {
@@ -98,7 +99,7 @@ pub fn scene_values(
         to: b.period.clone(),
         region: Some(region.to_owned()),
     };
-    let rows = engine.values(b.indicator, &query)?;
+    let rows = engine.values(audience, b.indicator, &query)?;
     let period = match &b.period {
         Some(p) => p.clone(),
         None => {
@@ -211,6 +212,7 @@ fn overlay(b: &Binding, period: String, rows: &[IndicatorValue]) -> Overlay {
 /// playback); empty without a binding.
 pub fn scene_periods(
     engine: &Engine,
+    audience: &Audience,
     catalogue: &Catalogue,
     scene: &Scene,
 ) -> Result<Vec<Overlay>, AppError> {
@@ -227,7 +229,7 @@ pub fn scene_periods(
         to: None,
         region: Some(region.to_owned()),
     };
-    let rows = engine.values(b.indicator, &query)?;
+    let rows = engine.values(audience, b.indicator, &query)?;
     let through = engine.recorded_through(b.indicator)?;
     let Some(latest) = latest_complete_period(&rows, b.grain, through).map(str::to_owned) else {
         return Ok(Vec::new());
@@ -242,9 +244,11 @@ pub fn scene_periods(
         .collect())
 }
 
-/// Prepares a scene for rendering from the data of ingest `ingest_id` (the current one).
+/// Prepares a scene for rendering to `audience` from the data of ingest `ingest_id` (the
+/// current one).
 pub fn prepare(
     engine: &Engine,
+    audience: &Audience,
     catalogue: &Catalogue,
     scene: &Scene,
     ingest_id: i64,
@@ -284,7 +288,7 @@ pub fn prepare(
     }
     let overlay = match (&b, region) {
         (Some(b), Some(region)) => {
-            let (rows, period) = scene_values(engine, region, b)?;
+            let (rows, period) = scene_values(engine, audience, region, b)?;
             // CIM buildings learn their region from the binding level's boundaries.
             if model
                 .objects
@@ -322,8 +326,9 @@ pub fn prepare(
     Ok(twin::prepare(&input)?)
 }
 
-/// The prepared scene for the current ingest, from the cache when the data has not changed.
-pub fn prepared(state: &AppState, scene: &Scene) -> Result<Prepared, AppError> {
+/// The scene prepared with every value shown (the operator's), for the current ingest, from
+/// the cache when the data has not changed. Private: audiences get [`prepared`].
+fn prepared_full(state: &AppState, scene: &Scene) -> Result<Prepared, AppError> {
     let ingest_id = state.engine.snapshot()?.ingest_id;
     if let Some(cached) = state.prepared.lock().expect("cache lock").get(&scene.id)
         && cached.ingest_id == ingest_id
@@ -334,6 +339,7 @@ pub fn prepared(state: &AppState, scene: &Scene) -> Result<Prepared, AppError> {
         ingest_id,
         scene: Arc::new(prepare(
             &state.engine,
+            &Audience::trusted(),
             &state.catalogue,
             scene,
             ingest_id,
@@ -345,6 +351,41 @@ pub fn prepared(state: &AppState, scene: &Scene) -> Result<Prepared, AppError> {
         .lock()
         .expect("cache lock")
         .insert(scene.id.clone(), entry.clone());
+    Ok(entry)
+}
+
+/// The scene prepared for `audience`, for the current ingest: the shared geometry with the
+/// overlay of the values this audience sees (colours, columns, markers and picks then hold
+/// no withheld value). Kept per audience class and ingest.
+pub fn prepared(state: &AppState, scene: &Scene, audience: &Audience) -> Result<Prepared, AppError> {
+    let full = prepared_full(state, scene)?;
+    let (Some(_), Some(b), Some(region)) = (
+        audience.floor(),
+        binding(&state.catalogue, scene).map_err(AppError::Internal)?,
+        scene.region.as_deref(),
+    ) else {
+        // Every value shown, or nothing bound to withhold.
+        return Ok(full);
+    };
+    let key = format!("{}|{}", scene.id, audience.key());
+    if let Some(cached) = state.prepared.lock().expect("cache lock").get(&key)
+        && cached.ingest_id == full.ingest_id
+    {
+        return Ok(cached.clone());
+    }
+    let (rows, period) = scene_values(&state.engine, audience, region, &b)?;
+    let mut prepared = (*full.scene).clone();
+    prepared.key = format!("{}|{}", prepared.key, audience.key());
+    prepared.set_overlay(Some(&overlay(&b, period, &rows)));
+    let entry = Prepared {
+        ingest_id: full.ingest_id,
+        scene: Arc::new(prepared),
+    };
+    state
+        .prepared
+        .lock()
+        .expect("cache lock")
+        .insert(key, entry.clone());
     Ok(entry)
 }
 
@@ -365,14 +406,19 @@ pub fn prepared_variant(
     state: &AppState,
     scene: &Scene,
     variant: &Variant,
+    audience: &Audience,
 ) -> Result<Prepared, AppError> {
-    let base = prepared(state, scene)?;
+    let base = prepared(state, scene, audience)?;
     if *variant == Variant::default() {
         return Ok(base);
     }
     let key = format!(
-        "{}#{:?}|{:?}|{:?}",
-        scene.id, variant.indicator, variant.period, variant.layers
+        "{}|{}#{:?}|{:?}|{:?}",
+        scene.id,
+        audience.key(),
+        variant.indicator,
+        variant.period,
+        variant.layers
     );
     if let Some(cached) = state.prepared.lock().expect("cache lock").get(&key)
         && cached.ingest_id == base.ingest_id
@@ -412,7 +458,7 @@ pub fn prepared_variant(
         ));
     }
     let region = scene.region.as_deref().unwrap_or("32");
-    let (rows, period) = scene_values(&state.engine, region, &b)?;
+    let (rows, period) = scene_values(&state.engine, audience, region, &b)?;
     let mut o = overlay(&b, period, &rows);
     if let Some(layers) = variant.layers {
         o.layers = layers;

@@ -1,4 +1,4 @@
-//! `databrain bench`: the indicator system's speed on a generated dataset, written to
+//! `databrain-bench catalogue`: the indicator system's speed on a generated dataset, written to
 //! `BENCHMARKS.md`. A benchmark, not a test: it measures and reports, and never fails on a
 //! target.
 //!
@@ -195,7 +195,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                     region: None,
                 };
                 let t = Instant::now();
-                engine.values(ind, &q)?;
+                engine.values(&analytics::Audience::trusted(), ind, &q)?;
                 per_level
                     .entry(level)
                     .or_default()
@@ -228,7 +228,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let (mut direct, mut direct_asked, mut direct_raw) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..20 {
         let t = Instant::now();
-        engine.values(on_time, &city_month)?;
+        engine.values(&analytics::Audience::trusted(), on_time, &city_month)?;
         ours.push(t.elapsed().as_secs_f64() * 1000.0);
         for (sql, into) in [
             (&exact, &mut direct),
@@ -252,7 +252,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     std::fs::write(&sql_file, &exact.sql)?;
     // The comparison script is compiled in, so the benchmark runs from any directory.
     let script = args.dir.join("compare.py");
-    std::fs::write(&script, include_str!("../../bench/compare.py"))?;
+    std::fs::write(&script, include_str!("../../../../bench/compare.py"))?;
     let python: serde_json::Value = std::process::Command::new(&args.python)
         .arg(&script)
         .arg("--db")
@@ -278,7 +278,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     writeln!(t, "## The indicator system\n")?;
     writeln!(
         t,
-        "Written by `databrain bench --scale {} --seed {} --year {}` on {} ({}).\n",
+        "Written by `databrain-bench catalogue --scale {} --seed {} --year {}` on {} ({}).\n",
         args.scale.as_str(),
         args.seed,
         args.year,

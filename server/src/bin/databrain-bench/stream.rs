@@ -1,4 +1,4 @@
-//! `databrain bench-stream`: the view stream's speed on loopback, written to the `stream`
+//! `databrain-bench stream`: the view stream's speed on loopback, written to the `stream`
 //! section of `BENCHMARKS.md`. A benchmark, not a test.
 //!
 //! It serves the database in process on 127.0.0.1 and measures, with real WebSocket clients:
@@ -7,7 +7,7 @@
 //! JPEG encode time per frame; and the process CPU time of one viewer against 50 followers of
 //! one shared session over the same time.
 
-use crate::bench::{machine, median, percentile};
+use crate::catalogue::{machine, median, percentile};
 use anyhow::{Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use server::auth::{Auth, Principal, Role};
@@ -84,7 +84,7 @@ pub fn run(db: &Path, state: AppState, out: &Path) -> Result<()> {
         writeln!(t, "## The view stream\n")?;
         writeln!(
             t,
-            "Written by `databrain bench-stream --db {}` on {} ({}). The server runs in the \
+            "Written by `databrain-bench stream --db {}` on {} ({}). The server runs in the \
              same process on loopback; clients are real WebSocket connections; the scene is \
              the demo district (about 1,000 buildings over grid cells).\n",
             db.display(),
@@ -189,7 +189,7 @@ pub fn run(db: &Path, state: AppState, out: &Path) -> Result<()> {
         writeln!(t)?;
         anyhow::Ok(t)
     })?;
-    crate::bench::write_section(out, "stream", &text)?;
+    crate::catalogue::write_section(out, "stream", &text)?;
     println!("{text}");
     Ok(())
 }

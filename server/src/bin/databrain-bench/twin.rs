@@ -1,4 +1,4 @@
-//! `databrain bench-twin`: the city twin's speed on generated cities, written to the `twin`
+//! `databrain-bench twin`: the city twin's speed on generated cities, written to the `twin`
 //! section of `BENCHMARKS.md`. A benchmark, not a test: it measures and reports.
 //!
 //! For each size it writes a CityJSON 2.0 city of LoD1 blocks (boxes and L-shapes, integer
@@ -9,7 +9,7 @@
 //! on the machine's Vulkan device against the same view with the buildings removed (the floor
 //! of this render path). The PyPI `cjio` package loads the same files for comparison.
 
-use crate::bench::{machine, median, peak_rss_mib, write_section};
+use crate::catalogue::{machine, median, peak_rss_mib, write_section};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -324,7 +324,7 @@ pub fn run(args: &TwinBenchArgs) -> Result<()> {
         let path = write_city(&args.dir, n)?;
         eprintln!("bench-twin: {n} buildings");
         let mut cmd = std::process::Command::new(&exe);
-        cmd.args(["bench-twin-one", "--dir"])
+        cmd.args(["twin-one", "--dir"])
             .arg(&args.dir)
             .args(["--buildings", &n.to_string()]);
         if k == 0 {
@@ -351,7 +351,7 @@ pub fn run(args: &TwinBenchArgs) -> Result<()> {
     writeln!(t, "## The city twin\n")?;
     writeln!(
         t,
-        "Written by `databrain bench-twin` on {} ({}).\n",
+        "Written by `databrain-bench twin` on {} ({}).\n",
         machine(),
         chrono::Local::now().format("%Y-%m-%d %H:%M")
     )?;

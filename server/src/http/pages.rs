@@ -4,12 +4,12 @@
 //! says how to get one and shows no data. Hand-written HTML, no front-end build step; the
 //! script passes the page's token on to the image and the stream.
 
-use crate::auth::Principal;
 use crate::error::AppError;
-use crate::routes::blocking;
+use crate::http::auth::Caller;
+use crate::http::blocking;
 use crate::state::{AppState, Rendering};
-use analytics::IndicatorValue;
-use axum::extract::{Extension, State};
+use analytics::{Audience, IndicatorValue};
+use axum::extract::State;
 use axum::response::Html;
 use indicators::{Grain, IndicatorQuery, Status};
 
@@ -29,9 +29,12 @@ fn fmt(v: Option<f64>, unit: &str) -> String {
     }
 }
 
-/// The latest yearly value for `region` of every indicator computed per year at its level.
+/// The latest complete year's value for `region` of every indicator computed per year at its
+/// level, as `audience` sees it (a year after the data's last day is partial and never shown
+/// as the latest).
 fn kpis(
     state: &AppState,
+    audience: &Audience,
     region: &str,
 ) -> Result<Vec<(indicators::Indicator, Option<IndicatorValue>)>, AppError> {
     let level = indicators::region_level(region)
@@ -48,21 +51,20 @@ fn kpis(
             to: None,
             region: Some(region.to_owned()),
         };
-        let rows = state.engine.values(ind, &q)?;
+        let rows = state.engine.values(audience, ind, &q)?;
         out.push((
             ind.clone(),
-            rows.into_iter().max_by(|a, b| a.period.cmp(&b.period)),
+            rows.into_iter()
+                .filter(|r| !r.partial)
+                .max_by(|a, b| a.period.cmp(&b.period)),
         ));
     }
     Ok(out)
 }
 
-pub async fn index(
-    State(state): State<AppState>,
-    who: Option<Extension<Principal>>,
-) -> Result<Html<String>, AppError> {
-    let Some(Extension(who)) = who else {
-        return Ok(Html(
+/// `/` without a token: how to get one, and no data.
+pub fn welcome() -> Html<String> {
+    Html(
             r#"<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>databrain 数据大脑</title></head>
 <body style="background:#0b1220;color:#e6edf7;font-family:'Noto Sans CJK SC',sans-serif;margin:24px">
@@ -72,11 +74,16 @@ pub async fn index(
 prints one per role.</p>
 </body></html>
 "#
-            .to_owned(),
-        ));
-    };
+        .to_owned(),
+    )
+}
+
+/// `/?token=`: the start page, for the caller's scope.
+pub async fn index(State(state): State<AppState>, caller: Caller) -> Result<Html<String>, AppError> {
+    let audience = caller.audience(&state);
+    let who = caller.0;
     let (s, region) = (state.clone(), who.scope.clone());
-    let rows = blocking(move || kpis(&s, &region)).await?;
+    let rows = blocking(move || kpis(&s, &audience, &region)).await?;
     let mut table = String::new();
     for (ind, v) in &rows {
         let status = v.as_ref().map_or(Status::NoData, |v| v.status);

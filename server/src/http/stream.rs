@@ -19,7 +19,9 @@
 //! so the protocol is tested without sockets.
 
 use crate::error::AppError;
-use crate::routes::{blocking, number, only_known};
+use crate::http::auth::Caller;
+use crate::http::blocking;
+use crate::http::params::{self, number, only_known};
 use crate::state::AppState;
 use crate::views;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -81,8 +83,7 @@ pub enum RenderFailure {
     Failed(String),
 }
 
-/// Largest frame a viewer may ask for (a 4K wall).
-const MAX_SIZE: (u32, u32) = (3840, 2160);
+use crate::http::scenes::MAX_SIZE;
 
 fn parse_command(text: &str) -> Result<Command, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
@@ -465,7 +466,8 @@ fn frame_jpeg(
 pub async fn view(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    caller: Caller,
+    params::Params(params): params::Params,
 ) -> Result<Response, AppError> {
     only_known(
         &params,
@@ -476,12 +478,11 @@ pub async fn view(
     let id = params
         .get("scene")
         .ok_or_else(|| AppError::bad("scene", "required"))?;
-    let scene = state
-        .scene(id)
-        .cloned()
-        .ok_or_else(|| AppError::NotFound(format!("unknown scene {id:?}")))?;
-    let width = number(&params, "width", 640u32, 16..=4096)?;
-    let height = number(&params, "height", 360u32, 16..=4096)?;
+    let scene = crate::http::scenes::scene_for(&state, &caller, id)?;
+    let width = number(&params, "width", 640u32, 16..=MAX_SIZE.0)?;
+    let height = number(&params, "height", 360u32, 16..=MAX_SIZE.0)?;
+    crate::http::scenes::check_size(width, height)?;
+    let audience = caller.audience(&state);
     let fps = number(&params, "fps", 4.0f32, 0.5..=30.0)?;
     let spin = number(&params, "spin", 0.0f32, -90.0..=90.0)?;
     let quality = number(&params, "quality", 80u8, 10..=100)?;
@@ -493,8 +494,12 @@ pub async fn view(
     })?;
     let renderer = state.renderer()?;
     // Preparing here warms the cache for the first frame and names the period shown.
-    let (state_for_prep, scene_for_prep) = (state.clone(), scene.clone());
-    let prepared = blocking(move || views::prepared(&state_for_prep, &scene_for_prep)).await?;
+    let (state_for_prep, scene_for_prep, audience_for_prep) =
+        (state.clone(), scene.clone(), audience.clone());
+    let prepared = blocking(move || {
+        views::prepared(&state_for_prep, &scene_for_prep, &audience_for_prep)
+    })
+    .await?;
     let provenance = json!({
         "scene": scene.id,
         "indicators": scene.binding.iter().map(|b| b.indicator.clone()).collect::<Vec<_>>(),
@@ -546,8 +551,10 @@ pub async fn view(
         }));
         if let Some(name) = follow {
             // One render for every follower of the session.
-            let key = format!("{name}|{}|{width}x{height}", scene.id);
-            let (state_l, scene_l, renderer_l) = (state.clone(), scene.clone(), renderer.clone());
+            // Followers share a render only with followers who see the same values.
+            let key = format!("{name}|{}|{width}x{height}|{}", scene.id, audience.key());
+            let (state_l, scene_l, renderer_l, audience_l) =
+                (state.clone(), scene.clone(), renderer.clone(), audience.clone());
             let tour: Vec<(OrbitCamera, f32)> = scene
                 .tour
                 .iter()
@@ -559,11 +566,15 @@ pub async fn view(
             let rx = state.sessions.follow(&key, move |tx| {
                 tokio::spawn(async move {
                     let render = move |camera: OrbitCamera| {
-                        let (state, scene, renderer) =
-                            (state_l.clone(), scene_l.clone(), renderer_l.clone());
+                        let (state, scene, renderer, audience) = (
+                            state_l.clone(),
+                            scene_l.clone(),
+                            renderer_l.clone(),
+                            audience_l.clone(),
+                        );
                         async move {
                             blocking(move || {
-                                let prepared = views::prepared(&state, &scene)?.scene;
+                                let prepared = views::prepared(&state, &scene, &audience)?.scene;
                                 frame_jpeg(&renderer, prepared, camera, (width, height), quality)
                             })
                             .await
@@ -579,13 +590,20 @@ pub async fn view(
             }
             return;
         }
-        let (state_r, scene_r) = (state.clone(), scene.clone());
+        let (state_r, scene_r, audience_r) = (state.clone(), scene.clone(), audience.clone());
         let render = move |camera: OrbitCamera, (w, h): (u32, u32), variant: views::Variant| {
-            let (state, scene, renderer) = (state_r.clone(), scene_r.clone(), renderer.clone());
+            let (state, scene, renderer, audience) = (
+                state_r.clone(),
+                scene_r.clone(),
+                renderer.clone(),
+                audience_r.clone(),
+            );
             async move {
                 let prepared = {
                     let (state, scene) = (state.clone(), scene.clone());
-                    blocking(move || Ok(views::prepared_variant(&state, &scene, &variant)?.scene))
+                    blocking(move || {
+                        Ok(views::prepared_variant(&state, &scene, &variant, &audience)?.scene)
+                    })
                         .await
                         .map_err(|e| match e {
                             AppError::BadParameter { .. } | AppError::NotFound(_) => {
@@ -601,10 +619,11 @@ pub async fn view(
         };
         let pick =
             move |camera: OrbitCamera, size: (u32, u32), at: [f32; 2], variant: views::Variant| {
-                let (state, scene) = (state.clone(), scene.clone());
+                let (state, scene, audience) = (state.clone(), scene.clone(), audience.clone());
                 async move {
                     blocking(move || {
-                        let prepared = views::prepared_variant(&state, &scene, &variant)?.scene;
+                        let prepared =
+                            views::prepared_variant(&state, &scene, &variant, &audience)?.scene;
                         Ok(views::pick_json(&prepared, &camera, size, at))
                     })
                     .await

@@ -247,3 +247,10 @@ pub fn document(catalogue_version: &str) -> Value {
         "paths": paths,
     })
 }
+
+/// `GET /api/openapi.json`.
+pub async fn serve(
+    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
+) -> axum::Json<Value> {
+    axum::Json(document(&state.catalogue.version))
+}

@@ -1,0 +1,254 @@
+//! The command line: every subcommand and its options (clap).
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "databrain",
+    version,
+    about = "Decision-support indicators and a city digital twin for a provincial data brain"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum ScaleArg {
+    Small,
+    Medium,
+    Large,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    Table,
+    Csv,
+    Json,
+    /// Apache Parquet (needs --out).
+    Parquet,
+    /// SDMX-CSV 1.0 (dataflow DATABRAIN:DF_INDICATORS).
+    SdmxCsv,
+}
+
+/// Output of the commands that print a report rather than values.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ReportFormat {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SqlFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum IndicatorsAction {
+    /// One line per indicator: id, domain, kind, unit, target, names.
+    List,
+    /// The full definition of one indicator, as JSON.
+    Show { id: String },
+    /// The JSON Schema of catalogue files (as in indicators/catalogue.schema.json).
+    Schema,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Generate deterministic sample data (regions, population, 12345 work orders, service
+    /// applications, demo-district buildings) into a directory.
+    Generate {
+        /// Directory to write the files into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// small: 100k work orders; medium: 1M; large: 10M.
+        #[arg(long, value_enum, default_value = "small")]
+        scale: ScaleArg,
+        /// The same seed and scale always give the same files.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Load a generated directory into a DuckDB file (all-or-nothing; replaces what was there).
+    Ingest {
+        /// The DuckDB file (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// A directory written by `databrain generate`.
+        dir: PathBuf,
+    },
+    /// Print an indicator's values per region and period.
+    Query {
+        /// Indicator id from the catalogue (see GET /api/indicators), e.g. hotline_on_time_rate.
+        indicator: String,
+        /// The DuckDB file.
+        #[arg(long)]
+        db: PathBuf,
+        /// province, city, county, township, community or grid.
+        #[arg(long, default_value = "city")]
+        level: String,
+        /// day, week, month, quarter or year.
+        #[arg(long, default_value = "month")]
+        grain: String,
+        /// First period, inclusive: 2024, 2024-Q3, 2024-07, 2024-W27 or 2024-07-15.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last period, inclusive.
+        #[arg(long)]
+        to: Option<String>,
+        /// Limit to the subtree of a division code, e.g. 3201 (Nanjing).
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Write to this file instead of stdout (required for parquet).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Load one department file (CSV or Parquet) into a fact table or the region tree:
+    /// validated, all-or-nothing unless the mapping says otherwise, idempotent.
+    Load {
+        /// The DuckDB file (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// The fact table (e.g. work_orders) or `regions`.
+        #[arg(long)]
+        table: String,
+        /// A mapping TOML for files in a foreign layout (see the README).
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// The CSV or Parquet file.
+        file: PathBuf,
+    },
+    /// Threshold breaches and anomalies in the latest period, with the regions driving them.
+    Alerts {
+        #[arg(long)]
+        db: PathBuf,
+        /// The level whose regions are checked.
+        #[arg(long, default_value = "county")]
+        level: String,
+        /// day, week, month, quarter or year (default: quarters for thresholds, months for
+        /// anomalies).
+        #[arg(long)]
+        grain: Option<String>,
+        /// The period to check (default: the latest complete one).
+        #[arg(long)]
+        period: Option<String>,
+        /// Only this subtree, e.g. 3201.
+        #[arg(long)]
+        region: Option<String>,
+        /// Only this indicator.
+        #[arg(long)]
+        indicator: Option<String>,
+        /// Only critical (or warning) alerts.
+        #[arg(long)]
+        severity: Option<String>,
+        /// Fewest records a value must rest on to raise an alert.
+        #[arg(long, default_value_t = 30.0)]
+        min_support: f64,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+    },
+    /// Progress toward each target: measured, or forecast to the target year.
+    Trends {
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long, default_value = "32")]
+        region: String,
+        /// Forecast as if the data ended on this day (YYYY-MM-DD).
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long)]
+        indicator: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+    },
+    /// Run one read-only SQL query (no writes, no files, a time and a row limit).
+    Sql {
+        #[arg(long)]
+        db: PathBuf,
+        /// The query, e.g. "SELECT COUNT(*) FROM work_orders".
+        sql: String,
+        #[arg(long, default_value_t = 10_000)]
+        max_rows: usize,
+        #[arg(long, default_value_t = 30.0)]
+        timeout_s: f64,
+        #[arg(long, value_enum, default_value = "table")]
+        format: SqlFormat,
+    },
+    /// Render a scene headlessly to a PNG (Vulkan; on machines without a GPU, Mesa's lavapipe).
+    Render {
+        /// The DuckDB file.
+        #[arg(long)]
+        db: PathBuf,
+        /// A built-in scene id or a scene TOML file.
+        #[arg(long)]
+        scene: String,
+        /// The PNG to write.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1280)]
+        width: u32,
+        #[arg(long, default_value_t = 720)]
+        height: u32,
+        /// Render from this bookmark of the scene instead of its starting camera.
+        #[arg(long)]
+        bookmark: Option<String>,
+        /// Where relative file paths of scene layers are taken from.
+        #[arg(long, default_value = ".")]
+        data_dir: PathBuf,
+    },
+    /// Open the planners' window on a scene: orbit, pan, zoom, click to pick, keys for layers,
+    /// periods and bookmarks (needs a display; on a machine without one, run under Xvfb).
+    Twin {
+        /// The DuckDB file.
+        #[arg(long)]
+        db: PathBuf,
+        /// A built-in scene id or a scene TOML file.
+        #[arg(long)]
+        scene: String,
+        /// Where relative file paths of scene layers are taken from.
+        #[arg(long, default_value = ".")]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 1280)]
+        width: u32,
+        #[arg(long, default_value_t = 720)]
+        height: u32,
+        /// Where F12 saves a screenshot.
+        #[arg(long, default_value = "databrain-twin.png")]
+        screenshot: PathBuf,
+    },
+    /// List the indicator catalogue, or show one indicator's definition.
+    Indicators {
+        #[command(subcommand)]
+        action: IndicatorsAction,
+    },
+    /// Serve the API, the page and the streamed twin.
+    Serve {
+        /// The DuckDB file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Address to listen on; port 0 picks a free port (the URL is printed).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Tokens: a TOML file of `[[token]]` tables with name, role, scope and secret.
+        /// `DATABRAIN_ADMIN_TOKEN` in the environment adds an admin token for the province.
+        #[arg(long)]
+        tokens: Option<PathBuf>,
+        /// The audit log (JSON lines); default: next to the database, `<db>.audit.jsonl`.
+        #[arg(long)]
+        audit: Option<PathBuf>,
+    },
+    /// Generate the small sample if missing, load it and serve it.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Where the sample and the database live.
+        #[arg(long, default_value = "demo-data")]
+        dir: PathBuf,
+    },
+}
+

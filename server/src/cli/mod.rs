@@ -1,0 +1,7 @@
+//! The `databrain` command line, one module per family of commands; `main` only parses and
+//! dispatches.
+
+pub mod args;
+pub mod data;
+pub mod serve;
+pub mod twin;

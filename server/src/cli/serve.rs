@@ -1,0 +1,170 @@
+//! Serving: the server's state, tokens and audit log, the listener, and the demo.
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use super::args::ScaleArg;
+use super::data::{generate, ingest};
+use server::state::AppState;
+use std::net::SocketAddr;
+
+pub(crate) fn state_for(db: &Path) -> Result<AppState> {
+    Ok(AppState::open(db)?)
+}
+
+/// The audit log's path: given, or `<db>.audit.jsonl`.
+pub(crate) fn audit_path(db: &Path, given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        let mut name = db.as_os_str().to_owned();
+        name.push(".audit.jsonl");
+        PathBuf::from(name)
+    })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokensFile {
+    token: Vec<TokenEntry>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenEntry {
+    name: String,
+    role: String,
+    scope: String,
+    secret: String,
+}
+
+/// Tokens from `DATABRAIN_ADMIN_TOKEN` and the tokens file, with the audit log.
+pub(crate) fn load_auth(tokens: Option<&Path>, audit: &Path) -> Result<server::auth::Auth> {
+    use server::auth::{Auth, Principal, Role};
+    let mut auth = Auth::default();
+    if let Ok(secret) = std::env::var("DATABRAIN_ADMIN_TOKEN") {
+        let admin = Principal {
+            name: "admin (DATABRAIN_ADMIN_TOKEN)".into(),
+            role: Role::Admin,
+            scope: "32".into(),
+        };
+        auth.add(&secret, admin)
+            .map_err(|e| anyhow::anyhow!("DATABRAIN_ADMIN_TOKEN: {e}"))?;
+    }
+    if let Some(path) = tokens {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the tokens file {}", path.display()))?;
+        let file: TokensFile = toml::from_str(&text)
+            .with_context(|| format!("malformed tokens file {}", path.display()))?;
+        for t in file.token {
+            let role: Role = t.role.parse().map_err(|e: server::auth::UnknownRole| {
+                anyhow::anyhow!("token {}: {e}, in {}", t.name, path.display())
+            })?;
+            auth.add(
+                &t.secret,
+                Principal {
+                    name: t.name.clone(),
+                    role,
+                    scope: t.scope,
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("{e}, in {}", path.display()))?;
+        }
+    }
+    auth.audit_to(audit)
+        .with_context(|| format!("cannot open the audit log {}", audit.display()))?;
+    Ok(auth)
+}
+
+/// A random token: 32 hex digits from the operating system's generator.
+pub(crate) fn random_token() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+pub(crate) fn serve(db: &Path, addr: SocketAddr, auth: server::auth::Auth) -> Result<()> {
+    let state = state_for(db)?.with_auth(auth);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        println!("databrain listening on http://{local}/");
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        server::http::serve::serve(listener, server::app(state), shutdown()).await?;
+        Ok(())
+    })
+}
+
+pub(crate) async fn shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
+pub(crate) fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
+    let sample = dir.join("sample-small");
+    let db = dir.join("databrain.duckdb");
+    // A sample from an older generator lacks tables: make it again and reload.
+    let current = std::fs::read_to_string(sample.join("manifest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|m| m.get("format").and_then(|f| f.as_u64()))
+        == Some(u64::from(data_samples::FORMAT_VERSION));
+    if !current {
+        generate(&sample, ScaleArg::Small, 42)?;
+    }
+    let has_data = current && analytics::Engine::open(&db)?.snapshot().is_ok();
+    if !has_data {
+        ingest(&db, &sample)?;
+    }
+    // One token per role, fresh at every start: the province for admin, leader and viewer, a
+    // Nanjing analyst, a planner of the demo district.
+    use server::auth::{Principal, Role};
+    let mut auth = load_auth(None, &audit_path(&db, None))?;
+    println!("tokens for this run (each URL opens the start page as that role):");
+    for (role, scope) in [
+        (Role::Admin, "32"),
+        (Role::Leader, "32"),
+        (Role::Analyst, "3201"),
+        (Role::Planner, "320102"),
+        (Role::Viewer, "32"),
+    ] {
+        let secret = random_token()?;
+        auth.add(
+            &secret,
+            Principal {
+                name: format!("demo {}", role.as_str()),
+                role,
+                scope: scope.into(),
+            },
+        )
+        ?;
+        println!(
+            "  {:8} scope {scope:7} http://{addr}/?token={secret}",
+            role.as_str()
+        );
+        match role {
+            Role::Leader => println!(
+                "           the wall:    http://{addr}/wall?scene=jiangsu_by_city&token={secret}"
+            ),
+            Role::Analyst => {
+                println!("           analysis:    http://{addr}/analyst?token={secret}")
+            }
+            Role::Planner => println!(
+                "           the planner: http://{addr}/planner?scene=demo_district&token={secret}"
+            ),
+            _ => {}
+        }
+    }
+    serve(&db, addr, auth)
+}
+

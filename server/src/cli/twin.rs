@@ -1,0 +1,118 @@
+//! The twin commands: render a scene to a PNG, open the planners' window.
+
+use super::args::*;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+/// Built-in scenes, plus the one named by `scene` when it is a file.
+pub(crate) fn load_scene(scene: &str) -> Result<scenes::Scene> {
+    let builtin = scenes::builtin()?;
+    if let Some(s) = builtin.iter().find(|s| s.id == scene) {
+        return Ok(s.clone());
+    }
+    let path = Path::new(scene);
+    if path.is_file() {
+        return Ok(scenes::Scene::load(path)?);
+    }
+    let ids: Vec<&str> = builtin.iter().map(|s| s.id.as_str()).collect();
+    bail!(
+        "unknown scene {scene:?}: not a built-in scene ({}) nor a file",
+        ids.join(", ")
+    )
+}
+
+pub(crate) fn planner_window(
+    db: &Path,
+    scene: &str,
+    data_dir: &Path,
+    size: (u32, u32),
+    screenshot: PathBuf,
+) -> Result<()> {
+    let scene = load_scene(scene)?;
+    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
+    let catalogue = engine.catalogue().clone();
+    server::views::check_scenes(&catalogue, std::slice::from_ref(&scene))
+        .map_err(anyhow::Error::msg)?;
+    let ingest_id = engine.snapshot()?.ingest_id;
+    let prepared = server::views::prepare(
+        &engine,
+        &analytics::Audience::trusted(),
+        &catalogue,
+        &scene,
+        ingest_id,
+        data_dir,
+    )?;
+    let periods = server::views::scene_periods(&engine, &analytics::Audience::trusted(), &catalogue, &scene)?;
+    let bookmarks = scene
+        .bookmarks
+        .iter()
+        .map(|b| (b.name.clone(), b.camera))
+        .collect();
+    let planner = twin::planner::Planner::new(prepared, scene.camera, bookmarks, periods, size);
+    twin::window::run_window(
+        planner,
+        twin::window::WindowOptions {
+            title: format!("{} {}", scene.title_zh, scene.title_en),
+            size,
+            screenshot_to: screenshot,
+        },
+    )?;
+    Ok(())
+}
+
+pub(crate) fn render(
+    db: &Path,
+    scene: &str,
+    out: &Path,
+    (width, height): (u32, u32),
+    bookmark: Option<&str>,
+    data_dir: &Path,
+) -> Result<()> {
+    let scene = load_scene(scene)?;
+    let camera = match bookmark {
+        None => scene.camera,
+        Some(name) => {
+            let names: Vec<&str> = scene.bookmarks.iter().map(|b| b.name.as_str()).collect();
+            scene
+                .bookmarks
+                .iter()
+                .find(|b| b.name == name)
+                .map(|b| b.camera)
+                .with_context(|| {
+                    format!(
+                        "scene {} has no bookmark {name:?} (it has: {})",
+                        scene.id,
+                        names.join(", ")
+                    )
+                })?
+        }
+    };
+    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
+    let catalogue = engine.catalogue().clone();
+    server::views::check_scenes(&catalogue, std::slice::from_ref(&scene))
+        .map_err(anyhow::Error::msg)?;
+    let ingest_id = engine.snapshot()?.ingest_id;
+    let prepared = server::views::prepare(
+        &engine,
+        &analytics::Audience::trusted(),
+        &catalogue,
+        &scene,
+        ingest_id,
+        data_dir,
+    )?;
+    let renderer = twin::Renderer::start()?;
+    let image = renderer.render(std::sync::Arc::new(prepared), camera, width, height)?;
+    image
+        .save(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "rendered {} ({}x{}) on {} to {}",
+        scene.id,
+        width,
+        height,
+        renderer.adapter(),
+        out.display()
+    );
+    Ok(())
+}
+

@@ -1,0 +1,219 @@
+//! `/api/indicators…`: the catalogue, one indicator's values (JSON, CSV, SDMX-CSV), one
+//! region's series and breakdowns. Every number comes from `analytics` made for the caller's
+//! audience; these handlers only decode parameters and shape the answer.
+
+use crate::error::AppError;
+use crate::http::auth::{AuditRows, Caller};
+use crate::http::{blocking, params};
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use indicators::{Grain, IndicatorQuery};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// The most cells one values or series answer may hold; larger questions are refused with a
+/// 400 that says how to narrow them.
+pub const MAX_CELLS: u64 = 50_000;
+
+pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
+    Json(json!({ "version": state.catalogue.version, "indicators": state.catalogue.indicators }))
+}
+
+/// The catalogue's indicator `id` (a copy, for blocking work), or a 404.
+fn indicator(state: &AppState, id: &str) -> Result<indicators::Indicator, AppError> {
+    state
+        .catalogue
+        .get(id)
+        .cloned()
+        .ok_or_else(|| AppError::NotFound(format!("unknown indicator {id:?}")))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let indicator = indicator(&state, &id)?;
+    Ok(Json(
+        json!({ "catalogue_version": state.catalogue.version, "indicator": indicator }),
+    ))
+}
+
+/// The caller's values of an indicator for a query, refused before computing when the
+/// answer would be larger than [`MAX_CELLS`].
+async fn values_for(
+    state: &AppState,
+    caller: &Caller,
+    indicator: &indicators::Indicator,
+    query: &IndicatorQuery,
+) -> Result<Vec<analytics::IndicatorValue>, AppError> {
+    let audience = caller.audience(state);
+    let (engine, indicator, query) = (state.engine.clone(), indicator.clone(), query.clone());
+    blocking(move || {
+        let scoped = audience.scope_query(&query)?;
+        let cells = engine.estimate_cells(&indicator, &scoped)?;
+        if cells > MAX_CELLS {
+            return Err(AppError::TooLarge {
+                parameter: "level".into(),
+                message: format!(
+                    "this would be up to {cells} rows, more than {MAX_CELLS}: narrow it with region=, a coarser level or grain, or from= and to="
+                ),
+            });
+        }
+        Ok(engine.values(&audience, &indicator, &scoped)?)
+    })
+    .await
+}
+
+/// Adds the row count for the audit log.
+fn with_rows(mut response: Response, rows: usize) -> Response {
+    response.extensions_mut().insert(AuditRows(rows));
+    response
+}
+
+pub async fn values(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    params::Params(mut params): params::Params,
+) -> Result<Response, AppError> {
+    let format = params.remove("format").unwrap_or_else(|| "json".into());
+    if !matches!(format.as_str(), "json" | "csv" | "sdmx-csv") {
+        return Err(AppError::bad(
+            "format",
+            format!("{format:?} is not one of json, csv, sdmx-csv"),
+        ));
+    }
+    let query = params::indicator_query(&params)?;
+    let indicator = indicator(&state, &id)?;
+    let rows = values_for(&state, &caller, &indicator, &query).await?;
+    let count = rows.len();
+    let file = |ext: &str| {
+        format!(
+            "attachment; filename=\"{id}-{}-{}.{ext}\"",
+            query.level, query.grain
+        )
+    };
+    Ok(with_rows(
+        match format.as_str() {
+            "csv" => (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                    (header::CONTENT_DISPOSITION, file("csv")),
+                ],
+                crate::export::values_csv(&rows),
+            )
+                .into_response(),
+            "sdmx-csv" => (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "application/vnd.sdmx.data+csv; version=1.0.0; charset=utf-8".to_owned(),
+                    ),
+                    (header::CONTENT_DISPOSITION, file("sdmx.csv")),
+                ],
+                crate::export::values_sdmx_csv(&indicator, query.grain, &rows),
+            )
+                .into_response(),
+            _ => Json(json!({
+                "catalogue_version": state.catalogue.version,
+                "level": query.level,
+                "grain": query.grain,
+                "from": query.from,
+                "to": query.to,
+                "region": query.region.clone().unwrap_or_else(|| caller.0.scope.clone()),
+                "rows": rows,
+            }))
+            .into_response(),
+        },
+        count,
+    ))
+}
+
+/// One region's values over time: the level is the region's own.
+pub async fn series(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    params::Params(params): params::Params,
+) -> Result<Response, AppError> {
+    params::only_known(&params, &["region", "grain", "from", "to"])?;
+    let region = params::region(&params)?.unwrap_or_else(|| caller.0.scope.clone());
+    let level =
+        indicators::region_level(&region).map_err(|e| AppError::bad("region", e.to_string()))?;
+    let grain = params::grain(&params)?.unwrap_or(Grain::Month);
+    let query = IndicatorQuery {
+        level,
+        grain,
+        from: params.get("from").cloned(),
+        to: params.get("to").cloned(),
+        region: Some(region.clone()),
+    };
+    let indicator = indicator(&state, &id)?;
+    let rows = values_for(&state, &caller, &indicator, &query).await?;
+    let points: Vec<Value> = rows
+        .iter()
+        .map(|r| json!({ "period": r.period, "value": r.value, "numerator": r.numerator, "denominator": r.denominator, "status": r.status, "support": r.support, "partial": r.partial, "suppressed": r.suppressed }))
+        .collect();
+    let count = points.len();
+    Ok(with_rows(
+        Json(json!({
+            "indicator": id,
+            "region": region,
+            "region_name": rows.first().map(|r| r.region_name.clone()),
+            "level": level,
+            "grain": grain,
+            "unit": indicator.unit,
+            "target": indicator.target,
+            "points": points,
+        }))
+        .into_response(),
+        count,
+    ))
+}
+
+/// The indicator in one period split by a dimension, largest first (e.g. the top 12345
+/// content codes).
+pub async fn breakdown(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    params::Params(params): params::Params,
+) -> Result<Response, AppError> {
+    params::only_known(&params, &["by", "grain", "period", "region", "top"])?;
+    let by = params
+        .get("by")
+        .cloned()
+        .ok_or_else(|| AppError::bad("by", "missing: a dimension, e.g. by=content_code"))?;
+    let grain = params::grain(&params)?.unwrap_or(Grain::Year);
+    let period = params
+        .get("period")
+        .cloned()
+        .ok_or_else(|| AppError::bad("period", "missing, e.g. period=2025"))?;
+    let top = params::number(&params, "top", 10usize, 1..=1000)?;
+    let region = params::region(&params)?;
+    let indicator = indicator(&state, &id)?;
+    let audience = caller.audience(&state);
+    let (engine, by2, period2) = (state.engine.clone(), by.clone(), period.clone());
+    let shares = blocking(move || {
+        Ok(engine.breakdown(
+            &audience,
+            &indicator,
+            &by2,
+            grain,
+            &period2,
+            region.as_deref(),
+            top,
+        )?)
+    })
+    .await?;
+    let count = shares.len();
+    Ok(with_rows(
+        Json(json!({ "indicator": id, "by": by, "period": period, "shares": shares }))
+            .into_response(),
+        count,
+    ))
+}

@@ -1,0 +1,118 @@
+//! `/api/scenes`, scene snapshots and `/api/health`.
+
+use crate::error::AppError;
+use crate::http::auth::Caller;
+use crate::http::{blocking, params};
+use crate::state::{AppState, Rendering};
+use crate::views;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// The largest picture a snapshot or a stream may ask for (a 4K wall), in pixels a side and
+/// in all.
+pub const MAX_SIZE: (u32, u32) = (3840, 2160);
+
+/// Checks a requested view size: each side in 16..=the 4K side, the area at most 4K's.
+pub fn check_size(width: u32, height: u32) -> Result<(), AppError> {
+    let (max_w, max_h) = MAX_SIZE;
+    if !(16..=max_w.max(max_h)).contains(&width) {
+        return Err(AppError::bad("width", format!("{width} is outside 16..={}", max_w.max(max_h))));
+    }
+    if !(16..=max_w.max(max_h)).contains(&height) {
+        return Err(AppError::bad("height", format!("{height} is outside 16..={}", max_w.max(max_h))));
+    }
+    if u64::from(width) * u64::from(height) > u64::from(max_w) * u64::from(max_h) {
+        return Err(AppError::bad(
+            "width",
+            format!("{width}x{height} is larger than {max_w}x{max_h} in all"),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn health(State(state): State<AppState>) -> Json<Value> {
+    let engine = state.engine.clone();
+    let snapshot = blocking(move || Ok(engine.snapshot().ok()))
+        .await
+        .ok()
+        .flatten();
+    // Asking for the renderer restarts a stopped one; meanwhile the server is degraded.
+    let (rendering, renderer_up) = match &*state.rendering {
+        Rendering::Available(slot) => {
+            let up = slot.get();
+            (
+                json!({ "available": up.is_ok(), "adapter": slot.adapter(),
+                        "restarts": slot.restarts(), "reason": up.as_ref().err() }),
+                up.is_ok(),
+            )
+        }
+        Rendering::Unavailable(why) => (json!({ "available": false, "reason": why }), true),
+    };
+    let status = match (snapshot.is_some(), renderer_up) {
+        (false, _) => "no_data",
+        (true, false) => "degraded",
+        (true, true) => "ok",
+    };
+    Json(json!({
+        "status": status,
+        "rendering_available": matches!(&*state.rendering, Rendering::Available(_)) && renderer_up,
+        "rendering": rendering,
+        "snapshot": snapshot,
+        "catalogue_version": state.catalogue.version,
+        "shared_sessions": state.sessions.running(),
+        "audit_lines_dropped": state.auth.audit_dropped(),
+    }))
+}
+
+/// The scenes the caller may open (those in their scope).
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Json<Value> {
+    let scenes: Vec<&scenes::Scene> = state
+        .scenes
+        .iter()
+        .filter(|s| caller.may_see_scene(s).is_ok())
+        .collect();
+    Json(json!({ "scenes": scenes }))
+}
+
+/// The scene `id`, when it exists and the caller may see it.
+pub fn scene_for(state: &AppState, caller: &Caller, id: &str) -> Result<scenes::Scene, AppError> {
+    let scene = state
+        .scene(id)
+        .cloned()
+        .ok_or_else(|| AppError::NotFound(format!("unknown scene {id:?}")))?;
+    caller.may_see_scene(&scene)?;
+    Ok(scene)
+}
+
+pub async fn snapshot(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    params::Params(params): params::Params,
+) -> Result<Response, AppError> {
+    params::only_known(&params, &["width", "height"])?;
+    let width = params::number(&params, "width", 960u32, 16..=MAX_SIZE.0)?;
+    let height = params::number(&params, "height", 540u32, 16..=MAX_SIZE.0)?;
+    check_size(width, height)?;
+    let scene = scene_for(&state, &caller, &id)?;
+    let renderer = state.renderer()?;
+    let audience = caller.audience(&state);
+    let png = blocking(move || {
+        let prepared = views::prepared(&state, &scene, &audience)?.scene;
+        let image = renderer.render(prepared, scene.camera, width, height)?;
+        views::encode_png(&image)
+    })
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/png"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        png,
+    )
+        .into_response())
+}
