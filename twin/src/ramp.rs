@@ -134,23 +134,34 @@ impl Ramp {
         } else {
             1
         };
-        let lower_bounds: Vec<f64> = match self.target {
-            // Symmetric around the target: the middle class is target ± half a step.
+        // The lower bound of each class, and where the last class ends.
+        let (lower_bounds, last_end): (Vec<f64>, f64) = match self.target {
+            // Symmetric around the target: the middle class is target ± half a step, and the
+            // classes reach as far above the target as below it, whichever side the data
+            // spreads to (so the last class ends at target + 2.5 steps, not at the data's
+            // maximum, which may lie below the last class's lower bound).
             Some(t) if n > 1 => {
                 let span = (max - t).abs().max((t - min).abs()).max(1e-12);
                 let step = span / 2.5;
-                (0..n).map(|k| t + step * (k as f64 - 2.5)).collect()
+                (
+                    (0..n).map(|k| t + step * (k as f64 - 2.5)).collect(),
+                    t + step * 2.5,
+                )
             }
             _ => {
                 let step = if n > 1 { (max - min) / n as f64 } else { 0.0 };
-                (0..n).map(|k| min + step * k as f64).collect()
+                ((0..n).map(|k| min + step * k as f64).collect(), max)
             }
         };
         let mut entries: Vec<LegendEntry> = lower_bounds
             .iter()
             .enumerate()
             .map(|(k, lo)| {
-                let hi = if k + 1 < n { lower_bounds[k + 1] } else { max };
+                let hi = if k + 1 < n {
+                    lower_bounds[k + 1]
+                } else {
+                    last_end
+                };
                 let label = if n == 1 {
                     format_value(*lo, &overlay.unit)
                 } else {
@@ -247,6 +258,26 @@ mod tests {
         let l = s.legend(&spec("h"), [1.0, 2.0, 3.0, 4.0, 5.0, 6.0].into_iter());
         assert_eq!(l.colour_of(Some(6.0)), rgb(SEQUENTIAL_BEST_TO_WORST[4]));
         assert_eq!(l.colour_of(Some(1.0)), rgb(SEQUENTIAL_BEST_TO_WORST[0]));
+    }
+
+    #[test]
+    fn legend_classes_run_upwards_whichever_side_of_the_target_the_data_lies() {
+        let spec = OverlaySpec {
+            title: "t".into(),
+            unit: "ratio".into(),
+            period: "2025".into(),
+            higher_is_better: true,
+            target: Some(0.9),
+            ramp: scenes::RampKind::Auto,
+        };
+        let ramp = Ramp::for_overlay(scenes::RampKind::Auto, true, Some(0.9));
+        // Every value below the target, as when a district misses it everywhere.
+        let legend = ramp.legend(&spec, [0.70, 0.75, 0.80, 0.832].into_iter());
+        for e in legend.entries.iter().filter(|e| e.label.contains(" - ")) {
+            let (lo, hi) = e.label.split_once(" - ").unwrap();
+            let pct = |s: &str| s.trim_end_matches('%').parse::<f64>().unwrap();
+            assert!(pct(lo) < pct(hi), "{}", e.label);
+        }
     }
 
     #[test]
