@@ -177,7 +177,8 @@ impl Audience {
 
 /// The query over which a suppression pattern is computed for `q`: whole sibling groups
 /// (the region widened to the parent of `q.level` when it is at that level) and whole years
-/// (from the start of the year before `from`, for the comparisons, to the end of `to`'s year).
+/// (from the start of `from`'s year to the end of `to`'s; callers pass the query already
+/// widened by a year for the comparisons).
 pub(crate) fn suppression_domain(q: &IndicatorQuery) -> IndicatorQuery {
     let region = q.region.as_ref().map(|r| {
         match (indicators::region_level(r), q.level.parent()) {
@@ -190,7 +191,6 @@ pub(crate) fn suppression_domain(q: &IndicatorQuery) -> IndicatorQuery {
     let year_bound = |label: &Option<String>, first: bool| {
         label.as_ref().and_then(|l| {
             let p = Period::parse(q.grain, l).ok()?;
-            let p = if first { p.same_period_last_year() } else { p };
             let year = Period::containing(Grain::Year, p.start);
             let day = if first {
                 year.start
@@ -380,7 +380,7 @@ mod tests {
         };
         let d = suppression_domain(&q);
         assert_eq!(d.region.as_deref(), Some("3201"));
-        assert_eq!(d.from.as_deref(), Some("2024-01"));
+        assert_eq!(d.from.as_deref(), Some("2025-01"));
         assert_eq!(d.to.as_deref(), Some("2025-12"));
     }
 

@@ -159,3 +159,76 @@ fn dependency_rule_holds() {
         );
     }
 }
+
+/// The server's HTTP modules (`server/src/http/*.rs`) and the modules each names as
+/// `crate::http::NAME`.
+fn http_module_graph() -> HashMap<String, BTreeSet<String>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/src/http");
+    let mut graph = HashMap::new();
+    for entry in std::fs::read_dir(&dir).expect("server/src/http exists") {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if name == "mod" {
+            // The router: it names every route family, and none names it.
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let uses: BTreeSet<String> = text
+            .match_indices("crate::http::")
+            .filter_map(|(at, m)| {
+                let rest = &text[at + m.len()..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                let used = &rest[..end];
+                (used != name && dir.join(format!("{used}.rs")).exists()).then(|| used.to_owned())
+            })
+            .collect();
+        graph.insert(name, uses);
+    }
+    graph
+}
+
+#[test]
+fn http_modules_depend_one_way() {
+    let graph = http_module_graph();
+    assert!(graph.len() >= 8, "{graph:?}");
+    // Depth-first search for a cycle.
+    fn visit(
+        node: &str,
+        graph: &HashMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) {
+        if done.contains(node) {
+            return;
+        }
+        assert!(
+            !path.iter().any(|p| p == node),
+            "module cycle: {} -> {node}",
+            path.join(" -> ")
+        );
+        path.push(node.to_owned());
+        for next in graph.get(node).into_iter().flatten() {
+            visit(next, graph, path, done);
+        }
+        path.pop();
+        done.insert(node.to_owned());
+    }
+    let mut done = BTreeSet::new();
+    for node in graph.keys() {
+        visit(node, &graph, &mut Vec::new(), &mut done);
+    }
+    // The bottom layers name no route family.
+    for bottom in ["auth", "params", "work"] {
+        for used in &graph[bottom] {
+            assert!(
+                ["auth", "params", "work"].contains(&used.as_str()),
+                "{bottom} uses the route family {used}"
+            );
+        }
+    }
+}

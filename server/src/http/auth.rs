@@ -451,7 +451,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
                 )))
             }
         }
-        (refused, None) => {
+        (refused, _) => {
             if !state.auth.allow_anonymous(&address) {
                 Err(AppError::RateLimited(format!(
                     "more than {} requests per second without a valid token from this address",

@@ -4,7 +4,8 @@
 
 use crate::error::AppError;
 use crate::http::auth::{AuditRows, Caller};
-use crate::http::{blocking, params};
+use crate::http::params;
+use crate::http::work::blocking;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::header;

@@ -6,7 +6,7 @@
 
 use crate::error::AppError;
 use crate::http::auth::Caller;
-use crate::http::blocking;
+use crate::http::work::blocking;
 use crate::state::{AppState, Rendering};
 use analytics::{Audience, IndicatorValue};
 use axum::extract::State;

@@ -2,7 +2,8 @@
 
 use crate::error::AppError;
 use crate::http::auth::Caller;
-use crate::http::{blocking, params};
+use crate::http::params;
+use crate::http::work::blocking;
 use crate::state::{AppState, Rendering};
 use crate::views;
 use axum::Json;

@@ -20,7 +20,7 @@
 
 use crate::error::AppError;
 use crate::http::auth::Caller;
-use crate::http::blocking;
+use crate::http::work::blocking;
 use crate::http::params::{self, number, only_known};
 use crate::state::AppState;
 use crate::views;
