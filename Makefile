@@ -7,7 +7,7 @@ BIN := $(CARGO_TARGET_DIR)/release/databrain
 # Runtime needs: Vulkan on Mesa's lavapipe (CPU rendering), Chromium for the browser test,
 # a CJK font for Chinese labels, Xvfb and xdotool for the planners' window test. Build needs: cmake, sqlite3 and its headers for the bundled
 # PROJ 9.6 (Debian's PROJ 9.1 is too old for the proj crate).
-DEB_PACKAGES := mesa-vulkan-drivers libvulkan1 chromium fonts-noto-cjk cmake sqlite3 libsqlite3-dev \
+DEB_PACKAGES := mesa-vulkan-drivers libvulkan1 chromium fonts-noto-cjk cmake sqlite3 libsqlite3-dev python3-venv \
 	xvfb xauth xdotool
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -16,7 +16,11 @@ BENCH := $(CARGO_TARGET_DIR)/release/databrain-bench
 # release), so none of them re-resolves features and restarts the bundled DuckDB build.
 CARGO_ALL := $(CARGO) build --release --workspace --all-targets
 
-.PHONY: demo test deps build bless load-test bench-catalogue bench-policy bench-twin bench-stream
+# Python tools in a virtual environment of their own (outside the work tree, kept between runs).
+VENV ?= /var/tmp/databrain-venv
+PY_PACKAGES := schemathesis==4.32.5
+
+.PHONY: demo test deps build bless api-fuzz load-test bench-catalogue bench-policy bench-twin bench-stream
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -24,6 +28,7 @@ deps:
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
 	fi
+	@[ -x $(VENV)/bin/schemathesis ] || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q $(PY_PACKAGES); }
 
 # --all-targets builds what `cargo test` builds (dev-dependencies included), so that demo and
 # test share one feature resolution and never rebuild each other's dependencies.
@@ -37,6 +42,11 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) test --release --workspace
+
+# Schemathesis against the server's own OpenAPI description (bounded: EXAMPLES per operation).
+EXAMPLES ?= 30
+api-fuzz: deps
+	$(CARGO_ALL) && tests/fuzz/schemathesis.sh $(BIN) $(VENV) $(EXAMPLES)
 
 # The 60-second load test (200 clients, 8 viewers), as BENCHMARKS.md records it. The filter
 # runs only that test, from the test binaries `make test` builds.
