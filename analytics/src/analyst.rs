@@ -44,7 +44,7 @@ impl Default for SqlLimits {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SqlResult {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<serde_json::Value>>,
@@ -52,6 +52,7 @@ pub struct SqlResult {
     pub truncated: bool,
     /// Which limit cut the rows: `max_rows` or `max_bytes`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub truncated_by: Option<&'static str>,
     pub elapsed_ms: f64,
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub(crate) type Parts = Vec<(String, String, f64, Option<f64>, Option<f64>)>;
 
 /// One indicator value for one region and period, with the parts it was computed from.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct IndicatorValue {
     pub indicator: String,
     pub region_code: String,
@@ -25,6 +25,8 @@ pub struct IndicatorValue {
     pub unit: String,
     pub target: Option<f64>,
     pub gap_to_target: Option<f64>,
+    /// `ok`, `warning`, `critical` or `no_data`.
+    #[schema(value_type = String)]
     pub status: Status,
     /// Value in the period before, and the change to this one.
     pub previous_value: Option<f64>,

@@ -8,7 +8,6 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -91,45 +90,112 @@ impl From<tokio::task::JoinError> for AppError {
     }
 }
 
+/// The JSON body of every refusal and error.
+#[derive(Debug, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in words.
+    pub error: String,
+    /// Why a request was refused: `missing_token`, `invalid_token`, `role`, `scope`,
+    /// `rate_limited` or `too_large`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The parameter (or body field) at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+    /// The analyst-SQL rule broken.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The detail, without the parameter's or rule's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let (status, body) = match &self {
+        let error = self.to_string();
+        let (status, body) = match self {
             AppError::BadParameter { parameter, message } => (
                 StatusCode::BAD_REQUEST,
-                json!({ "error": self.to_string(), "parameter": parameter, "message": message }),
-            ),
-            AppError::NotFound(m) => (StatusCode::NOT_FOUND, json!({ "error": m })),
-            AppError::SqlRule { rule, message } => (
-                StatusCode::BAD_REQUEST,
-                json!({ "error": self.to_string(), "rule": rule, "message": message }),
+                ErrorBody {
+                    error,
+                    parameter: Some(parameter),
+                    message: Some(message),
+                    ..ErrorBody::default()
+                },
             ),
             AppError::TooLarge { parameter, message } => (
                 StatusCode::BAD_REQUEST,
-                json!({ "error": self.to_string(), "parameter": parameter, "message": message,
-                        "reason": "too_large" }),
+                ErrorBody {
+                    error,
+                    reason: Some("too_large".into()),
+                    parameter: Some(parameter),
+                    message: Some(message),
+                    ..ErrorBody::default()
+                },
             ),
-            AppError::Timeout(m) => (
+            AppError::NotFound(_) => (
+                StatusCode::NOT_FOUND,
+                ErrorBody {
+                    error,
+                    ..ErrorBody::default()
+                },
+            ),
+            AppError::SqlRule { rule, message } => (
+                StatusCode::BAD_REQUEST,
+                ErrorBody {
+                    error,
+                    rule: Some(rule.into()),
+                    message: Some(message),
+                    ..ErrorBody::default()
+                },
+            ),
+            AppError::Timeout(_) => (
                 StatusCode::GATEWAY_TIMEOUT,
-                json!({ "error": m, "rule": "timeout" }),
+                ErrorBody {
+                    error,
+                    rule: Some("timeout".into()),
+                    ..ErrorBody::default()
+                },
             ),
-            AppError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "error": m })),
-            AppError::Unauthorized { reason, message } => (
+            AppError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorBody {
+                    error,
+                    ..ErrorBody::default()
+                },
+            ),
+            AppError::Unauthorized { reason, .. } => (
                 StatusCode::UNAUTHORIZED,
-                json!({ "error": message, "reason": reason }),
+                ErrorBody {
+                    error,
+                    reason: Some(reason),
+                    ..ErrorBody::default()
+                },
             ),
-            AppError::Forbidden { reason, message } => (
+            AppError::Forbidden { reason, .. } => (
                 StatusCode::FORBIDDEN,
-                json!({ "error": message, "reason": reason }),
+                ErrorBody {
+                    error,
+                    reason: Some(reason),
+                    ..ErrorBody::default()
+                },
             ),
-            AppError::RateLimited(m) => (
+            AppError::RateLimited(_) => (
                 StatusCode::TOO_MANY_REQUESTS,
-                json!({ "error": m, "reason": "rate_limited" }),
+                ErrorBody {
+                    error,
+                    reason: Some("rate_limited".into()),
+                    ..ErrorBody::default()
+                },
             ),
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({ "error": "internal error; see the server log" }),
+                    ErrorBody {
+                        error: "internal error; see the server log".into(),
+                        ..ErrorBody::default()
+                    },
                 )
             }
         };

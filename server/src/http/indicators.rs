@@ -19,6 +19,9 @@ use std::collections::HashMap;
 /// 400 that says how to narrow them.
 pub const MAX_CELLS: u64 = 50_000;
 
+/// The indicator catalogue.
+#[utoipa::path(get, path = "/api/indicators", tag = "indicators",
+    responses((status = 200, description = "the catalogue: version and indicators", body = Value)))]
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> Json<Value> {
     Json(json!({ "version": state.catalogue.version, "indicators": state.catalogue.indicators }))
 }
@@ -32,6 +35,10 @@ fn indicator(state: &AppState, id: &str) -> Result<indicators::Indicator, AppErr
         .ok_or_else(|| AppError::NotFound(format!("unknown indicator {id:?}")))
 }
 
+/// One indicator's definition.
+#[utoipa::path(get, path = "/api/indicators/{id}", tag = "indicators",
+    params(("id" = String, Path, description = "an indicator id, e.g. hotline_on_time_rate")),
+    responses((status = 200, description = "the definition", body = Value)))]
 pub async fn show(
     State(state): State<AppState>,
     _caller: Caller,
@@ -69,12 +76,42 @@ async fn values_for(
     .await
 }
 
+/// `GET /api/indicators/{id}/values` in JSON.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ValuesAnswer {
+    pub catalogue_version: String,
+    pub level: String,
+    pub grain: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// The region asked (the caller's scope by default).
+    pub region: String,
+    pub rows: Vec<analytics::IndicatorValue>,
+}
+
 /// Adds the row count for the audit log.
 fn with_rows(mut response: Response, rows: usize) -> Response {
     response.extensions_mut().insert(AuditRows(rows));
     response
 }
 
+/// Values per region and period, made for the caller: in scope, small cells withheld below
+/// analyst (primary and complementary), comparisons and ranks among what the caller sees.
+#[utoipa::path(get, path = "/api/indicators/{id}/values", tag = "indicators",
+    params(
+        ("id" = String, Path, description = "an indicator id"),
+        ("level" = Option<String>, Query, description = "province, city, county, township, community or grid (default city)"),
+        ("grain" = Option<String>, Query, description = "day, week, month, quarter or year (default month)"),
+        ("from" = Option<String>, Query, description = "first period, inclusive: 2024, 2024-Q3, 2024-07, 2024-W27, 2024-07-15"),
+        ("to" = Option<String>, Query, description = "last period, inclusive"),
+        ("region" = Option<String>, Query, description = "a division code in the caller's scope (default: the scope)"),
+        ("format" = Option<String>, Query, description = "json (default), csv or sdmx-csv"),
+    ),
+    responses((status = 200, description = "the rows, as JSON, CSV or SDMX-CSV (format=)", content(
+        (ValuesAnswer = "application/json"),
+        (String = "text/csv"),
+        (String = "application/vnd.sdmx.data+csv"),
+    ))))]
 pub async fn values(
     State(state): State<AppState>,
     caller: Caller,
@@ -119,15 +156,15 @@ pub async fn values(
                 crate::export::values_sdmx_csv(&indicator, query.grain, &rows),
             )
                 .into_response(),
-            _ => Json(json!({
-                "catalogue_version": state.catalogue.version,
-                "level": query.level,
-                "grain": query.grain,
-                "from": query.from,
-                "to": query.to,
-                "region": query.region.clone().unwrap_or_else(|| caller.0.scope.clone()),
-                "rows": rows,
-            }))
+            _ => Json(ValuesAnswer {
+                catalogue_version: state.catalogue.version.clone(),
+                level: query.level.as_str().to_owned(),
+                grain: query.grain.as_str().to_owned(),
+                from: query.from.clone(),
+                to: query.to.clone(),
+                region: query.region.clone().unwrap_or_else(|| caller.0.scope.clone()),
+                rows,
+            })
             .into_response(),
         },
         count,
@@ -135,6 +172,15 @@ pub async fn values(
 }
 
 /// One region's values over time: the level is the region's own.
+#[utoipa::path(get, path = "/api/indicators/{id}/series", tag = "indicators",
+    params(
+        ("id" = String, Path, description = "an indicator id"),
+        ("region" = Option<String>, Query, description = "a division code or grid id in scope (default: the scope)"),
+        ("grain" = Option<String>, Query, description = "day, week, month, quarter or year (default month)"),
+        ("from" = Option<String>, Query, description = "first period, inclusive"),
+        ("to" = Option<String>, Query, description = "last period, inclusive"),
+    ),
+    responses((status = 200, description = "points over time, with unit and target", body = Value)))]
 pub async fn series(
     State(state): State<AppState>,
     caller: Caller,
@@ -178,6 +224,16 @@ pub async fn series(
 
 /// The indicator in one period split by a dimension, largest first (e.g. the top 12345
 /// content codes).
+#[utoipa::path(get, path = "/api/indicators/{id}/breakdown", tag = "indicators",
+    params(
+        ("id" = String, Path, description = "an indicator id"),
+        ("by" = String, Query, description = "a dimension of the fact table, e.g. content_code"),
+        ("period" = String, Query, description = "the period, e.g. 2025"),
+        ("grain" = Option<String>, Query, description = "the period's grain (default year)"),
+        ("region" = Option<String>, Query, description = "a division code in scope"),
+        ("top" = Option<u32>, Query, description = "how many categories, 1..=1000 (default 10)"),
+    ),
+    responses((status = 200, description = "shares, largest first", body = Value)))]
 pub async fn breakdown(
     State(state): State<AppState>,
     caller: Caller,

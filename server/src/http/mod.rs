@@ -28,43 +28,54 @@ use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 
 /// The whole router over `state`.
 pub fn app(state: AppState) -> Router {
-    let public = Router::new()
-        .route("/", get(start_page))
-        .route("/wall", get(pages::wall))
-        .route("/analyst", get(pages::analyst))
-        .route("/planner", get(pages::planner))
-        .route("/pages/common.js", get(pages::common_js))
-        .route("/api/health", get(scenes::health))
-        .route("/api/openapi.json", get(openapi::serve));
-    public.merge(private(state.clone())).with_state(state)
+    let (public, private, _) = routes();
+    let private = private
+        .layer(axum::extract::DefaultBodyLimit::max(sql::MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::guard,
+        ));
+    public.merge(private).with_state(state)
 }
 
-/// The routes that need a token, behind the guard.
-fn private(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/api/indicators", get(indicators::list))
-        .route("/api/indicators/{id}", get(indicators::show))
-        .route("/api/indicators/{id}/values", get(indicators::values))
-        .route("/api/indicators/{id}/series", get(indicators::series))
-        .route("/api/indicators/{id}/breakdown", get(indicators::breakdown))
-        .route("/api/alerts", get(risks::alerts))
-        .route("/api/trends", get(risks::trends))
-        .route(
-            "/api/sql",
-            post(sql::run).layer(axum::extract::DefaultBodyLimit::max(sql::MAX_BODY_BYTES)),
-        )
-        .route("/api/scenes", get(scenes::list))
-        .route("/api/scenes/{id}/snapshot.png", get(scenes::snapshot))
-        .route("/ws/view", get(stream::view))
-        .layer(axum::middleware::from_fn_with_state(state, auth::guard))
+/// The public and the private routes and their OpenAPI description, from one set of
+/// declarations (`utoipa_axum::routes!` over the handlers' `#[utoipa::path]`).
+pub(crate) fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa_axum::{router::OpenApiRouter, routes};
+    let (public, public_api) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(start_page))
+        .routes(routes!(pages::wall))
+        .routes(routes!(pages::analyst))
+        .routes(routes!(pages::planner))
+        .routes(routes!(pages::common_js))
+        .routes(routes!(scenes::health))
+        .routes(routes!(openapi::serve))
+        .split_for_parts();
+    let (private, private_api) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(indicators::list))
+        .routes(routes!(indicators::show))
+        .routes(routes!(indicators::values))
+        .routes(routes!(indicators::series))
+        .routes(routes!(indicators::breakdown))
+        .routes(routes!(risks::alerts))
+        .routes(routes!(risks::trends))
+        .routes(routes!(sql::run))
+        .routes(routes!(scenes::list))
+        .routes(routes!(scenes::snapshot))
+        .routes(routes!(stream::view))
+        .split_for_parts();
+    (public, private, openapi::document(public_api, private_api))
 }
 
 /// `/`: without credentials the public welcome page; with them the private start page,
 /// through the guard like any other private route.
+#[utoipa::path(get, path = "/", tag = "pages",
+    params(("token" = Option<String>, Query, description = "with a token: the start page of its scope")),
+    responses((status = 200, description = "the start page", body = String, content_type = "text/html")))]
 async fn start_page(State(state): State<AppState>, request: Request) -> Response {
     let has_credentials = request
         .headers()

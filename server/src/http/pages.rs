@@ -78,7 +78,7 @@ prints one per role.</p>
     )
 }
 
-/// `/?token=`: the start page, for the caller's scope.
+/// `/?token=`: the start page, for the caller's scope (reached through `http::start_page`).
 pub async fn index(State(state): State<AppState>, caller: Caller) -> Result<Html<String>, AppError> {
     let audience = caller.audience(&state);
     let who = caller.0;
@@ -186,23 +186,34 @@ API: <a href="/api/openapi.json" style="color:#9fc5ff">/api/openapi.json</a></p>
 
 /// The command-centre wall (`/wall?scene=ID&token=`): the scene's tour streamed in a shared
 /// session, KPI cards against the 2025 targets with progress and sparklines, an alert ticker.
+#[utoipa::path(get, path = "/wall", tag = "pages",
+    params(("scene" = Option<String>, Query, description = "the scene shown"), ("token" = Option<String>, Query, description = "the page's token, for its scripts")),
+    responses((status = 200, description = "the wall's HTML (no data: its script fetches it)", body = String, content_type = "text/html")))]
 pub async fn wall() -> Html<&'static str> {
     Html(include_str!("pages/wall.html"))
 }
 
 /// The analyst page (`/analyst?token=`): pick indicator, level, grain, region and periods; a
 /// table, small charts and the CSV of the same query.
+#[utoipa::path(get, path = "/analyst", tag = "pages",
+    params(("token" = Option<String>, Query, description = "the page's token, for its scripts")),
+    responses((status = 200, description = "the analyst page's HTML", body = String, content_type = "text/html")))]
 pub async fn analyst() -> Html<&'static str> {
     Html(include_str!("pages/analyst.html"))
 }
 
 /// The planner page (`/planner?scene=ID&token=`): the interactive streamed twin with a pick
 /// panel and the scene's bookmarks.
+#[utoipa::path(get, path = "/planner", tag = "pages",
+    params(("scene" = Option<String>, Query, description = "the scene shown"), ("token" = Option<String>, Query, description = "the page's token, for its scripts")),
+    responses((status = 200, description = "the planner page's HTML", body = String, content_type = "text/html")))]
 pub async fn planner() -> Html<&'static str> {
     Html(include_str!("pages/planner.html"))
 }
 
 /// The pages' shared script.
+#[utoipa::path(get, path = "/pages/common.js", tag = "pages",
+    responses((status = 200, description = "the pages' shared script", body = String, content_type = "text/javascript")))]
 pub async fn common_js() -> impl axum::response::IntoResponse {
     (
         [(

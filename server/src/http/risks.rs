@@ -11,6 +11,18 @@ use axum::extract::{Query, State};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
+/// Threshold breaches and anomalies, from the values the caller sees.
+#[utoipa::path(get, path = "/api/alerts", tag = "risks",
+    params(
+        ("level" = Option<String>, Query, description = "the level checked (default county)"),
+        ("grain" = Option<String>, Query, description = "one grain for both kinds of alert"),
+        ("period" = Option<String>, Query, description = "the period checked (default the latest complete one)"),
+        ("region" = Option<String>, Query, description = "a division code in scope"),
+        ("indicator" = Option<String>, Query, description = "only this indicator"),
+        ("min_support" = Option<f64>, Query, description = "records a value must rest on (at least 30 below analyst)"),
+        ("severity" = Option<String>, Query, description = "critical or warning"),
+    ),
+    responses((status = 200, description = "alerts, worst first", body = Value)))]
 pub async fn alerts(
     State(state): State<AppState>,
     caller: Caller,
@@ -64,6 +76,14 @@ pub async fn alerts(
     ))
 }
 
+/// Progress toward the 2025 targets for a region in scope.
+#[utoipa::path(get, path = "/api/trends", tag = "risks",
+    params(
+        ("region" = Option<String>, Query, description = "a division code in scope (default: the scope)"),
+        ("as_of" = Option<String>, Query, description = "pretend the data ends on this day, YYYY-MM-DD"),
+        ("indicator" = Option<String>, Query, description = "only this indicator"),
+    ),
+    responses((status = 200, description = "one trend per indicator with a target", body = Value)))]
 pub async fn trends(
     State(state): State<AppState>,
     caller: Caller,

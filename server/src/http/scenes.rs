@@ -35,6 +35,9 @@ pub fn check_size(width: u32, height: u32) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Status, rendering, the data snapshot, the catalogue version (public).
+#[utoipa::path(get, path = "/api/health", tag = "service",
+    responses((status = 200, description = "ok, degraded or no_data, and why", body = Value)))]
 pub async fn health(State(state): State<AppState>) -> Json<Value> {
     let engine = state.engine.clone();
     let snapshot = blocking(move || Ok(engine.snapshot().ok()))
@@ -70,6 +73,8 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
 }
 
 /// The scenes the caller may open (those in their scope).
+#[utoipa::path(get, path = "/api/scenes", tag = "scenes",
+    responses((status = 200, description = "scenes in the caller's scope", body = Value)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Json<Value> {
     let scenes: Vec<&scenes::Scene> = state
         .scenes
@@ -89,6 +94,14 @@ pub fn scene_for(state: &AppState, caller: &Caller, id: &str) -> Result<scenes::
     Ok(scene)
 }
 
+/// A rendered PNG of a scene in scope, coloured with the values the caller sees.
+#[utoipa::path(get, path = "/api/scenes/{id}/snapshot.png", tag = "scenes",
+    params(
+        ("id" = String, Path, description = "a scene id"),
+        ("width" = Option<u32>, Query, description = "16..=3840, at most 3840x2160 in all (default 960)"),
+        ("height" = Option<u32>, Query, description = "16..=3840 (default 540)"),
+    ),
+    responses((status = 200, description = "the picture", body = Vec<u8>, content_type = "image/png")))]
 pub async fn snapshot(
     State(state): State<AppState>,
     caller: Caller,

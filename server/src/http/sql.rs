@@ -14,6 +14,18 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Mutex;
 
+/// `{"sql": "SELECT ...", "max_rows": 1000}` (read field by field, so that each mistake names
+/// its field).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "describes the body in the OpenAPI document")]
+pub struct SqlRequest {
+    /// One query: SELECT, WITH, FROM, VALUES or TABLE.
+    sql: String,
+    /// At most this many rows, 1..=10000 (default 1000).
+    #[schema(minimum = 1, maximum = 10000)]
+    max_rows: Option<u32>,
+}
+
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The largest answer, in bytes of JSON values.
@@ -45,6 +57,14 @@ impl Drop for Running {
     }
 }
 
+/// One read-only SQL query (analysts and admins with the province in scope).
+#[utoipa::path(post, path = "/api/sql", tag = "sql",
+    request_body(content = SqlRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "columns and rows", body = analytics::SqlResult),
+        (status = 413, description = "a body over 64 KiB"),
+        (status = 504, description = "cancelled at the time limit", body = crate::error::ErrorBody),
+    ))]
 pub async fn run(
     State(state): State<AppState>,
     caller: Caller,

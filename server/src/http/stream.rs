@@ -463,6 +463,18 @@ fn frame_jpeg(
     views::encode_jpeg(&image, quality)
 }
 
+/// The view stream: a WebSocket of frames and provenance (see the README for messages).
+#[utoipa::path(get, path = "/ws/view", tag = "scenes",
+    params(
+        ("scene" = String, Query, description = "a scene id in scope"),
+        ("width" = Option<u32>, Query, description = "16..=3840, at most 3840x2160 in all"),
+        ("height" = Option<u32>, Query, description = "16..=3840"),
+        ("fps" = Option<f32>, Query, description = "0.5..=30 (default 4)"),
+        ("spin" = Option<f32>, Query, description = "degrees per second, -90..=90"),
+        ("quality" = Option<u8>, Query, description = "JPEG 10..=100"),
+        ("follow" = Option<String>, Query, description = "join the shared session of this name"),
+    ),
+    responses((status = 101, description = "switching to WebSocket")))]
 pub async fn view(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     State(state): State<AppState>,
