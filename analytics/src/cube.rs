@@ -192,6 +192,7 @@ impl Engine {
     pub(crate) fn reload_cubes(&self) -> Result<()> {
         // Facts changed: the data extents read before are stale.
         self.recorded.write().expect("extent lock").clear();
+        self.patterns.write().expect("pattern lock").clear();
         let rows: Vec<(String, String, String, String, String)> = self.with_conn(|conn| {
             let mut stmt = conn
                 .prepare(

@@ -24,9 +24,10 @@
 //!   computed over whole sibling groups and whole years (see [`suppression_domain`]), so
 //!   asking for a narrower range cannot move a withheld cell into view.
 //!
-//! What is not covered: consistency between levels and grains (a cell withheld secondarily at
-//! the county level whose townships are all visible at the township level); see
-//! `ARCHITECTURE.md`.
+//! - **Between levels and grains**: a cell withheld at the level above (or at a coarser grain)
+//!   must not be the sum of visible cells here, so where all its parts are visible the
+//!   least-supported one is withheld too. Patterns are made top-down (the province first, the
+//!   year first) and kept per data snapshot (`Engine::withheld_pattern`).
 
 use crate::{AnalyticsError, Result};
 use indicators::{Grain, IndicatorQuery, Level, Period};
@@ -229,16 +230,98 @@ pub(crate) struct Cell<'a> {
     pub support: Option<f64>,
 }
 
-/// The indexes of the cells to withhold at `floor`: primary (support below the floor), then
+/// A pattern already fixed for a coarser table the cells add up to: the level above (a
+/// parent is the sum of its children) or a coarser grain (a year is the sum of its quarters).
+pub(crate) enum Outer<'a> {
+    Parent {
+        level: Level,
+        withheld: &'a HashSet<(String, String)>,
+    },
+    Grain {
+        grain: Grain,
+        withheld: &'a HashSet<(String, String)>,
+    },
+}
+
+/// The coarser grains whose patterns a grain's pattern must respect (weeks straddle years,
+/// so their years are not sums of them and impose nothing).
+pub(crate) fn outer_grains(grain: Grain) -> &'static [Grain] {
+    match grain {
+        Grain::Week => &[],
+        g => coarser(g),
+    }
+}
+
+/// The indexes of the cells to withhold at `floor`: primary (support below the floor); then,
+/// for every cell withheld in a coarser table (`outer`) whose parts here are all visible, its
+/// part with the least support (else the coarser cell would be the sum of visible ones); then
 /// complementary until no group of cells that adds up to a visible total has exactly one
 /// withheld.
-pub(crate) fn withheld(cells: &[Cell], level: Level, grain: Grain, floor: f64) -> HashSet<usize> {
+pub(crate) fn withheld(
+    cells: &[Cell],
+    level: Level,
+    grain: Grain,
+    floor: f64,
+    outer: &[Outer],
+) -> HashSet<usize> {
     let mut out: HashSet<usize> = cells
         .iter()
         .enumerate()
         .filter(|(_, c)| c.support.is_some_and(|s| s < floor))
         .map(|(i, _)| i)
         .collect();
+    let least = |members: &[usize], out: &HashSet<usize>| {
+        members
+            .iter()
+            .filter(|i| !out.contains(i))
+            .min_by(|a, b| {
+                let (ca, cb) = (&cells[**a], &cells[**b]);
+                ca.support
+                    .unwrap_or(f64::INFINITY)
+                    .total_cmp(&cb.support.unwrap_or(f64::INFINITY))
+                    .then(ca.region.cmp(cb.region))
+                    .then(ca.period.cmp(cb.period))
+            })
+            .copied()
+    };
+    for o in outer {
+        let (key_of, withheld): (Box<dyn Fn(&Cell) -> Option<(String, String)>>, _) = match o {
+            Outer::Parent { level: p, withheld } => (
+                Box::new(move |c: &Cell| {
+                    Some((
+                        indicators::level::ancestor(c.region, *p)?.to_owned(),
+                        c.period.to_owned(),
+                    ))
+                }),
+                *withheld,
+            ),
+            Outer::Grain { grain: g, withheld } => (
+                Box::new(move |c: &Cell| {
+                    let p = Period::parse(grain, c.period).ok()?;
+                    Some((c.region.to_owned(), Period::containing(*g, p.start).label()))
+                }),
+                *withheld,
+            ),
+        };
+        let mut parts: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+        for (i, c) in cells.iter().enumerate() {
+            if c.support.is_none() {
+                continue;
+            }
+            if let Some(key) = key_of(c)
+                && withheld.contains(&key)
+            {
+                parts.entry(key).or_default().push(i);
+            }
+        }
+        for members in parts.values() {
+            if !members.iter().any(|i| out.contains(i))
+                && let Some(i) = least(members, &out)
+            {
+                out.insert(i);
+            }
+        }
+    }
     if out.is_empty() {
         return out;
     }
@@ -277,18 +360,7 @@ pub(crate) fn withheld(cells: &[Cell], level: Level, grain: Grain, floor: f64) -
             if hidden != 1 {
                 continue;
             }
-            let partner = members
-                .iter()
-                .filter(|i| !out.contains(i))
-                .min_by(|a, b| {
-                    let (ca, cb) = (&cells[**a], &cells[**b]);
-                    ca.support
-                        .unwrap_or(f64::INFINITY)
-                        .total_cmp(&cb.support.unwrap_or(f64::INFINITY))
-                        .then(ca.region.cmp(cb.region))
-                        .then(ca.period.cmp(cb.period))
-                });
-            if let Some(&i) = partner {
+            if let Some(i) = least(members, &out) {
                 out.insert(i);
                 changed = true;
             }
@@ -319,7 +391,7 @@ mod tests {
             cell("320105", "2024", 12.0),
             cell("320106", "2024", 900.0),
         ];
-        let out = withheld(&cells, Level::County, Grain::Year, 10.0);
+        let out = withheld(&cells, Level::County, Grain::Year, 10.0, &[]);
         assert_eq!(out, HashSet::from([0, 2]));
     }
 
@@ -332,7 +404,7 @@ mod tests {
             cell("320102", "2024-Q4", 60.0),
         ];
         // The province level has no parent: only the year groups the quarters.
-        let out = withheld(&cells, Level::Province, Grain::Quarter, 10.0);
+        let out = withheld(&cells, Level::Province, Grain::Quarter, 10.0, &[]);
         assert_eq!(out, HashSet::from([1, 2]));
     }
 
@@ -347,12 +419,45 @@ mod tests {
             cell("320102", "2024-Q2", 70.0),
             cell("320104", "2024-Q2", 80.0),
         ];
-        let out = withheld(&cells, Level::County, Grain::Quarter, 10.0);
+        let out = withheld(&cells, Level::County, Grain::Quarter, 10.0, &[]);
         assert_eq!(out, HashSet::from([0, 1, 2, 3]));
         for group in [[0, 1], [2, 3], [0, 2], [1, 3]] {
             let hidden = group.iter().filter(|i| out.contains(i)).count();
             assert_ne!(hidden, 1, "{group:?}");
         }
+    }
+
+    #[test]
+    fn a_withheld_parent_is_never_the_sum_of_visible_children() {
+        // The county 320102 is withheld at the county level (as a complement); its townships
+        // are all large, so without the rule they would add up to it.
+        let above = HashSet::from([("320102".to_owned(), "2024".to_owned())]);
+        let cells = [
+            cell("320102001", "2024", 40.0),
+            cell("320102002", "2024", 25.0),
+            cell("320102003", "2024", 60.0),
+        ];
+        let outer = [Outer::Parent {
+            level: Level::County,
+            withheld: &above,
+        }];
+        let out = withheld(&cells, Level::Township, Grain::Year, 10.0, &outer);
+        // The least-supported township, and then (siblings) the next one.
+        assert_eq!(out, HashSet::from([0, 1]));
+        // A withheld year is never the sum of its visible quarters either.
+        let year = HashSet::from([("320102".to_owned(), "2024".to_owned())]);
+        let quarters = [
+            cell("320102", "2024-Q1", 50.0),
+            cell("320102", "2024-Q2", 30.0),
+            cell("320102", "2024-Q3", 70.0),
+            cell("320102", "2024-Q4", 90.0),
+        ];
+        let outer = [Outer::Grain {
+            grain: Grain::Year,
+            withheld: &year,
+        }];
+        let out = withheld(&quarters, Level::Province, Grain::Quarter, 10.0, &outer);
+        assert_eq!(out, HashSet::from([1, 0]));
     }
 
     #[test]
@@ -365,7 +470,7 @@ mod tests {
             },
             cell("320104", "2024", 3.0),
         ];
-        let out = withheld(&cells, Level::County, Grain::Year, 10.0);
+        let out = withheld(&cells, Level::County, Grain::Year, 10.0, &[]);
         assert_eq!(out, HashSet::from([1]));
     }
 

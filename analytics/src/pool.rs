@@ -35,6 +35,9 @@ pub struct Engine {
     /// The last day each fact table's data covers, read once per load (see
     /// `Engine::recorded_through`); cleared whenever facts change.
     pub(crate) recorded: RwLock<HashMap<&'static str, Option<chrono::NaiveDate>>>,
+    /// Suppression patterns by indicator, table and floor (see `Engine::withheld_pattern`);
+    /// cleared whenever facts change.
+    pub(crate) patterns: RwLock<HashMap<String, Arc<crate::query::CellSet>>>,
 }
 
 impl Engine {
@@ -103,6 +106,7 @@ impl Engine {
             regions: RwLock::new(Arc::new(HashMap::new())),
             cubes: RwLock::new(Arc::new(HashMap::new())),
             recorded: RwLock::new(HashMap::new()),
+            patterns: RwLock::new(HashMap::new()),
         };
         engine.reload_regions()?;
         engine.reload_cubes()?;

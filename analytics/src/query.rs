@@ -12,6 +12,9 @@ use std::sync::Arc;
 /// records)`; records is `None` for published statistics (no disclosure control).
 pub(crate) type Parts = Vec<(String, String, f64, Option<f64>, Option<f64>)>;
 
+/// Cells by `(region_code, period)`.
+pub(crate) type CellSet = std::collections::HashSet<(String, String)>;
+
 /// One indicator value for one region and period, with the parts it was computed from.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct IndicatorValue {
@@ -460,6 +463,101 @@ impl Engine {
         })
     }
 
+    /// The cells of a suppression domain `q` withheld at `floor` (see `policy`), consistent
+    /// with the patterns of the level above and of the coarser grains, which are made first
+    /// (recursively, top-down); kept until the facts change. `rows` are the domain's parts
+    /// when the caller has them already.
+    pub(crate) fn withheld_pattern(
+        &self,
+        indicator: &Indicator,
+        q: &IndicatorQuery,
+        floor: f64,
+        use_cube: bool,
+        rows: Option<&Parts>,
+    ) -> Result<Arc<CellSet>> {
+        use crate::policy::{Cell, Outer, outer_grains, suppression_domain, withheld};
+        let key = format!(
+            "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{floor}|{use_cube}",
+            indicator.id, q.level, q.grain, q.region, q.from, q.to
+        );
+        if let Some(hit) = self.patterns.read().expect("pattern lock").get(&key) {
+            return Ok(hit.clone());
+        }
+        let mut parents: Option<(Level, Arc<CellSet>)> = None;
+        if let Some(parent) = q.level.parent().filter(|p| indicator.levels.contains(p)) {
+            let above = suppression_domain(&IndicatorQuery {
+                level: parent,
+                ..q.clone()
+            });
+            parents = Some((
+                parent,
+                self.withheld_pattern(indicator, &above, floor, use_cube, None)?,
+            ));
+        }
+        let mut coarser: Vec<(Grain, Arc<CellSet>)> = Vec::new();
+        for &g in outer_grains(q.grain)
+            .iter()
+            .filter(|g| indicator.grains.contains(g))
+        {
+            let at = |label: &Option<String>| {
+                label
+                    .as_deref()
+                    .and_then(|l| Period::parse(q.grain, l).ok())
+                    .map(|p| Period::containing(g, p.start).label())
+            };
+            let outer = suppression_domain(&IndicatorQuery {
+                grain: g,
+                from: at(&q.from),
+                to: at(&q.to),
+                ..q.clone()
+            });
+            coarser.push((
+                g,
+                self.withheld_pattern(indicator, &outer, floor, use_cube, None)?,
+            ));
+        }
+        let fetched;
+        let rows = match rows {
+            Some(r) => r,
+            None => {
+                fetched = self.parts(indicator, q, use_cube)?;
+                &fetched
+            }
+        };
+        let cells: Vec<Cell> = rows
+            .iter()
+            .map(|(region, period, _, _, records)| Cell {
+                region,
+                period,
+                support: *records,
+            })
+            .collect();
+        let mut outer: Vec<Outer> = Vec::new();
+        if let Some((level, set)) = &parents {
+            outer.push(Outer::Parent {
+                level: *level,
+                withheld: set,
+            });
+        }
+        for (grain, set) in &coarser {
+            outer.push(Outer::Grain {
+                grain: *grain,
+                withheld: set,
+            });
+        }
+        let set: CellSet = withheld(&cells, q.level, q.grain, floor, &outer)
+            .into_iter()
+            .map(|i| (rows[i].0.clone(), rows[i].1.clone()))
+            .collect();
+        let set = Arc::new(set);
+        let mut cache = self.patterns.write().expect("pattern lock");
+        if cache.len() >= 4096 {
+            cache.clear();
+        }
+        cache.insert(key, set.clone());
+        Ok(set)
+    }
+
     fn values_with(
         &self,
         audience: &Audience,
@@ -477,6 +575,9 @@ impl Engine {
             None => widened.clone(),
         };
         let rows = self.parts(indicator, &computed, use_cube)?;
+        let hidden = floor
+            .map(|floor| self.withheld_pattern(indicator, &computed, floor, use_cube, Some(&rows)))
+            .transpose()?;
         let through = self.recorded_through(indicator)?;
         let regions = self.regions();
         let mut values: Vec<IndicatorValue> = rows
@@ -514,18 +615,11 @@ impl Engine {
                 }
             })
             .collect();
-        if let Some(floor) = floor {
-            let cells: Vec<crate::policy::Cell> = values
-                .iter()
-                .map(|v| crate::policy::Cell {
-                    region: &v.region_code,
-                    period: &v.period,
-                    support: v.support,
-                })
-                .collect();
-            let hidden = crate::policy::withheld(&cells, query.level, query.grain, floor);
-            for i in hidden {
-                values[i].suppress();
+        if let Some(hidden) = hidden {
+            for v in values.iter_mut() {
+                if hidden.contains(&(v.region_code.clone(), v.period.clone())) {
+                    v.suppress();
+                }
             }
             // Back to what was asked (after the pattern, before comparisons and ranks, which
             // read only what this audience sees).

@@ -256,3 +256,51 @@ fn breakdowns_split_by_dimensions_only_and_withhold_small_categories() {
             .is_err()
     );
 }
+
+#[test]
+fn a_withheld_total_is_never_the_sum_of_visible_parts() {
+    let (_tmp, engine, _) = loaded(42);
+    let nanjing = viewer("3201");
+    let mut checked = 0;
+    for id in ["hotline_orders", "hotline_on_time_rate", "service_applications"] {
+        // Levels: each withheld township of 320102 has a withheld community in that period.
+        for (upper, lower) in [
+            (Level::Township, Level::Community),
+            (Level::Community, Level::Grid),
+            (Level::County, Level::Township),
+        ] {
+            let above = values(&engine, &nanjing, id, &query(upper, Grain::Month, Some("320102")));
+            let below = values(&engine, &nanjing, id, &query(lower, Grain::Month, Some("320102")));
+            for a in above.iter().filter(|a| a.suppressed) {
+                let parts: Vec<&IndicatorValue> = below
+                    .iter()
+                    .filter(|b| b.period == a.period && b.region_code.starts_with(&a.region_code))
+                    .collect();
+                if !parts.is_empty() {
+                    assert!(
+                        parts.iter().any(|b| b.suppressed),
+                        "{id}: {} {} is withheld but its parts are all visible",
+                        a.region_code,
+                        a.period
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        // Grains: each withheld year of a community has a withheld quarter.
+        let years = values(&engine, &nanjing, id, &query(Level::Community, Grain::Year, Some("320102")));
+        let quarters =
+            values(&engine, &nanjing, id, &query(Level::Community, Grain::Quarter, Some("320102")));
+        for y in years.iter().filter(|y| y.suppressed) {
+            let parts: Vec<&IndicatorValue> = quarters
+                .iter()
+                .filter(|q| q.region_code == y.region_code && q.period.starts_with(&y.period))
+                .collect();
+            if !parts.is_empty() {
+                assert!(parts.iter().any(|q| q.suppressed), "{id}: {} {}", y.region_code, y.period);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0, "no withheld totals to check");
+}

@@ -73,7 +73,9 @@ fn analyst_sql_is_read_only_sealed_limited_and_names_the_rule() {
     let slow = SqlLimits {
         max_rows: 10,
         timeout: Duration::from_millis(300),
+        ..SqlLimits::default()
     };
+    let started = std::time::Instant::now();
     assert_eq!(
         rule_of(
             &analyst,
@@ -82,6 +84,25 @@ fn analyst_sql_is_read_only_sealed_limited_and_names_the_rule() {
         ),
         "timeout"
     );
+    // A bound on behaviour, not a speed target: the cancelled query really stops (without
+    // the interrupt it would run for hours).
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    // The configuration is locked for everyone: no statement changes a setting.
+    let locked = analyst
+        .run_sql("SELECT current_setting('lock_configuration') AS locked", &limits)
+        .unwrap();
+    assert_eq!(locked.rows[0][0], serde_json::json!(true));
+    for sql in [
+        "SET memory_limit = '1MB'",
+        "SELECT 1; SET GLOBAL memory_limit = '1MB'",
+        "SELECT $$;$$; SET GLOBAL threads = 1",
+    ] {
+        assert_ne!(rule_of(&analyst, sql, &limits), "ok", "{sql}");
+    }
+    let setting = analyst
+        .run_sql("SELECT current_setting('memory_limit') AS m", &limits)
+        .unwrap();
+    assert_ne!(setting.rows[0][0], serde_json::json!("1.0 MiB"));
     drop(analyst);
     assert_eq!(count(&Engine::open(&path).unwrap(), "work_orders"), orders);
 }

@@ -282,6 +282,7 @@ pub(crate) fn run_sql(db: &Path, sql: &str, max_rows: usize, timeout_s: f64, for
     let limits = analytics::SqlLimits {
         max_rows,
         timeout: std::time::Duration::from_secs_f64(timeout_s),
+        ..analytics::SqlLimits::default()
     };
     let result = engine.run_sql(sql, &limits)?;
     let text = |v: &serde_json::Value| match v {
