@@ -383,7 +383,15 @@ impl Engine {
         {
             let values = self.values(audience, ind, &self.alert_query(q, grain, period, period))?;
             let mut found = threshold_alerts(ind, q, grain, &period.label(), &values);
-            self.add_drivers(audience, ind, q, grain, &period.label(), &values, &mut found)?;
+            self.add_drivers(
+                audience,
+                ind,
+                q,
+                grain,
+                &period.label(),
+                &values,
+                &mut found,
+            )?;
             alerts.extend(found);
         }
         // Anomalies per month by default: eleven months of history to compare with.
@@ -396,7 +404,15 @@ impl Engine {
             }
             let values = self.values(audience, ind, &self.alert_query(q, grain, first, period))?;
             let mut found = anomaly_alerts(ind, q, grain, &period.label(), &values);
-            self.add_drivers(audience, ind, q, grain, &period.label(), &values, &mut found)?;
+            self.add_drivers(
+                audience,
+                ind,
+                q,
+                grain,
+                &period.label(),
+                &values,
+                &mut found,
+            )?;
             alerts.extend(found);
         }
         Ok(alerts)

@@ -372,7 +372,12 @@ mod tests {
 
     #[test]
     fn duckdb_counts_the_statements_whatever_hides_them() {
-        for sql in ["SELECT 1", "SELECT ';' AS semi", "SELECT $$;$$", "SELECT 1 -- ;"] {
+        for sql in [
+            "SELECT 1",
+            "SELECT ';' AS semi",
+            "SELECT $$;$$",
+            "SELECT 1 -- ;",
+        ] {
             assert_eq!(statement_count(sql).unwrap(), 1, "{sql}");
         }
         // Texts that hide a second statement from a hand-made splitter: DuckDB finds more

@@ -34,7 +34,10 @@ impl Engine {
     /// per value of the text column `by` of its numerator's fact table, largest numerator
     /// first, at most `top`. A denominator on the same fact table is split the same way;
     /// any other denominator (residents) is not split, so the value is left out.
-    #[expect(clippy::too_many_arguments, reason = "the parameters of GET .../breakdown")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parameters of GET .../breakdown"
+    )]
     pub fn breakdown(
         &self,
         audience: &Audience,
@@ -56,15 +59,20 @@ impl Engine {
             .column(by)
             .filter(|c| c.ty == ColumnType::Text && table.dimensions.contains(&by));
         if column.is_none() {
-            return Err(AnalyticsError::BadBreakdown(if table.dimensions.is_empty() {
-                format!("{} has no dimension to break {} down by", table.name, indicator.id)
-            } else {
-                format!(
-                    "{by:?} is not a dimension of {} (one of: {})",
-                    table.name,
-                    table.dimensions.join(", ")
-                )
-            }));
+            return Err(AnalyticsError::BadBreakdown(
+                if table.dimensions.is_empty() {
+                    format!(
+                        "{} has no dimension to break {} down by",
+                        table.name, indicator.id
+                    )
+                } else {
+                    format!(
+                        "{by:?} is not a dimension of {} (one of: {})",
+                        table.name,
+                        table.dimensions.join(", ")
+                    )
+                },
+            ));
         }
         let region = audience.region(region, "region")?;
         let region = region.as_deref();
@@ -161,15 +169,16 @@ impl Engine {
                 .filter(|&i| out[i].support.is_some_and(|r| r < floor))
                 .collect();
             if hidden.len() == 1
-                && let Some(partner) = (0..out.len())
-                    .filter(|i| !hidden.contains(i))
-                    .min_by(|&a, &b| {
-                        out[a]
-                            .support
-                            .unwrap_or(f64::INFINITY)
-                            .total_cmp(&out[b].support.unwrap_or(f64::INFINITY))
-                            .then(out[a].category.cmp(&out[b].category))
-                    })
+                && let Some(partner) =
+                    (0..out.len())
+                        .filter(|i| !hidden.contains(i))
+                        .min_by(|&a, &b| {
+                            out[a]
+                                .support
+                                .unwrap_or(f64::INFINITY)
+                                .total_cmp(&out[b].support.unwrap_or(f64::INFINITY))
+                                .then(out[a].category.cmp(&out[b].category))
+                        })
             {
                 hidden.push(partner);
             }

@@ -30,6 +30,7 @@
 //!   year first) and kept per data snapshot (`Engine::withheld_pattern`).
 
 use crate::{AnalyticsError, Result};
+use chrono::Datelike;
 use indicators::{Grain, IndicatorQuery, Level, Period};
 use std::collections::{BTreeMap, HashSet};
 
@@ -181,14 +182,15 @@ impl Audience {
 /// (from the start of `from`'s year to the end of `to`'s; callers pass the query already
 /// widened by a year for the comparisons).
 pub(crate) fn suppression_domain(q: &IndicatorQuery) -> IndicatorQuery {
-    let region = q.region.as_ref().map(|r| {
-        match (indicators::region_level(r), q.level.parent()) {
-            (Ok(own), Some(parent)) if own >= q.level => {
-                indicators::level::ancestor(r, parent).unwrap_or(r).to_owned()
-            }
+    let region = q
+        .region
+        .as_ref()
+        .map(|r| match (indicators::region_level(r), q.level.parent()) {
+            (Ok(own), Some(parent)) if own >= q.level => indicators::level::ancestor(r, parent)
+                .unwrap_or(r)
+                .to_owned(),
             _ => r.clone(),
-        }
-    });
+        });
     let year_bound = |label: &Option<String>, first: bool| {
         label.as_ref().and_then(|l| {
             let p = Period::parse(q.grain, l).ok()?;
@@ -285,23 +287,21 @@ pub(crate) fn withheld(
             .copied()
     };
     for o in outer {
-        let (key_of, withheld): (Box<dyn Fn(&Cell) -> Option<(String, String)>>, _) = match o {
-            Outer::Parent { level: p, withheld } => (
-                Box::new(move |c: &Cell| {
-                    Some((
-                        indicators::level::ancestor(c.region, *p)?.to_owned(),
-                        c.period.to_owned(),
-                    ))
-                }),
-                *withheld,
-            ),
-            Outer::Grain { grain: g, withheld } => (
-                Box::new(move |c: &Cell| {
+        let withheld = match o {
+            Outer::Parent { withheld, .. } | Outer::Grain { withheld, .. } => *withheld,
+        };
+        // The coarser cell a cell is part of.
+        let key_of = |c: &Cell| -> Option<(String, String)> {
+            match o {
+                Outer::Parent { level: p, .. } => Some((
+                    indicators::level::ancestor(c.region, *p)?.to_owned(),
+                    c.period.to_owned(),
+                )),
+                Outer::Grain { grain: g, .. } => {
                     let p = Period::parse(grain, c.period).ok()?;
                     Some((c.region.to_owned(), Period::containing(*g, p.start).label()))
-                }),
-                *withheld,
-            ),
+                }
+            }
         };
         let mut parts: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
         for (i, c) in cells.iter().enumerate() {

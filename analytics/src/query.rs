@@ -12,6 +12,9 @@ use std::sync::Arc;
 /// records)`; records is `None` for published statistics (no disclosure control).
 pub(crate) type Parts = Vec<(String, String, f64, Option<f64>, Option<f64>)>;
 
+/// A value and its records by `(region_code, period)`.
+type ValuesByCell = HashMap<(String, String), (f64, Option<f64>)>;
+
 /// Cells by `(region_code, period)`.
 pub(crate) type CellSet = std::collections::HashSet<(String, String)>;
 
@@ -335,9 +338,8 @@ impl Engine {
                 .and_then(|l| Period::parse(query.grain, l).ok())
         };
         let to = parse(&query.to).unwrap_or_else(|| Period::containing(query.grain, through));
-        let from = parse(&query.from).unwrap_or_else(|| {
-            Period::containing(query.grain, through - chrono::Months::new(60))
-        });
+        let from = parse(&query.from)
+            .unwrap_or_else(|| Period::containing(query.grain, through - chrono::Months::new(60)));
         let mut periods = 0u64;
         let mut p = from;
         while p <= to && periods < 1_000_000 {
@@ -401,14 +403,14 @@ impl Engine {
     ) -> Result<Parts> {
         if let Some(formula) = &indicator.formula {
             sql::check(indicator, query)?;
-            let mut by_indicator: HashMap<&str, HashMap<(String, String), f64>> = HashMap::new();
+            let mut by_indicator: HashMap<&str, ValuesByCell> = HashMap::new();
             let mut keys: BTreeSet<(String, String)> = BTreeSet::new();
             for id in formula.indicators() {
                 let dep = self
                     .catalogue
                     .get(id)
                     .ok_or_else(|| AnalyticsError::UnknownIndicator(id.to_owned()))?;
-                let values: HashMap<(String, String), (f64, Option<f64>)> = self
+                let values: ValuesByCell = self
                     .parts(dep, query, use_cube)?
                     .into_iter()
                     .filter_map(|(r, p, n, d, records)| Some(((r, p), (dep.value(n, d)?, records))))
@@ -423,6 +425,7 @@ impl Engine {
                     // A derived value rests on the fewest records of the values it reads.
                     let records = formula
                         .indicators()
+                        .into_iter()
                         .filter_map(|id| by_indicator.get(id)?.get(&key)?.1)
                         .reduce(f64::min);
                     Some((key.0, key.1, v, None, records))

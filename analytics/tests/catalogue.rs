@@ -64,8 +64,12 @@ fn the_cube_changes_no_answer() {
                 {
                     from_cube += 1;
                 }
-                let cube = engine.values(&analytics::Audience::trusted(), ind, &q).unwrap();
-                let facts = engine.values_from_facts(&analytics::Audience::trusted(), ind, &q).unwrap();
+                let cube = engine
+                    .values(&analytics::Audience::trusted(), ind, &q)
+                    .unwrap();
+                let facts = engine
+                    .values_from_facts(&analytics::Audience::trusted(), ind, &q)
+                    .unwrap();
                 assert_eq!(cube.len(), facts.len(), "{} {level} {grain}", ind.id);
                 for (a, b) in cube.iter().zip(&facts) {
                     let at = format!("{} {level} {grain} {} {}", ind.id, a.region_code, a.period);
@@ -123,7 +127,11 @@ fn hours(from: &str, to: &str) -> f64 {
 /// (city, year) → value, as the engine computes it.
 fn engine_values(engine: &analytics::Engine, ind: &Indicator) -> BTreeMap<(String, String), f64> {
     engine
-        .values(&analytics::Audience::trusted(), ind, &whole(Level::City, Grain::Year))
+        .values(
+            &analytics::Audience::trusted(),
+            ind,
+            &whole(Level::City, Grain::Year),
+        )
         .unwrap()
         .into_iter()
         .filter_map(|v| Some(((v.region_code, v.period), v.value?)))

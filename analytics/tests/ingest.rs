@@ -89,13 +89,23 @@ fn ratios_are_recomputed_from_parts_at_every_level() {
     ] {
         let ind = catalogue.get(id).unwrap();
         let province = engine
-            .values(&analytics::Audience::trusted(), ind, &whole(Level::Province, Grain::Year))
+            .values(
+                &analytics::Audience::trusted(),
+                ind,
+                &whole(Level::Province, Grain::Year),
+            )
             .unwrap();
         let periods: Vec<&str> = province.iter().map(|p| p.period.as_str()).collect();
         // Due dates and closures run into 2026, after the last created order.
         assert!(periods.starts_with(&["2024", "2025"]), "{id}: {periods:?}");
         for level in [Level::City, Level::County, Level::Community, Level::Grid] {
-            let rows = engine.values(&analytics::Audience::trusted(), ind, &whole(level, Grain::Year)).unwrap();
+            let rows = engine
+                .values(
+                    &analytics::Audience::trusted(),
+                    ind,
+                    &whole(level, Grain::Year),
+                )
+                .unwrap();
             for p in &province {
                 let children: Vec<_> = rows.iter().filter(|r| r.period == p.period).collect();
                 let num: f64 = children.iter().map(|r| r.numerator).sum();
@@ -129,7 +139,9 @@ fn ratios_are_recomputed_from_parts_at_every_level() {
     q.region = Some("3201".into());
     q.from = Some("2024-04".into());
     q.to = Some("2024-06".into());
-    let months = engine.values(&analytics::Audience::trusted(), ind, &q).unwrap();
+    let months = engine
+        .values(&analytics::Audience::trusted(), ind, &q)
+        .unwrap();
     assert!(months.iter().all(|r| r.region_code.starts_with("3201")));
     assert_eq!(
         months
@@ -142,7 +154,9 @@ fn ratios_are_recomputed_from_parts_at_every_level() {
     q.grain = Grain::Quarter;
     q.from = Some("2024-Q2".into());
     q.to = Some("2024-Q2".into());
-    let quarter = engine.values(&analytics::Audience::trusted(), ind, &q).unwrap();
+    let quarter = engine
+        .values(&analytics::Audience::trusted(), ind, &q)
+        .unwrap();
     let xuanwu_q: f64 = quarter
         .iter()
         .find(|r| r.region_code == "320102")
@@ -184,15 +198,33 @@ fn values_compare_with_earlier_periods_and_rank_siblings() {
         to: Some(to.into()),
         region: None,
     };
-    let rows = engine.values(&analytics::Audience::trusted(), ind, &month("2025-02", "2025-03")).unwrap();
+    let rows = engine
+        .values(
+            &analytics::Audience::trusted(),
+            ind,
+            &month("2025-02", "2025-03"),
+        )
+        .unwrap();
     assert!(
         rows.iter()
             .all(|r| r.period == "2025-02" || r.period == "2025-03"),
         "only the asked range"
     );
     // Earlier values come from separate queries of those periods alone.
-    let feb = engine.values(&analytics::Audience::trusted(), ind, &month("2025-02", "2025-02")).unwrap();
-    let march_2024 = engine.values(&analytics::Audience::trusted(), ind, &month("2024-03", "2024-03")).unwrap();
+    let feb = engine
+        .values(
+            &analytics::Audience::trusted(),
+            ind,
+            &month("2025-02", "2025-02"),
+        )
+        .unwrap();
+    let march_2024 = engine
+        .values(
+            &analytics::Audience::trusted(),
+            ind,
+            &month("2024-03", "2024-03"),
+        )
+        .unwrap();
     let value_in = |rows: &[analytics::IndicatorValue], code: &str| {
         rows.iter()
             .find(|r| r.region_code == code)

@@ -232,7 +232,8 @@ fn nyc_311_requests_load_as_work_orders_through_a_mapping() {
         .unwrap()
         .clone();
     let values = engine
-        .values(&analytics::Audience::trusted(), 
+        .values(
+            &analytics::Audience::trusted(),
             &ind,
             &IndicatorQuery {
                 level: Level::County,
@@ -282,7 +283,9 @@ fn values_export_to_parquet_that_reads_back() {
         to: Some("2025-12".into()),
         region: None,
     };
-    let values = engine.values(&analytics::Audience::trusted(), &ind, &q).unwrap();
+    let values = engine
+        .values(&analytics::Audience::trusted(), &ind, &q)
+        .unwrap();
     let path = tmp.path().join("values.parquet");
     engine.write_parquet(&values, &path).unwrap();
     let (rows, numerators, ranked): (i64, f64, i64) = engine

@@ -154,14 +154,22 @@ fn withheld_cells_cannot_be_recovered() {
             assert!(narrow[0].suppressed, "{id} {} {}", r.region_code, r.period);
         }
     }
-    assert!(withheld_total > 0, "the small sample has small cells to withhold");
+    assert!(
+        withheld_total > 0,
+        "the small sample has small cells to withhold"
+    );
 }
 
 #[test]
 fn support_counts_records_not_residents() {
     let (_tmp, engine, _) = loaded(42);
     let q = query(Level::Community, Grain::Month, Some("320102"));
-    let intensity = truth(&values(&engine, &Audience::trusted(), "hotline_intensity", &q));
+    let intensity = truth(&values(
+        &engine,
+        &Audience::trusted(),
+        "hotline_intensity",
+        &q,
+    ));
     let orders = truth(&values(&engine, &Audience::trusted(), "hotline_orders", &q));
     let mut checked = 0;
     for (key, rate) in &intensity {
@@ -197,11 +205,19 @@ fn scope_is_enforced_by_the_engine() {
             other => panic!("{q:?}: {other:?}"),
         }
     }
-    let rows = values(&engine, &xuanwu, "hotline_orders", &query(Level::Grid, Grain::Year, None));
+    let rows = values(
+        &engine,
+        &xuanwu,
+        "hotline_orders",
+        &query(Level::Grid, Grain::Year, None),
+    );
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|r| r.region_code.starts_with("320102")));
     let trends = engine.trends(&xuanwu, &TrendQuery::default());
-    assert!(trends.is_err(), "the province's trends are outside a district's scope");
+    assert!(
+        trends.is_err(),
+        "the province's trends are outside a district's scope"
+    );
 }
 
 #[test]
@@ -222,7 +238,12 @@ fn alerts_keep_the_floor_and_show_no_withheld_cell() {
     }
     // The trusted operator may lower it and then sees more.
     let all = engine.alerts(&Audience::trusted(), &asked).unwrap();
-    assert!(all.len() > alerts.len(), "{} vs {}", all.len(), alerts.len());
+    assert!(
+        all.len() > alerts.len(),
+        "{} vs {}",
+        all.len(),
+        alerts.len()
+    );
 }
 
 #[test]
@@ -240,19 +261,41 @@ fn breakdowns_split_by_dimensions_only_and_withhold_small_categories() {
         );
     }
     let shares = engine
-        .breakdown(&viewer, &ind, "content_code", Grain::Month, "2025-03", Some("320102002001"), 1000)
+        .breakdown(
+            &viewer,
+            &ind,
+            "content_code",
+            Grain::Month,
+            "2025-03",
+            Some("320102002001"),
+            1000,
+        )
         .unwrap();
     let hidden = shares.iter().filter(|s| s.suppressed).count();
-    assert_ne!(hidden, 1, "one withheld category is the total minus the rest");
+    assert_ne!(
+        hidden, 1,
+        "one withheld category is the total minus the rest"
+    );
     for s in &shares {
-        assert!(s.suppressed || s.support.is_some_and(|r| r >= 10.0), "{s:?}");
+        assert!(
+            s.suppressed || s.support.is_some_and(|r| r >= 10.0),
+            "{s:?}"
+        );
         if s.suppressed {
             assert_eq!((s.numerator, s.value, s.share), (0.0, None, None));
         }
     }
     assert!(
         engine
-            .breakdown(&viewer, &ind, "content_code", Grain::Year, "2025", Some("3202"), 10)
+            .breakdown(
+                &viewer,
+                &ind,
+                "content_code",
+                Grain::Year,
+                "2025",
+                Some("3202"),
+                10
+            )
             .is_err()
     );
 }
@@ -262,15 +305,29 @@ fn a_withheld_total_is_never_the_sum_of_visible_parts() {
     let (_tmp, engine, _) = loaded(42);
     let nanjing = viewer("3201");
     let mut checked = 0;
-    for id in ["hotline_orders", "hotline_on_time_rate", "service_applications"] {
+    for id in [
+        "hotline_orders",
+        "hotline_on_time_rate",
+        "service_applications",
+    ] {
         // Levels: each withheld township of 320102 has a withheld community in that period.
         for (upper, lower) in [
             (Level::Township, Level::Community),
             (Level::Community, Level::Grid),
             (Level::County, Level::Township),
         ] {
-            let above = values(&engine, &nanjing, id, &query(upper, Grain::Month, Some("320102")));
-            let below = values(&engine, &nanjing, id, &query(lower, Grain::Month, Some("320102")));
+            let above = values(
+                &engine,
+                &nanjing,
+                id,
+                &query(upper, Grain::Month, Some("320102")),
+            );
+            let below = values(
+                &engine,
+                &nanjing,
+                id,
+                &query(lower, Grain::Month, Some("320102")),
+            );
             for a in above.iter().filter(|a| a.suppressed) {
                 let parts: Vec<&IndicatorValue> = below
                     .iter()
@@ -288,16 +345,30 @@ fn a_withheld_total_is_never_the_sum_of_visible_parts() {
             }
         }
         // Grains: each withheld year of a community has a withheld quarter.
-        let years = values(&engine, &nanjing, id, &query(Level::Community, Grain::Year, Some("320102")));
-        let quarters =
-            values(&engine, &nanjing, id, &query(Level::Community, Grain::Quarter, Some("320102")));
+        let years = values(
+            &engine,
+            &nanjing,
+            id,
+            &query(Level::Community, Grain::Year, Some("320102")),
+        );
+        let quarters = values(
+            &engine,
+            &nanjing,
+            id,
+            &query(Level::Community, Grain::Quarter, Some("320102")),
+        );
         for y in years.iter().filter(|y| y.suppressed) {
             let parts: Vec<&IndicatorValue> = quarters
                 .iter()
                 .filter(|q| q.region_code == y.region_code && q.period.starts_with(&y.period))
                 .collect();
             if !parts.is_empty() {
-                assert!(parts.iter().any(|q| q.suppressed), "{id}: {} {}", y.region_code, y.period);
+                assert!(
+                    parts.iter().any(|q| q.suppressed),
+                    "{id}: {} {}",
+                    y.region_code,
+                    y.period
+                );
                 checked += 1;
             }
         }

@@ -12,7 +12,9 @@ use std::collections::BTreeSet;
 fn alerts_find_the_drifting_counties_and_only_those_are_critical() {
     for seed in [42, 11] {
         let (_tmp, engine, manifest) = loaded(seed);
-        let alerts = engine.alerts(&analytics::Audience::trusted(), &AlertQuery::default()).unwrap();
+        let alerts = engine
+            .alerts(&analytics::Audience::trusted(), &AlertQuery::default())
+            .unwrap();
         let critical: BTreeSet<&str> = alerts
             .iter()
             .filter(|a| a.severity == Status::Critical)
@@ -78,7 +80,9 @@ fn trends_measure_finished_targets_and_forecast_open_ones() {
     assert!(with_target.len() >= 8);
 
     // The data runs to the end of 2025, the plan's target year: measured verdicts.
-    let done = engine.trends(&analytics::Audience::trusted(), &TrendQuery::default()).unwrap();
+    let done = engine
+        .trends(&analytics::Audience::trusted(), &TrendQuery::default())
+        .unwrap();
     assert_eq!(
         done.iter()
             .map(|t| t.indicator.as_str())
@@ -105,10 +109,13 @@ fn trends_measure_finished_targets_and_forecast_open_ones() {
     // As of mid-2025 the target year is still open: forecasts from the periods before.
     let as_of = NaiveDate::from_ymd_opt(2025, 6, 30);
     let open = engine
-        .trends(&analytics::Audience::trusted(), &TrendQuery {
-            as_of,
-            ..TrendQuery::default()
-        })
+        .trends(
+            &analytics::Audience::trusted(),
+            &TrendQuery {
+                as_of,
+                ..TrendQuery::default()
+            },
+        )
         .unwrap();
     for t in &open {
         assert!(

@@ -86,10 +86,17 @@ fn analyst_sql_is_read_only_sealed_limited_and_names_the_rule() {
     );
     // A bound on behaviour, not a speed target: the cancelled query really stops (without
     // the interrupt it would run for hours).
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     // The configuration is locked for everyone: no statement changes a setting.
     let locked = analyst
-        .run_sql("SELECT current_setting('lock_configuration') AS locked", &limits)
+        .run_sql(
+            "SELECT current_setting('lock_configuration') AS locked",
+            &limits,
+        )
         .unwrap();
     assert_eq!(locked.rows[0][0], serde_json::json!(true));
     for sql in [

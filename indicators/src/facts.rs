@@ -654,7 +654,9 @@ mod tests {
     fn dimensions_are_text_columns_and_never_keys_or_regions() {
         for t in FACT_TABLES {
             for d in t.dimensions {
-                let c = t.column(d).unwrap_or_else(|| panic!("{}: dimension {d}", t.name));
+                let c = t
+                    .column(d)
+                    .unwrap_or_else(|| panic!("{}: dimension {d}", t.name));
                 assert_eq!(c.ty, Text, "{}.{d}", t.name);
                 assert!(!t.key.contains(d), "{}.{d} is a key", t.name);
                 assert!(!d.ends_with("_id"), "{}.{d} names records", t.name);

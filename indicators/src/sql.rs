@@ -421,7 +421,11 @@ mod tests {
         assert!(out.sql.contains("CROSS JOIN p"));
         assert!(out.params.is_empty());
         // Support is the work orders behind the rate, never the residents.
-        assert!(out.sql.contains("COALESCE(n.r, 0) AS records"), "{}", out.sql);
+        assert!(
+            out.sql.contains("COALESCE(n.r, 0) AS records"),
+            "{}",
+            out.sql
+        );
     }
 
     #[test]
@@ -434,6 +438,10 @@ mod tests {
             &q(Level::County, Grain::Quarter),
         )
         .unwrap();
-        assert!(ratio.sql.contains("COALESCE(d.r, 0) AS records"), "{}", ratio.sql);
+        assert!(
+            ratio.sql.contains("COALESCE(d.r, 0) AS records"),
+            "{}",
+            ratio.sql
+        );
     }
 }

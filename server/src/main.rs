@@ -3,10 +3,10 @@
 //! the benchmarks in the `databrain-bench` binary.
 
 use anyhow::{Context, Result};
-use indicators::{Grain, IndicatorQuery, Level};
 use clap::Parser;
 use cli::args::{Cli, Command};
 use cli::{data, serve, twin};
+use indicators::{Grain, IndicatorQuery, Level};
 
 /// mimalloc instead of glibc's allocator: loading and meshing a city makes millions of small
 /// allocations, where glibc's spent over a quarter of the time (measured with perf).
@@ -143,4 +143,3 @@ fn main() -> Result<()> {
         Command::Indicators { action } => data::indicators_cmd(action),
     }
 }
-

@@ -357,7 +357,11 @@ fn prepared_full(state: &AppState, scene: &Scene) -> Result<Prepared, AppError> 
 /// The scene prepared for `audience`, for the current ingest: the shared geometry with the
 /// overlay of the values this audience sees (colours, columns, markers and picks then hold
 /// no withheld value). Kept per audience class and ingest.
-pub fn prepared(state: &AppState, scene: &Scene, audience: &Audience) -> Result<Prepared, AppError> {
+pub fn prepared(
+    state: &AppState,
+    scene: &Scene,
+    audience: &Audience,
+) -> Result<Prepared, AppError> {
     let full = prepared_full(state, scene)?;
     let (Some(_), Some(b), Some(region)) = (
         audience.floor(),

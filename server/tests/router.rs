@@ -588,8 +588,16 @@ async fn the_openapi_description_matches_the_routes() {
     // Private operations carry the bearer scheme and their refusals; public ones do not.
     for (method, path) in &described {
         let op = &doc["paths"][path][method];
-        let public = ["/", "/wall", "/analyst", "/planner", "/pages/common.js", "/api/health", "/api/openapi.json"]
-            .contains(&path.as_str());
+        let public = [
+            "/",
+            "/wall",
+            "/analyst",
+            "/planner",
+            "/pages/common.js",
+            "/api/health",
+            "/api/openapi.json",
+        ]
+        .contains(&path.as_str());
         assert_eq!(op["security"].is_array(), !public, "{method} {path}: {op}");
         if !public {
             assert_eq!(

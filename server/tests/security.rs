@@ -79,7 +79,10 @@ async fn get(state: &AppState, token: &str, uri: &str) -> (StatusCode, Vec<u8>) 
 
 async fn get_json(state: &AppState, token: &str, uri: &str) -> (StatusCode, Value) {
     let (status, bytes) = get(state, token, uri).await;
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 fn region_codes_of(body: &Value) -> Vec<String> {
@@ -112,9 +115,18 @@ async fn every_answer_lies_in_the_callers_scope() {
     for (token, role, scope) in TOKENS {
         for uri in routes {
             let (status, body) = get_json(&state, token, uri).await;
-            assert_eq!(status, StatusCode::OK, "{} {scope} {uri}: {body}", role.as_str());
+            assert_eq!(
+                status,
+                StatusCode::OK,
+                "{} {scope} {uri}: {body}",
+                role.as_str()
+            );
             for code in region_codes_of(&body) {
-                assert!(code.starts_with(scope), "{} {scope} {uri}: {code}", role.as_str());
+                assert!(
+                    code.starts_with(scope),
+                    "{} {scope} {uri}: {code}",
+                    role.as_str()
+                );
             }
         }
         // CSV and SDMX-CSV of the same query: every region column in scope.
@@ -138,7 +150,11 @@ async fn every_answer_lies_in_the_callers_scope() {
             let mut n = 0;
             for record in reader.records() {
                 let record = record.unwrap();
-                assert!(record[at].starts_with(scope), "{format} {scope}: {}", &record[at]);
+                assert!(
+                    record[at].starts_with(scope),
+                    "{format} {scope}: {}",
+                    &record[at]
+                );
                 n += 1;
             }
             assert!(n > 0, "{format} {scope}");
@@ -168,7 +184,10 @@ async fn withheld_cells_stay_withheld_in_every_view_of_them() {
         .iter()
         .map(|r| {
             (
-                (r["region_code"].as_str().unwrap().to_owned(), r["period"].as_str().unwrap().to_owned()),
+                (
+                    r["region_code"].as_str().unwrap().to_owned(),
+                    r["period"].as_str().unwrap().to_owned(),
+                ),
                 r,
             )
         })
@@ -177,13 +196,28 @@ async fn withheld_cells_stay_withheld_in_every_view_of_them() {
     assert!(!hidden.is_empty(), "the sample has small grid cells");
     let hidden_keys: std::collections::BTreeSet<(String, String)> = hidden
         .iter()
-        .map(|r| (r["region_code"].as_str().unwrap().to_owned(), r["period"].as_str().unwrap().to_owned()))
+        .map(|r| {
+            (
+                r["region_code"].as_str().unwrap().to_owned(),
+                r["period"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     for r in shown {
-        let key = (r["region_code"].as_str().unwrap().to_owned(), r["period"].as_str().unwrap().to_owned());
+        let key = (
+            r["region_code"].as_str().unwrap().to_owned(),
+            r["period"].as_str().unwrap().to_owned(),
+        );
         let t = truth[&key];
         if r["suppressed"] == true {
-            for field in ["value", "denominator", "support", "rank", "previous_value", "last_year_value"] {
+            for field in [
+                "value",
+                "denominator",
+                "support",
+                "rank",
+                "previous_value",
+                "last_year_value",
+            ] {
                 assert!(r[field].is_null(), "{field} of a withheld cell: {r}");
             }
         } else {
@@ -226,13 +260,24 @@ async fn withheld_cells_stay_withheld_in_every_view_of_them() {
             .iter()
             .find(|p| p["period"] == period.as_str())
             .unwrap();
-        assert!(point["value"].is_null() && point["numerator"] == 0.0, "{point}");
+        assert!(
+            point["value"].is_null() && point["numerator"] == 0.0,
+            "{point}"
+        );
     }
 
     // A non-analyst cannot lower the alert floor.
-    let (_, alerts) = get_json(&state, viewer, "/api/alerts?level=grid&grain=quarter&min_support=0").await;
+    let (_, alerts) = get_json(
+        &state,
+        viewer,
+        "/api/alerts?level=grid&grain=quarter&min_support=0",
+    )
+    .await;
     for a in alerts["alerts"].as_array().unwrap() {
-        assert!(a["support"].as_f64().unwrap_or(f64::INFINITY) >= 30.0, "{a}");
+        assert!(
+            a["support"].as_f64().unwrap_or(f64::INFINITY) >= 30.0,
+            "{a}"
+        );
     }
 
     // Record identifiers are never dimensions.
@@ -243,7 +288,11 @@ async fn withheld_cells_stay_withheld_in_every_view_of_them() {
             &format!("/api/indicators/hotline_orders/breakdown?by={by}&period=2025"),
         )
         .await;
-        assert_eq!((status, body["parameter"].as_str()), (StatusCode::BAD_REQUEST, Some("by")), "{by}");
+        assert_eq!(
+            (status, body["parameter"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("by")),
+            "{by}"
+        );
     }
     let (_, shares) = get_json(
         &state,
@@ -272,7 +321,11 @@ async fn encoding_tricks_and_token_leaks_are_refused() {
         "/api/scenes/%6Aiangsu_by_city/snapshot.png",
     ] {
         let (status, body) = get_json(&state, planner, uri).await;
-        assert_eq!((status, body["reason"].as_str()), (StatusCode::FORBIDDEN, Some("scope")), "{uri}");
+        assert_eq!(
+            (status, body["reason"].as_str()),
+            (StatusCode::FORBIDDEN, Some("scope")),
+            "{uri}"
+        );
     }
     for uri in [
         "/api/indicators/hotline_orders/values?level=county&region=3202",
@@ -306,16 +359,21 @@ async fn encoding_tricks_and_token_leaks_are_refused() {
         let (status, _) = send(&state, request).await;
         assert_eq!(status, StatusCode::OK, "{uri}");
     }
-    let request = Request::get(format!("/api/indicators?token={secret}&to%6Ben=sec-viewer-province-1"))
-        .body(Body::empty())
-        .unwrap();
+    let request = Request::get(format!(
+        "/api/indicators?token={secret}&to%6Ben=sec-viewer-province-1"
+    ))
+    .body(Body::empty())
+    .unwrap();
     assert_eq!(send(&state, request).await.0, StatusCode::UNAUTHORIZED);
     state.auth.flush_audit();
     let audit = std::fs::read_to_string(tmp.path().join("audit.jsonl")).unwrap();
     assert!(audit.lines().count() >= 10);
     for (t, _, _) in TOKENS {
         for form in [t.to_string(), t.replace('-', "%2D"), t.replace('-', "%2d")] {
-            assert!(!audit.contains(&form), "the audit log holds a token ({form})");
+            assert!(
+                !audit.contains(&form),
+                "the audit log holds a token ({form})"
+            );
         }
     }
     assert!(!audit.contains("sec%2Dviewer"));
@@ -347,7 +405,14 @@ async fn analyst_sql_cannot_reach_outside_itself() {
             .unwrap()
     };
     let setting = |state: AppState| async move {
-        let (status, bytes) = send(&state, post("SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t".into())).await;
+        let (status, bytes) = send(
+            &state,
+            post(
+                "SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t"
+                    .into(),
+            ),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         let body: Value = serde_json::from_slice(&bytes).unwrap();
         body["rows"][0].clone()
@@ -384,7 +449,10 @@ async fn analyst_sql_cannot_reach_outside_itself() {
     assert!(bytes.len() < 9 * 1024 * 1024, "{}", bytes.len());
     // The body is bounded.
     let huge = format!("SELECT '{}'", "x".repeat(200_000));
-    assert_eq!(send(&state, post(huge)).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        send(&state, post(huge)).await.0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
 }
 
 #[tokio::test]
@@ -398,8 +466,15 @@ async fn oversized_requests_are_refused_and_others_keep_answering() {
         "/api/indicators/hotline_orders/values?level=grid&grain=day",
     )
     .await;
-    assert_eq!((status, body["reason"].as_str()), (StatusCode::BAD_REQUEST, Some("too_large")), "{body}");
-    assert!(body["message"].as_str().unwrap().contains("region="), "{body}");
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("too_large")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("region="),
+        "{body}"
+    );
     for uri in [
         "/ws/view?scene=demo_district&width=4096&height=4096",
         "/ws/view?scene=demo_district&width=3840&height=3840",
@@ -410,7 +485,10 @@ async fn oversized_requests_are_refused_and_others_keep_answering() {
     }
     let long = "x".repeat(5000);
     let (status, body) = get_json(&state, viewer, &format!("/api/alerts?indicator={long}")).await;
-    assert_eq!((status, body["parameter"].as_str()), (StatusCode::BAD_REQUEST, Some("indicator")));
+    assert_eq!(
+        (status, body["parameter"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("indicator"))
+    );
     // Meanwhile a normal question is answered.
     let (status, _) = get_json(
         &state,
@@ -430,7 +508,10 @@ async fn the_start_page_shows_complete_periods_only() {
     let page = String::from_utf8(page).unwrap();
     // The data ends in 2025: no KPI row may name a later year.
     assert!(page.contains("<td>2025</td>"), "no 2025 row");
-    assert!(!page.contains("<td>2026</td>"), "a partial year is shown as the latest");
+    assert!(
+        !page.contains("<td>2026</td>"),
+        "a partial year is shown as the latest"
+    );
     // Without a token the page holds no data.
     let (status, bytes) = send(&state, Request::get("/").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);

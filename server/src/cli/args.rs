@@ -251,4 +251,3 @@ pub(crate) enum Command {
         dir: PathBuf,
     },
 }
-

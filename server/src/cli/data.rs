@@ -4,11 +4,14 @@
 
 use super::args::*;
 use anyhow::{Context, Result, bail};
-use std::path::{Path, PathBuf};
 use indicators::{Catalogue, IndicatorQuery};
+use std::path::Path;
 
 /// The catalogue's indicator `id`, or an error listing the known ids.
-pub(crate) fn find_indicator<'a>(catalogue: &'a Catalogue, id: &str) -> Result<&'a indicators::Indicator> {
+pub(crate) fn find_indicator<'a>(
+    catalogue: &'a Catalogue,
+    id: &str,
+) -> Result<&'a indicators::Indicator> {
     catalogue.get(id).ok_or_else(|| {
         let ids: Vec<&str> = catalogue.indicators.iter().map(|i| i.id.as_str()).collect();
         anyhow::anyhow!("unknown indicator {id:?}; known: {}", ids.join(", "))
@@ -96,7 +99,13 @@ pub(crate) fn ingest(db: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn query(db: &Path, id: &str, q: IndicatorQuery, format: Format, out: Option<&Path>) -> Result<()> {
+pub(crate) fn query(
+    db: &Path,
+    id: &str,
+    q: IndicatorQuery,
+    format: Format,
+    out: Option<&Path>,
+) -> Result<()> {
     // Read-only, so queries run beside a server or a planner's window on the same file.
     let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
     let indicator = find_indicator(engine.catalogue(), id)?;
@@ -274,7 +283,13 @@ pub(crate) fn trends(db: &Path, q: &analytics::TrendQuery, format: ReportFormat)
     emit(t.as_bytes())
 }
 
-pub(crate) fn run_sql(db: &Path, sql: &str, max_rows: usize, timeout_s: f64, format: SqlFormat) -> Result<()> {
+pub(crate) fn run_sql(
+    db: &Path,
+    sql: &str,
+    max_rows: usize,
+    timeout_s: f64,
+    format: SqlFormat,
+) -> Result<()> {
     if !(timeout_s > 0.0 && timeout_s.is_finite()) {
         bail!("--timeout-s must be a positive number of seconds");
     }
@@ -335,4 +350,3 @@ pub(crate) fn emit(bytes: &[u8]) -> Result<()> {
         other => Ok(other?),
     }
 }
-

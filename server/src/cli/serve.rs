@@ -1,11 +1,11 @@
 //! Serving: the server's state, tokens and audit log, the listener, and the demo.
 
-use anyhow::{Context, Result, bail};
-use std::path::{Path, PathBuf};
 use super::args::ScaleArg;
 use super::data::{generate, ingest};
+use anyhow::{Context, Result};
 use server::state::AppState;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 pub(crate) fn state_for(db: &Path) -> Result<AppState> {
     Ok(AppState::open(db)?)
@@ -146,8 +146,7 @@ pub(crate) fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
                 role,
                 scope: scope.into(),
             },
-        )
-        ?;
+        )?;
         println!(
             "  {:8} scope {scope:7} http://{addr}/?token={secret}",
             role.as_str()
@@ -167,4 +166,3 @@ pub(crate) fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
     }
     serve(&db, addr, auth)
 }
-

@@ -1,6 +1,5 @@
 //! The twin commands: render a scene to a PNG, open the planners' window.
 
-use super::args::*;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -42,7 +41,8 @@ pub(crate) fn planner_window(
         ingest_id,
         data_dir,
     )?;
-    let periods = server::views::scene_periods(&engine, &analytics::Audience::trusted(), &catalogue, &scene)?;
+    let periods =
+        server::views::scene_periods(&engine, &analytics::Audience::trusted(), &catalogue, &scene)?;
     let bookmarks = scene
         .bookmarks
         .iter()
@@ -115,4 +115,3 @@ pub(crate) fn render(
     );
     Ok(())
 }
-

@@ -366,7 +366,12 @@ fn take_token(request: &Request) -> Result<(Option<String>, String), AppError> {
             any = true;
         }
     }
-    let header = match request.headers().get_all(axum::http::header::AUTHORIZATION).iter().count() {
+    let header = match request
+        .headers()
+        .get_all(axum::http::header::AUTHORIZATION)
+        .iter()
+        .count()
+    {
         0 => None,
         1 => {
             let value = request
@@ -483,7 +488,9 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
                         .into_response();
                 }
             }
-            request.headers_mut().remove(axum::http::header::AUTHORIZATION);
+            request
+                .headers_mut()
+                .remove(axum::http::header::AUTHORIZATION);
             request.extensions_mut().insert(p.clone());
             (next.run(request).await, Some(p))
         }
@@ -551,7 +558,10 @@ mod tests {
         assert!(auth.add("0123456789abcdef", p("nanjing")).is_err());
         assert!(auth.add("0123456789abcdef", p("320")).is_err());
         assert!(auth.add("0123456789abcdef", p("3201")).is_ok());
-        assert!(auth.add("0123456789abcdef", p("3202")).is_err(), "duplicate");
+        assert!(
+            auth.add("0123456789abcdef", p("3202")).is_err(),
+            "duplicate"
+        );
         assert_eq!(auth.principal("0123456789abcdef").unwrap().scope, "3201");
         assert!(auth.principal("0123456789abcdeg").is_none());
         assert!(auth.principal("0123456789abcde").is_none());

@@ -7,13 +7,12 @@ use crate::http::auth::{AuditRows, Caller};
 use crate::http::params;
 use crate::http::work::blocking;
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::Json;
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use indicators::{Grain, IndicatorQuery};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 
 /// The most cells one values or series answer may hold; larger questions are refused with a
 /// 400 that says how to narrow them.
@@ -162,7 +161,10 @@ pub async fn values(
                 grain: query.grain.as_str().to_owned(),
                 from: query.from.clone(),
                 to: query.to.clone(),
-                region: query.region.clone().unwrap_or_else(|| caller.0.scope.clone()),
+                region: query
+                    .region
+                    .clone()
+                    .unwrap_or_else(|| caller.0.scope.clone()),
                 rows,
             })
             .into_response(),

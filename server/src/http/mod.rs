@@ -98,4 +98,3 @@ async fn start_page(State(state): State<AppState>, request: Request) -> Response
         Err(never) => match never {},
     }
 }
-

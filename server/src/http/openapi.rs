@@ -4,7 +4,7 @@
 //! parameters and the engine can answer with, all with [`ErrorBody`].
 
 use crate::error::ErrorBody;
-use serde_json::Value;
+
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, RefOr, Response, ResponseBuilder};
@@ -22,17 +22,19 @@ use utoipa::{OpenApi as _, PartialSchema, ToSchema};
 struct Base;
 
 fn refusal(description: &str) -> RefOr<Response> {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
-                    ErrorBody::name(),
-                ))))
-                .build(),
-        )
-        .into()
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                        ErrorBody::name(),
+                    ))))
+                    .build(),
+            )
+            .build(),
+    )
 }
 
 /// The refusals every private operation may answer with.
@@ -51,7 +53,10 @@ fn guarded(operation: &mut Operation) {
             .entry(status.to_owned())
             .or_insert_with(|| refusal(description));
     }
-    operation.security = Some(vec![SecurityRequirement::new::<_, _, &str>("bearer", [])]);
+    operation.security = Some(vec![SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
 }
 
 /// The description of both routers: the public one as declared, the private one with its
@@ -95,7 +100,7 @@ pub fn for_version(catalogue_version: &str) -> OpenApi {
 
 /// `GET /api/openapi.json`.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "service",
-    responses((status = 200, description = "this description", body = Value)))]
+    responses((status = 200, description = "this description", body = serde_json::Value)))]
 pub async fn serve(
     axum::extract::State(state): axum::extract::State<crate::state::AppState>,
 ) -> axum::Json<OpenApi> {

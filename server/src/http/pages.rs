@@ -79,7 +79,10 @@ prints one per role.</p>
 }
 
 /// `/?token=`: the start page, for the caller's scope (reached through `http::start_page`).
-pub async fn index(State(state): State<AppState>, caller: Caller) -> Result<Html<String>, AppError> {
+pub async fn index(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Html<String>, AppError> {
     let audience = caller.audience(&state);
     let who = caller.0;
     let (s, region) = (state.clone(), who.scope.clone());

@@ -7,9 +7,8 @@ use crate::http::auth::Caller;
 use crate::http::params;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 
 /// Threshold breaches and anomalies, from the values the caller sees.
 #[utoipa::path(get, path = "/api/alerts", tag = "risks",
@@ -66,7 +65,11 @@ pub async fn alerts(
     let key = format!("alerts {} {q:?}", audience.key());
     let mut found: Vec<analytics::Alert> = state
         .answers
-        .get_or_compute(&state.engine, key, move || Ok(engine.alerts(&audience, &q)?))
+        .get_or_compute(
+            &state.engine,
+            key,
+            move || Ok(engine.alerts(&audience, &q)?),
+        )
         .await?;
     if let Some(severity) = only {
         found.retain(|a| a.severity == severity);
@@ -107,7 +110,11 @@ pub async fn trends(
     let key = format!("trends {} {q:?}", audience.key());
     let found: Vec<analytics::Trend> = state
         .answers
-        .get_or_compute(&state.engine, key, move || Ok(engine.trends(&audience, &q)?))
+        .get_or_compute(
+            &state.engine,
+            key,
+            move || Ok(engine.trends(&audience, &q)?),
+        )
         .await?;
     Ok(Json(
         json!({ "catalogue_version": state.catalogue.version, "trends": found }),

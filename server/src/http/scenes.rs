@@ -7,11 +7,10 @@ use crate::http::work::blocking;
 use crate::state::{AppState, Rendering};
 use crate::views;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 
 /// The largest picture a snapshot or a stream may ask for (a 4K wall), in pixels a side and
 /// in all.
@@ -21,10 +20,16 @@ pub const MAX_SIZE: (u32, u32) = (3840, 2160);
 pub fn check_size(width: u32, height: u32) -> Result<(), AppError> {
     let (max_w, max_h) = MAX_SIZE;
     if !(16..=max_w.max(max_h)).contains(&width) {
-        return Err(AppError::bad("width", format!("{width} is outside 16..={}", max_w.max(max_h))));
+        return Err(AppError::bad(
+            "width",
+            format!("{width} is outside 16..={}", max_w.max(max_h)),
+        ));
     }
     if !(16..=max_w.max(max_h)).contains(&height) {
-        return Err(AppError::bad("height", format!("{height} is outside 16..={}", max_w.max(max_h))));
+        return Err(AppError::bad(
+            "height",
+            format!("{height} is outside 16..={}", max_w.max(max_h)),
+        ));
     }
     if u64::from(width) * u64::from(height) > u64::from(max_w) * u64::from(max_h) {
         return Err(AppError::bad(

@@ -90,7 +90,10 @@ pub async fn serve(
     drop(listener);
     let _ = stop_tx.send(());
     let drain = async { while connections.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(30), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(30), drain)
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after 30 s; stopping anyway");
     }
     Ok(())

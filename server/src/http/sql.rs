@@ -91,14 +91,20 @@ pub async fn run(
     }
     // `{"sql": "SELECT ...", "max_rows": 1000}`, every field named when wrong.
     let request: serde_json::Map<String, Value> = serde_json::from_slice(&body).map_err(|e| {
-        AppError::bad("body", format!("not a JSON object {{\"sql\": \"SELECT ...\"}}: {e}"))
+        AppError::bad(
+            "body",
+            format!("not a JSON object {{\"sql\": \"SELECT ...\"}}: {e}"),
+        )
     })?;
     let text = request
         .get("sql")
         .and_then(Value::as_str)
         .ok_or_else(|| AppError::bad("sql", "missing: send {\"sql\": \"SELECT ...\"}"))?
         .to_owned();
-    if let Some(k) = request.keys().find(|k| !["sql", "max_rows"].contains(&k.as_str())) {
+    if let Some(k) = request
+        .keys()
+        .find(|k| !["sql", "max_rows"].contains(&k.as_str()))
+    {
         return Err(AppError::bad(k, "unknown field (expected sql, max_rows)"));
     }
     let max_rows = match request.get("max_rows") {

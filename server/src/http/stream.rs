@@ -20,13 +20,13 @@
 
 use crate::error::AppError;
 use crate::http::auth::Caller;
-use crate::http::work::blocking;
 use crate::http::params::{self, number, only_known};
+use crate::http::work::blocking;
 use crate::state::AppState;
 use crate::views;
+use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::extract::{Query, State};
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use scenes::OrbitCamera;
@@ -508,10 +508,9 @@ pub async fn view(
     // Preparing here warms the cache for the first frame and names the period shown.
     let (state_for_prep, scene_for_prep, audience_for_prep) =
         (state.clone(), scene.clone(), audience.clone());
-    let prepared = blocking(move || {
-        views::prepared(&state_for_prep, &scene_for_prep, &audience_for_prep)
-    })
-    .await?;
+    let prepared =
+        blocking(move || views::prepared(&state_for_prep, &scene_for_prep, &audience_for_prep))
+            .await?;
     let provenance = json!({
         "scene": scene.id,
         "indicators": scene.binding.iter().map(|b| b.indicator.clone()).collect::<Vec<_>>(),
@@ -565,8 +564,12 @@ pub async fn view(
             // One render for every follower of the session.
             // Followers share a render only with followers who see the same values.
             let key = format!("{name}|{}|{width}x{height}|{}", scene.id, audience.key());
-            let (state_l, scene_l, renderer_l, audience_l) =
-                (state.clone(), scene.clone(), renderer.clone(), audience.clone());
+            let (state_l, scene_l, renderer_l, audience_l) = (
+                state.clone(),
+                scene.clone(),
+                renderer.clone(),
+                audience.clone(),
+            );
             let tour: Vec<(OrbitCamera, f32)> = scene
                 .tour
                 .iter()
@@ -616,13 +619,13 @@ pub async fn view(
                     blocking(move || {
                         Ok(views::prepared_variant(&state, &scene, &variant, &audience)?.scene)
                     })
-                        .await
-                        .map_err(|e| match e {
-                            AppError::BadParameter { .. } | AppError::NotFound(_) => {
-                                RenderFailure::Refused(e.to_string())
-                            }
-                            other => RenderFailure::Failed(other.to_string()),
-                        })?
+                    .await
+                    .map_err(|e| match e {
+                        AppError::BadParameter { .. } | AppError::NotFound(_) => {
+                            RenderFailure::Refused(e.to_string())
+                        }
+                        other => RenderFailure::Failed(other.to_string()),
+                    })?
                 };
                 blocking(move || frame_jpeg(&renderer, prepared, camera, (w, h), quality))
                     .await

@@ -15,7 +15,12 @@ pub fn run(db: &Path, rounds: usize, out: &Path) -> Result<()> {
     let engine = Engine::open_read_only(db, OpenMode::ReadOnly)
         .with_context(|| format!("cannot open {}", db.display()))?;
     engine.snapshot()?;
-    let viewer = Audience::new("32", SmallCells::Withheld { floor: analytics::SMALL_CELL_FLOOR })?;
+    let viewer = Audience::new(
+        "32",
+        SmallCells::Withheld {
+            floor: analytics::SMALL_CELL_FLOOR,
+        },
+    )?;
     let operator = Audience::trusted();
     let catalogue = engine.catalogue().clone();
     let queries: Vec<(&str, IndicatorQuery)> = [
@@ -65,7 +70,10 @@ pub fn run(db: &Path, rounds: usize, out: &Path) -> Result<()> {
             withheld = seen.iter().filter(|r| r.suppressed).count();
         }
         let (p50, p95) = (percentile(&mut plain, 50.0), percentile(&mut plain, 95.0));
-        let (v50, v95) = (percentile(&mut policed, 50.0), percentile(&mut policed, 95.0));
+        let (v50, v95) = (
+            percentile(&mut policed, 50.0),
+            percentile(&mut policed, 95.0),
+        );
         writeln!(
             text,
             "| {id} by {} per {} | {rows} | {p50:.1} / {p95:.1} ms | {v50:.1} / {v95:.1} ms | {:.2}× | {withheld} |",

@@ -70,15 +70,19 @@ pub fn run(db: &Path, state: AppState, out: &Path) -> Result<()> {
             role: Role::Admin,
             scope: "32".into(),
         },
-    )
-    .map_err(anyhow::Error::msg)?;
+    )?;
     let state = state.with_auth(auth);
     let runtime = tokio::runtime::Runtime::new()?;
     let text = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("ws://{}", listener.local_addr()?);
         let app = server::app(state);
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        // Served as `databrain serve` serves: the same listener and its limits.
+        tokio::spawn(server::http::serve::serve(
+            listener,
+            app,
+            std::future::pending::<()>(),
+        ));
         let scene = "scene=demo_district";
         let mut t = String::new();
         writeln!(t, "## The view stream\n")?;
