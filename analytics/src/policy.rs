@@ -272,15 +272,56 @@ pub(crate) fn withheld(
         .filter(|(_, c)| c.support.is_some_and(|s| s < floor))
         .map(|(i, _)| i)
         .collect();
+    // Groups: children of one parent in one period, periods of one region in a coarser one.
+    let mut groups: BTreeMap<(u8, String, String), Vec<usize>> = BTreeMap::new();
+    for (i, c) in cells.iter().enumerate() {
+        if c.support.is_none() {
+            continue;
+        }
+        if let Some(parent) = level
+            .parent()
+            .and_then(|p| indicators::level::ancestor(c.region, p))
+        {
+            groups
+                .entry((0, parent.to_owned(), c.period.to_owned()))
+                .or_default()
+                .push(i);
+        }
+        if let Ok(p) = Period::parse(grain, c.period) {
+            for (k, g) in coarser(grain).iter().enumerate() {
+                let outer = match g {
+                    Grain::Year if grain == Grain::Week => p.start.iso_week().year().to_string(),
+                    _ => Period::containing(*g, p.start).label(),
+                };
+                groups
+                    .entry((1 + k as u8, c.region.to_owned(), outer))
+                    .or_default()
+                    .push(i);
+            }
+        }
+    }
+    // A cell alone in one of its groups equals that group's total (a parent's only child
+    // with data, a region's only period of a year): withholding it as a complement would let
+    // the total, shown at another level or grain, give it away. Such cells are taken last.
+    let mut lonely = vec![false; cells.len()];
+    for members in groups.values() {
+        if let [only] = members.as_slice() {
+            lonely[*only] = true;
+        }
+    }
     let least = |members: &[usize], out: &HashSet<usize>| {
         members
             .iter()
             .filter(|i| !out.contains(i))
             .min_by(|a, b| {
                 let (ca, cb) = (&cells[**a], &cells[**b]);
-                ca.support
-                    .unwrap_or(f64::INFINITY)
-                    .total_cmp(&cb.support.unwrap_or(f64::INFINITY))
+                lonely[**a]
+                    .cmp(&lonely[**b])
+                    .then(
+                        ca.support
+                            .unwrap_or(f64::INFINITY)
+                            .total_cmp(&cb.support.unwrap_or(f64::INFINITY)),
+                    )
                     .then(ca.region.cmp(cb.region))
                     .then(ca.period.cmp(cb.period))
             })
@@ -324,34 +365,6 @@ pub(crate) fn withheld(
     }
     if out.is_empty() {
         return out;
-    }
-    // Groups: children of one parent in one period, periods of one region in a coarser one.
-    let mut groups: BTreeMap<(u8, String, String), Vec<usize>> = BTreeMap::new();
-    for (i, c) in cells.iter().enumerate() {
-        if c.support.is_none() {
-            continue;
-        }
-        if let Some(parent) = level
-            .parent()
-            .and_then(|p| indicators::level::ancestor(c.region, p))
-        {
-            groups
-                .entry((0, parent.to_owned(), c.period.to_owned()))
-                .or_default()
-                .push(i);
-        }
-        if let Ok(p) = Period::parse(grain, c.period) {
-            for (k, g) in coarser(grain).iter().enumerate() {
-                let outer = match g {
-                    Grain::Year if grain == Grain::Week => p.start.iso_week().year().to_string(),
-                    _ => Period::containing(*g, p.start).label(),
-                };
-                groups
-                    .entry((1 + k as u8, c.region.to_owned(), outer))
-                    .or_default()
-                    .push(i);
-            }
-        }
     }
     loop {
         let mut changed = false;

@@ -98,28 +98,61 @@ fn withheld_cells_cannot_be_recovered() {
                 }
             }
         }
-        // Parent minus visible children: no (parent, period) has exactly one withheld child.
+        // Parent minus visible children: no (parent, period) has exactly one withheld child
+        // beside visible ones, and a lone withheld child (the parent's only one with data, so
+        // equal to it) has its parent withheld too.
+        let parent_level = level.parent().unwrap();
+        let parents = truth(&values(
+            &engine,
+            &nanjing,
+            id,
+            &query(parent_level, grain, None),
+        ));
         let mut groups: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
         for r in &seen {
-            let parent = indicators::level::ancestor(&r.region_code, level.parent().unwrap())
+            let parent = indicators::level::ancestor(&r.region_code, parent_level)
                 .unwrap()
                 .to_owned();
             let g = groups.entry((parent, r.period.clone())).or_default();
             g.0 += usize::from(r.suppressed);
             g.1 += 1;
         }
-        for (key, (hidden, _)) in &groups {
-            assert_ne!(*hidden, 1, "{id}: {key:?} has one withheld child");
+        for (key, (hidden, members)) in &groups {
+            match (*hidden, *members) {
+                (1, 1) => assert!(
+                    parents.get(key).is_none_or(|p| p.suppressed),
+                    "{id}: {key:?} equals its only child, which is withheld"
+                ),
+                (1, _) => panic!("{id}: {key:?} has one withheld child beside visible ones"),
+                _ => {}
+            }
         }
-        // Year minus its visible periods: no region-year has exactly one withheld period.
-        let mut years: BTreeMap<(String, String), usize> = BTreeMap::new();
+        // Year minus its visible periods: no region-year has exactly one withheld period
+        // beside visible ones, and a lone withheld period (so equal to its year) has its
+        // year withheld too.
+        let yearly = truth(&values(
+            &engine,
+            &nanjing,
+            id,
+            &query(level, Grain::Year, None),
+        ));
+        let mut years: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
         for r in &seen {
             let p = Period::parse(grain, &r.period).unwrap();
             let y = Period::containing(Grain::Year, p.start).label();
-            *years.entry((r.region_code.clone(), y)).or_default() += usize::from(r.suppressed);
+            let e = years.entry((r.region_code.clone(), y)).or_default();
+            e.0 += usize::from(r.suppressed);
+            e.1 += 1;
         }
-        for (key, hidden) in &years {
-            assert_ne!(*hidden, 1, "{id}: {key:?} has one withheld period");
+        for (key, (hidden, members)) in &years {
+            match (*hidden, *members) {
+                (1, 1) => assert!(
+                    yearly.get(key).is_none_or(|y| y.suppressed),
+                    "{id}: {key:?} equals its only period, which is withheld"
+                ),
+                (1, _) => panic!("{id}: {key:?} has one withheld period beside visible ones"),
+                _ => {}
+            }
         }
         // Ranks are among the visible siblings only: 1..=k with k the visible ones.
         for ((parent, period), _) in groups.iter().take(50) {
