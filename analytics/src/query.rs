@@ -162,6 +162,11 @@ fn compare_and_rank(
         let Ok(period) = Period::parse(grain, &v.period) else {
             continue;
         };
+        if v.suppressed {
+            // A withheld row carries no comparisons and no rank, only how many siblings it has.
+            v.siblings = groups[&(parent_of(&v.region_code), v.period.clone())].1;
+            continue;
+        }
         let lookup = |p: Period| by_key.get(&(v.region_code.clone(), p.label())).copied();
         v.previous_value = lookup(period.previous());
         v.last_year_value = lookup(period.same_period_last_year());
