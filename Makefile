@@ -42,6 +42,7 @@ test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) test --release --workspace
+	tests/fuzz/schemathesis.sh $(BIN) $(VENV) $(EXAMPLES)
 
 # Schemathesis against the server's own OpenAPI description (bounded: EXAMPLES per operation).
 EXAMPLES ?= 30

@@ -36,7 +36,7 @@ fn indicator(state: &AppState, id: &str) -> Result<indicators::Indicator, AppErr
 
 /// One indicator's definition.
 #[utoipa::path(get, path = "/api/indicators/{id}", tag = "indicators",
-    params(("id" = String, Path, description = "an indicator id, e.g. hotline_on_time_rate")),
+    params(("id" = String, Path, description = "an indicator id, e.g. hotline_on_time_rate", example = "hotline_on_time_rate")),
     responses((status = 200, description = "the definition", body = Value)))]
 pub async fn show(
     State(state): State<AppState>,
@@ -98,7 +98,7 @@ fn with_rows(mut response: Response, rows: usize) -> Response {
 /// analyst (primary and complementary), comparisons and ranks among what the caller sees.
 #[utoipa::path(get, path = "/api/indicators/{id}/values", tag = "indicators",
     params(
-        ("id" = String, Path, description = "an indicator id"),
+        ("id" = String, Path, description = "an indicator id", example = "hotline_on_time_rate"),
         ("level" = Option<String>, Query, description = "province, city, county, township, community or grid (default city)"),
         ("grain" = Option<String>, Query, description = "day, week, month, quarter or year (default month)"),
         ("from" = Option<String>, Query, description = "first period, inclusive: 2024, 2024-Q3, 2024-07, 2024-W27, 2024-07-15"),
@@ -176,7 +176,7 @@ pub async fn values(
 /// One region's values over time: the level is the region's own.
 #[utoipa::path(get, path = "/api/indicators/{id}/series", tag = "indicators",
     params(
-        ("id" = String, Path, description = "an indicator id"),
+        ("id" = String, Path, description = "an indicator id", example = "hotline_on_time_rate"),
         ("region" = Option<String>, Query, description = "a division code or grid id in scope (default: the scope)"),
         ("grain" = Option<String>, Query, description = "day, week, month, quarter or year (default month)"),
         ("from" = Option<String>, Query, description = "first period, inclusive"),
@@ -228,9 +228,9 @@ pub async fn series(
 /// content codes).
 #[utoipa::path(get, path = "/api/indicators/{id}/breakdown", tag = "indicators",
     params(
-        ("id" = String, Path, description = "an indicator id"),
-        ("by" = String, Query, description = "a dimension of the fact table, e.g. content_code"),
-        ("period" = String, Query, description = "the period, e.g. 2025"),
+        ("id" = String, Path, description = "an indicator id", example = "hotline_on_time_rate"),
+        ("by" = String, Query, description = "a dimension of the fact table, e.g. content_code", example = "content_code"),
+        ("period" = String, Query, description = "the period, e.g. 2025", example = "2025"),
         ("grain" = Option<String>, Query, description = "the period's grain (default year)"),
         ("region" = Option<String>, Query, description = "a division code in scope"),
         ("top" = Option<u32>, Query, description = "how many categories, 1..=1000 (default 10)"),

@@ -75,7 +75,11 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
 /// through the guard like any other private route.
 #[utoipa::path(get, path = "/", tag = "pages",
     params(("token" = Option<String>, Query, description = "with a token: the start page of its scope")),
-    responses((status = 200, description = "the start page", body = String, content_type = "text/html")))]
+    responses(
+        (status = 200, description = "the start page", body = String, content_type = "text/html"),
+        (status = 401, description = "an unknown token, or two different ones", body = crate::error::ErrorBody),
+        (status = 429, description = "too many requests", body = crate::error::ErrorBody),
+    ))]
 async fn start_page(State(state): State<AppState>, request: Request) -> Response {
     let has_credentials = request
         .headers()

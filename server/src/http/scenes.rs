@@ -102,7 +102,7 @@ pub fn scene_for(state: &AppState, caller: &Caller, id: &str) -> Result<scenes::
 /// A rendered PNG of a scene in scope, coloured with the values the caller sees.
 #[utoipa::path(get, path = "/api/scenes/{id}/snapshot.png", tag = "scenes",
     params(
-        ("id" = String, Path, description = "a scene id"),
+        ("id" = String, Path, description = "a scene id", example = "demo_district"),
         ("width" = Option<u32>, Query, description = "16..=3840, at most 3840x2160 in all (default 960)"),
         ("height" = Option<u32>, Query, description = "16..=3840 (default 540)"),
     ),
