@@ -122,6 +122,34 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
 
     let server = Server::start(&db);
     let base = server.base_url.clone();
+    // A client that starts a request and goes silent is dropped by the server (its headers
+    // must arrive within 10 s), while everything below goes on.
+    let silent = {
+        let addr = base
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            stream
+                .write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+            let started = std::time::Instant::now();
+            let mut buf = [0u8; 1024];
+            let ended = tokio::time::timeout(Duration::from_secs(60), async {
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await;
+            (ended.is_ok(), started.elapsed())
+        })
+    };
     let client = server.client();
     let token = server.token.clone();
 
@@ -255,6 +283,26 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
         .unwrap();
     let (meta2, jpeg2) = next_frame(&mut socket).await;
     assert!(meta2["seq"].as_u64() > meta1["seq"].as_u64());
+    // A view larger than a 4K wall is refused when it opens, and the viewer already watching
+    // keeps its stream.
+    let huge = ws_url.replace("width=320&height=180", "width=4096&height=4096");
+    match tokio_tungstenite::connect_async(&huge).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400)
+        }
+        other => panic!(
+            "a 4096x4096 view opened: {:?}",
+            other.map(|(_, r)| r.status())
+        ),
+    }
+    socket
+        .send(Message::Text(
+            r#"{"type":"orbit","d_yaw_deg":-30,"d_pitch_deg":0}"#.into(),
+        ))
+        .await
+        .unwrap();
+    let (meta_after, _) = next_frame(&mut socket).await;
+    assert!(meta_after["seq"].as_u64() > meta2["seq"].as_u64());
     assert_ne!(meta1["camera"], meta2["camera"]);
     let frame2 = image::load_from_memory(&jpeg2).unwrap().to_rgba8();
     let changed = frame1
@@ -450,6 +498,9 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
         .unwrap();
     assert_eq!(from_page, from_api);
     assert!(from_page.lines().count() > 13, "{from_page}");
+
+    let (dropped, after) = silent.await.unwrap();
+    assert!(dropped, "a silent connection was kept for {after:?}");
 
     // SIGTERM: the server finishes and exits cleanly.
     let mut server = server;
