@@ -485,6 +485,29 @@ async fn analyst_sql_cannot_reach_outside_itself() {
     assert_eq!(body["truncated"], true);
     assert_eq!(body["truncated_by"], "max_bytes");
     assert!(bytes.len() < 9 * 1024 * 1024, "{}", bytes.len());
+    // A long query holds neither the other routes' slots nor a second query of its token.
+    let mut slow_state = state.clone();
+    slow_state.sql_timeout = std::time::Duration::from_secs(3);
+    let long = {
+        let (state, request) = (
+            slow_state.clone(),
+            post("SELECT SUM(a.range * b.range) FROM range(100000000) a, range(1000) b".into()),
+        );
+        tokio::spawn(async move { send(&state, request).await.0 })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, _) = send(&slow_state, post("SELECT 1".into())).await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a second query of the same token"
+    );
+    let request = Request::get("/api/indicators/hotline_orders/values?level=city&grain=year")
+        .header("authorization", format!("Bearer {admin}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&slow_state, request).await.0, StatusCode::OK);
+    assert_eq!(long.await.unwrap(), StatusCode::GATEWAY_TIMEOUT);
     // The body is bounded.
     let huge = format!("SELECT '{}'", "x".repeat(200_000));
     assert_eq!(
