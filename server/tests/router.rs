@@ -5,30 +5,15 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use server::auth::{Auth, Principal, Role};
+mod common;
+
+use server::auth::{Auth, Role};
 use server::state::{AppState, Rendering};
 use tower::ServiceExt;
 
 fn state(dir: &std::path::Path) -> AppState {
-    let sample = dir.join("sample");
-    data_samples::generate(
-        &sample,
-        &data_samples::Config {
-            scale: data_samples::Scale::Small,
-            seed: 5,
-            progress: false,
-        },
-    )
-    .unwrap();
-    let db = dir.join("db.duckdb");
-    analytics::Engine::open(&db)
-        .unwrap()
-        .ingest_dir(&sample)
-        .unwrap();
-    // As `databrain serve` opens it: read-only and sealed.
-    let engine = analytics::Engine::open_read_only(&db, analytics::OpenMode::Analyst).unwrap();
     AppState::new(
-        engine,
+        common::sealed_engine(dir, 5),
         scenes::builtin().unwrap(),
         Rendering::Unavailable("no renderer in this test".into()),
     )
@@ -48,22 +33,7 @@ const TOKENS: &[(&str, Role, &str)] = &[
 const ADMIN: &str = "admin-province-00001";
 
 fn auth(dir: &std::path::Path, rate_per_s: f64) -> Auth {
-    let mut auth = Auth::default();
-    auth.rate_per_s = rate_per_s;
-    auth.burst = rate_per_s * 4.0;
-    for (secret, role, scope) in TOKENS {
-        auth.add(
-            secret,
-            Principal {
-                name: format!("{} {scope}", role.as_str()),
-                role: *role,
-                scope: scope.to_string(),
-            },
-        )
-        .unwrap();
-    }
-    auth.audit_to(&dir.join("audit.jsonl")).unwrap();
-    auth
+    common::auth(dir, TOKENS, rate_per_s)
 }
 
 /// Sends a request, as the admin unless it carries its own token.

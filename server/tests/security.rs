@@ -7,7 +7,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use server::auth::{Auth, Principal, Role};
+mod common;
+
+use server::auth::Role;
 use server::state::{AppState, Rendering};
 use std::collections::BTreeMap;
 use tower::ServiceExt;
@@ -23,43 +25,12 @@ const TOKENS: &[(&str, Role, &str)] = &[
 ];
 
 fn state(dir: &std::path::Path) -> AppState {
-    let sample = dir.join("sample");
-    data_samples::generate(
-        &sample,
-        &data_samples::Config {
-            scale: data_samples::Scale::Small,
-            seed: 9,
-            progress: false,
-        },
-    )
-    .unwrap();
-    let db = dir.join("db.duckdb");
-    analytics::Engine::open(&db)
-        .unwrap()
-        .ingest_dir(&sample)
-        .unwrap();
-    let engine = analytics::Engine::open_read_only(&db, analytics::OpenMode::Analyst).unwrap();
-    let mut auth = Auth::default();
-    auth.rate_per_s = 10_000.0;
-    auth.burst = 10_000.0;
-    for (secret, role, scope) in TOKENS {
-        auth.add(
-            secret,
-            Principal {
-                name: format!("{} {scope}", role.as_str()),
-                role: *role,
-                scope: scope.to_string(),
-            },
-        )
-        .unwrap();
-    }
-    auth.audit_to(&dir.join("audit.jsonl")).unwrap();
     AppState::new(
-        engine,
+        common::sealed_engine(dir, 9),
         scenes::builtin().unwrap(),
         Rendering::Unavailable("no renderer in this test".into()),
     )
-    .with_auth(auth)
+    .with_auth(common::auth(dir, TOKENS, 10_000.0))
 }
 
 async fn send(state: &AppState, request: Request<Body>) -> (StatusCode, Vec<u8>) {
