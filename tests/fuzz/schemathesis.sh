@@ -26,6 +26,8 @@ for _ in $(seq 1 300); do
 	sleep 0.1
 done
 [ -n "$base" ] || { echo "the server did not start:"; cat "$tmp/err"; exit 1; }
+# Schemathesis keeps a cache in its working directory: run it in the temporary one.
+cd "$tmp"
 # The stream is a WebSocket (not HTTP request/response); snapshots need a GPU or lavapipe and
 # are covered by the end-to-end tests.
 "$venv/bin/schemathesis" run "$base/api/openapi.json" \
