@@ -4,8 +4,8 @@
 # documented. Bounded: a fixed number of examples per operation and a time limit per request.
 # Usage: tests/fuzz/schemathesis.sh DATABRAIN_BIN VENV [EXAMPLES]
 set -euo pipefail
-bin=$1
-venv=$2
+bin=$(realpath "$1")
+venv=$(realpath "$2")
 examples=${3:-30}
 tmp=$(mktemp -d)
 pid=""
