@@ -104,7 +104,7 @@ pub struct Alert {
 
 /// How many records a value rests on: its support (see `policy`); published statistics have
 /// no floor, and a withheld cell none at all.
-fn support(_indicator: &Indicator, v: &IndicatorValue) -> f64 {
+fn support(v: &IndicatorValue) -> f64 {
     match (v.suppressed, v.support) {
         (true, _) => 0.0,
         (false, Some(records)) => records,
@@ -167,7 +167,7 @@ fn new_alert(
         threshold: None,
         expected: None,
         score: None,
-        support: support(ind, latest),
+        support: support(latest),
         message,
         drivers: Vec::new(),
     }
@@ -216,7 +216,7 @@ fn threshold_alerts(
     };
     values
         .iter()
-        .filter(|v| v.period == period && support(ind, v) >= q.min_support)
+        .filter(|v| v.period == period && support(v) >= q.min_support)
         .filter_map(|v| {
             let value = v.value?;
             let severity = confident_status(ind, v);
@@ -271,7 +271,7 @@ fn anomaly_alerts(
         ) else {
             continue;
         };
-        if support(ind, latest) < q.min_support {
+        if support(latest) < q.min_support {
             continue;
         }
         let history: Vec<f64> = series

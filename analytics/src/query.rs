@@ -586,17 +586,24 @@ impl Engine {
         let hidden = floor
             .map(|floor| self.withheld_pattern(indicator, &computed, floor, use_cube, Some(&rows)))
             .transpose()?;
-        let through = self.recorded_through(indicator)?;
+        // Periods after the latest complete one are partial.
+        let complete = self
+            .recorded_through(indicator)?
+            .map(|last_day| Period::latest_complete(query.grain, last_day));
         let regions = self.regions();
         let mut values: Vec<IndicatorValue> = rows
             .into_iter()
             .map(|(region_code, period, numerator, denominator, records)| {
                 let value = indicator.value(numerator, denominator);
-                let partial = match (through, Period::parse(query.grain, &period)) {
-                    (Some(last_day), Ok(p)) => p.end() > last_day + Days::new(1),
+                let partial = match (complete, Period::parse(query.grain, &period)) {
+                    (Some(complete), Ok(p)) => p > complete,
                     _ => false,
                 };
-                IndicatorValue {
+                // The key is built from the row's own strings, then handed back: no copies.
+                let key = (region_code, period);
+                let withheld = hidden.as_ref().is_some_and(|h| h.contains(&key));
+                let (region_code, period) = key;
+                let mut v = IndicatorValue {
                     indicator: indicator.id.clone(),
                     region_name: regions
                         .get(&region_code)
@@ -620,33 +627,26 @@ impl Engine {
                     support: records,
                     partial,
                     suppressed: false,
-                }
-            })
-            .collect();
-        if let Some(hidden) = hidden {
-            for v in values.iter_mut() {
-                if hidden.contains(&(v.region_code.clone(), v.period.clone())) {
+                };
+                if withheld {
                     v.suppress();
                 }
-            }
+                v
+            })
+            .collect();
+        if hidden.is_some() {
             // Back to what was asked (after the pattern, before comparisons and ranks, which
-            // read only what this audience sees).
-            let in_range = |v: &IndicatorValue| {
-                let p = Period::parse(query.grain, &v.period).ok();
-                let after = |bound: &Option<String>| {
-                    bound.as_deref().is_none_or(|b| {
-                        Period::parse(query.grain, b).is_ok_and(|b| p.is_some_and(|p| p >= b))
-                    })
-                };
-                let before = |bound: &Option<String>| {
-                    bound.as_deref().is_none_or(|b| {
-                        Period::parse(query.grain, b).is_ok_and(|b| p.is_some_and(|p| p <= b))
-                    })
-                };
-                after(&widened.from) && before(&widened.to)
+            // read only what this audience sees). `widen` checked both bounds.
+            let bound = |label: &Option<String>| {
+                label
+                    .as_deref()
+                    .map(|l| Period::parse(query.grain, l).expect("checked by widen"))
             };
+            let (first, last) = (bound(&widened.from), bound(&widened.to));
             values.retain(|v| {
-                in_range(v)
+                let in_range = Period::parse(query.grain, &v.period)
+                    .is_ok_and(|p| first.is_none_or(|f| p >= f) && last.is_none_or(|l| p <= l));
+                in_range
                     && widened
                         .region
                         .as_deref()
