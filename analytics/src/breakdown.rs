@@ -165,23 +165,11 @@ impl Engine {
             .collect();
         let published = table.disclosure == indicators::facts::Disclosure::Published;
         if let (Some(floor), false) = (audience.floor(), published) {
-            let mut hidden: Vec<usize> = (0..out.len())
-                .filter(|&i| out[i].support.is_some_and(|r| r < floor))
+            let members: Vec<(Option<f64>, &str)> = out
+                .iter()
+                .map(|s| (s.support, s.category.as_str()))
                 .collect();
-            if hidden.len() == 1
-                && let Some(partner) =
-                    (0..out.len())
-                        .filter(|i| !hidden.contains(i))
-                        .min_by(|&a, &b| {
-                            out[a]
-                                .support
-                                .unwrap_or(f64::INFINITY)
-                                .total_cmp(&out[b].support.unwrap_or(f64::INFINITY))
-                                .then(out[a].category.cmp(&out[b].category))
-                        })
-            {
-                hidden.push(partner);
-            }
+            let hidden = crate::policy::withheld_in_group(&members, floor);
             for i in hidden {
                 let s = &mut out[i];
                 s.numerator = 0.0;

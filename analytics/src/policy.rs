@@ -232,6 +232,30 @@ pub(crate) struct Cell<'a> {
     pub support: Option<f64>,
 }
 
+/// The members of one group that adds up to a visible total (a breakdown's categories:
+/// `(support, label)`) to withhold at `floor`: those resting on fewer records, and when that
+/// is exactly one, the least-supported other (by label on ties), as `withheld` does for the
+/// groups of a table.
+pub(crate) fn withheld_in_group(members: &[(Option<f64>, &str)], floor: f64) -> Vec<usize> {
+    let mut hidden: Vec<usize> = (0..members.len())
+        .filter(|&i| members[i].0.is_some_and(|r| r < floor))
+        .collect();
+    if hidden.len() == 1
+        && let Some(partner) =
+            (0..members.len())
+                .filter(|i| !hidden.contains(i))
+                .min_by(|&a, &b| {
+                    let support = |i: usize| members[i].0.unwrap_or(f64::INFINITY);
+                    support(a)
+                        .total_cmp(&support(b))
+                        .then(members[a].1.cmp(members[b].1))
+                })
+    {
+        hidden.push(partner);
+    }
+    hidden
+}
+
 /// A pattern already fixed for a coarser table the cells add up to: the level above (a
 /// parent is the sum of its children) or a coarser grain (a year is the sum of its quarters).
 pub(crate) enum Outer<'a> {
