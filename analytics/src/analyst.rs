@@ -64,7 +64,8 @@ fn rule(rule: &'static str, message: impl Into<String>) -> AnalyticsError {
     }
 }
 
-/// The text without comments and quoted parts replaced, for finding keywords and `;`.
+/// The text without comments and quoted parts replaced, for finding the first keyword (the
+/// statements are counted by DuckDB's own parser, `statement_count`).
 fn code_only(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
@@ -122,12 +123,7 @@ pub(crate) fn check_statement(sql: &str) -> Result<&str> {
     if code.trim().is_empty() {
         return Err(rule("invalid", "the query is empty"));
     }
-    if code.contains(';') {
-        return Err(rule(
-            "one_statement",
-            "only one statement may run; `;` may only end it",
-        ));
-    }
+    one_statement(text)?;
     let first = code
         .trim_start_matches(|c: char| c.is_whitespace() || c == '(')
         .split(|c: char| !c.is_ascii_alphabetic())
@@ -148,46 +144,80 @@ pub(crate) fn check_statement(sql: &str) -> Result<&str> {
     Ok(text)
 }
 
-/// How many statements DuckDB's own parser finds in `sql`, counted on an empty in-memory
-/// database: parsing only, nothing runs.
+/// An empty in-memory DuckDB to split statements with: parsing only, nothing runs on it.
+/// One per thread, opened at its first use (blocking threads are reused, so an analyst query
+/// does not open a database to count its statements).
+struct Parser {
+    db: duckdb::ffi::duckdb_database,
+    con: duckdb::ffi::duckdb_connection,
+}
+
+impl Parser {
+    fn open() -> Option<Parser> {
+        use duckdb::ffi;
+        // SAFETY: the handles are created here and owned by the `Parser`, which closes them
+        // (in `Drop`) on the thread that opened them.
+        unsafe {
+            let mut db: ffi::duckdb_database = std::ptr::null_mut();
+            if ffi::duckdb_open(std::ptr::null(), &mut db) != ffi::DuckDBSuccess {
+                return None;
+            }
+            let mut con: ffi::duckdb_connection = std::ptr::null_mut();
+            if ffi::duckdb_connect(db, &mut con) != ffi::DuckDBSuccess {
+                ffi::duckdb_close(&mut db);
+                return None;
+            }
+            Some(Parser { db, con })
+        }
+    }
+}
+
+impl Drop for Parser {
+    fn drop(&mut self) {
+        // SAFETY: the handles were opened by `Parser::open` and are closed once, here.
+        unsafe {
+            duckdb::ffi::duckdb_disconnect(&mut self.con);
+            duckdb::ffi::duckdb_close(&mut self.db);
+        }
+    }
+}
+
+thread_local! {
+    static PARSER: Option<Parser> = Parser::open();
+}
+
+/// How many statements DuckDB's own parser finds in `sql`.
 pub(crate) fn statement_count(sql: &str) -> Result<usize> {
     use duckdb::ffi;
     use std::ffi::{CStr, CString};
     let text =
         CString::new(sql).map_err(|_| rule("invalid", "the query contains a NUL character"))?;
-    let failed = || rule("invalid", "cannot start DuckDB's parser");
-    // SAFETY: every handle is created, used and destroyed here, in order, on this thread; the
-    // error string is copied before the statements that own it are destroyed.
-    unsafe {
-        let mut db: ffi::duckdb_database = std::ptr::null_mut();
-        if ffi::duckdb_open(std::ptr::null(), &mut db) != ffi::DuckDBSuccess {
-            return Err(failed());
+    PARSER.with(|parser| {
+        let parser = parser
+            .as_ref()
+            .ok_or_else(|| rule("invalid", "cannot start DuckDB's parser"))?;
+        // SAFETY: the connection lives as long as this thread's parser; the extracted
+        // statements are destroyed here, after their error string is copied.
+        unsafe {
+            let mut extracted: ffi::duckdb_extracted_statements = std::ptr::null_mut();
+            let n = ffi::duckdb_extract_statements(parser.con, text.as_ptr(), &mut extracted);
+            let result = if n == 0 {
+                let e = ffi::duckdb_extract_statements_error(extracted);
+                Err(rule(
+                    "invalid",
+                    if e.is_null() {
+                        "the query is empty".to_owned()
+                    } else {
+                        CStr::from_ptr(e).to_string_lossy().into_owned()
+                    },
+                ))
+            } else {
+                Ok(n as usize)
+            };
+            ffi::duckdb_destroy_extracted(&mut extracted);
+            result
         }
-        let mut con: ffi::duckdb_connection = std::ptr::null_mut();
-        if ffi::duckdb_connect(db, &mut con) != ffi::DuckDBSuccess {
-            ffi::duckdb_close(&mut db);
-            return Err(failed());
-        }
-        let mut extracted: ffi::duckdb_extracted_statements = std::ptr::null_mut();
-        let n = ffi::duckdb_extract_statements(con, text.as_ptr(), &mut extracted);
-        let result = if n == 0 {
-            let e = ffi::duckdb_extract_statements_error(extracted);
-            Err(rule(
-                "invalid",
-                if e.is_null() {
-                    "the query is empty".to_owned()
-                } else {
-                    CStr::from_ptr(e).to_string_lossy().into_owned()
-                },
-            ))
-        } else {
-            Ok(n as usize)
-        };
-        ffi::duckdb_destroy_extracted(&mut extracted);
-        ffi::duckdb_disconnect(&mut con);
-        ffi::duckdb_close(&mut db);
-        result
-    }
+    })
 }
 
 /// Refuses anything but exactly one statement, as DuckDB counts them.
@@ -274,7 +304,6 @@ impl Engine {
             ));
         }
         let text = check_statement(sql)?;
-        one_statement(text)?;
         let wrapped = format!(
             "SELECT * FROM ({text}\n) AS analyst_query LIMIT {}",
             limits.max_rows + 1
