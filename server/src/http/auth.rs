@@ -99,13 +99,6 @@ pub struct Principal {
     pub scope: String,
 }
 
-impl Principal {
-    /// Whether `region` (a division code or grid id) lies in the scope.
-    pub fn covers(&self, region: &str) -> bool {
-        indicators::region_level(region).is_ok() && region.starts_with(&self.scope)
-    }
-}
-
 /// A token that cannot be added.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -319,9 +312,9 @@ impl Caller {
     }
 
     /// Refuses a scene outside the caller's scope.
-    pub fn may_see_scene(&self, scene: &scenes::Scene) -> Result<(), AppError> {
+    pub fn may_see_scene(&self, state: &AppState, scene: &scenes::Scene) -> Result<(), AppError> {
         match &scene.region {
-            Some(region) if !self.0.covers(region) => Err(AppError::Forbidden {
+            Some(region) if !self.audience(state).covers(region) => Err(AppError::Forbidden {
                 reason: "scope".into(),
                 message: format!(
                     "scene {} covers {region}, outside your scope {}",
@@ -349,6 +342,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
                     .into(),
             })
     }
+}
+
+/// Whether a request carries a token at all (in the header or, by its decoded name, in the
+/// query), valid or not: such a request goes through the guard.
+pub fn carries_token(request: &Request) -> bool {
+    request
+        .headers()
+        .contains_key(axum::http::header::AUTHORIZATION)
+        || form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+            .any(|(k, _)| k == "token")
 }
 
 /// The token of a request and its URI without any `token` parameter (re-encoded from the

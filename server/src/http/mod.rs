@@ -26,21 +26,33 @@ pub use work::{Answers, blocking};
 
 use crate::state::AppState;
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 /// The whole router over `state`.
 pub fn app(state: AppState) -> Router {
     let (public, private, _) = routes();
+    let guard = axum::middleware::from_fn_with_state(state.clone(), auth::guard);
     let private = private
         .layer(axum::extract::DefaultBodyLimit::max(sql::MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::guard,
-        ));
-    public.merge(private).with_state(state)
+        .layer(guard.clone());
+    // The start page with a token, behind the same guard; `start_page` hands it on.
+    let start = StartPage(
+        Router::new()
+            .route("/", get(pages::index))
+            .layer(guard)
+            .with_state(state.clone()),
+    );
+    public
+        .layer(axum::Extension(start))
+        .merge(private)
+        .with_state(state)
 }
+
+/// The private start page (`/` with a token), built once with the router.
+#[derive(Clone)]
+struct StartPage(Router);
 
 /// The public and the private routes and their OpenAPI description, from one set of
 /// declarations (`utoipa_axum::routes!` over the handlers' `#[utoipa::path]`).
@@ -80,22 +92,13 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         (status = 401, description = "an unknown token, or two different ones", body = crate::error::ErrorBody),
         (status = 429, description = "too many requests", body = crate::error::ErrorBody),
     ))]
-async fn start_page(State(state): State<AppState>, request: Request) -> Response {
-    let has_credentials = request
-        .headers()
-        .contains_key(axum::http::header::AUTHORIZATION)
-        || form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-            .any(|(k, _)| k == "token");
-    if !has_credentials {
+async fn start_page(
+    axum::Extension(StartPage(start)): axum::Extension<StartPage>,
+    request: Request,
+) -> Response {
+    if !auth::carries_token(&request) {
         return pages::welcome().into_response();
     }
-    let start = Router::new()
-        .route("/", get(pages::index))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::guard,
-        ))
-        .with_state(state);
     use tower::ServiceExt;
     match start.oneshot(request).await {
         Ok(response) => response,

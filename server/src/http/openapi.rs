@@ -8,7 +8,7 @@ use crate::error::ErrorBody;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, RefOr, Response, ResponseBuilder};
-use utoipa::{OpenApi as _, PartialSchema, ToSchema};
+use utoipa::{OpenApi as _, ToSchema};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -84,16 +84,13 @@ pub(crate) fn document(public: OpenApi, mut private: OpenApi) -> OpenApi {
         "bearer",
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
     );
-    components
-        .schemas
-        .entry(ErrorBody::name().into_owned())
-        .or_insert_with(ErrorBody::schema);
     api
 }
 
-/// The description served, for the catalogue version given.
+/// The description served, for the catalogue version given. The routes' part is made once.
 pub fn for_version(catalogue_version: &str) -> OpenApi {
-    let mut api = crate::http::routes().2;
+    static ROUTES: std::sync::OnceLock<OpenApi> = std::sync::OnceLock::new();
+    let mut api = ROUTES.get_or_init(|| crate::http::routes().2).clone();
     api.info.version = catalogue_version.to_owned();
     api
 }

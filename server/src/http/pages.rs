@@ -85,8 +85,8 @@ pub async fn index(
 ) -> Result<Html<String>, AppError> {
     let audience = caller.audience(&state);
     let who = caller.0;
-    let (s, region) = (state.clone(), who.scope.clone());
-    let rows = blocking(move || kpis(&s, &audience, &region)).await?;
+    let (s, region, a) = (state.clone(), who.scope.clone(), audience.clone());
+    let rows = blocking(move || kpis(&s, &a, &region)).await?;
     let mut table = String::new();
     for (ind, v) in &rows {
         let status = v.as_ref().map_or(Status::NoData, |v| v.status);
@@ -104,7 +104,7 @@ pub async fn index(
     let scene = state
         .scenes
         .iter()
-        .find(|s| s.region.as_deref().is_some_and(|r| who.covers(r)))
+        .find(|s| s.region.as_deref().is_some_and(|r| audience.covers(r)))
         .map(|s| s.id.clone())
         .unwrap_or_default();
     let view = match &*state.rendering {

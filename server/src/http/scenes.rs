@@ -84,7 +84,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Json<Value> 
     let scenes: Vec<&scenes::Scene> = state
         .scenes
         .iter()
-        .filter(|s| caller.may_see_scene(s).is_ok())
+        .filter(|s| caller.may_see_scene(&state, s).is_ok())
         .collect();
     Json(json!({ "scenes": scenes }))
 }
@@ -95,7 +95,7 @@ pub fn scene_for(state: &AppState, caller: &Caller, id: &str) -> Result<scenes::
         .scene(id)
         .cloned()
         .ok_or_else(|| AppError::NotFound(format!("unknown scene {id:?}")))?;
-    caller.may_see_scene(&scene)?;
+    caller.may_see_scene(state, &scene)?;
     Ok(scene)
 }
 
