@@ -14,4 +14,15 @@ pub mod state;
 pub mod views;
 
 pub use http::{app, auth, openapi};
+
+/// Logging for the binaries: to stderr, `RUST_LOG` or info with the renderer's crates quiet.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wgpu=warn,naga=warn,bevy=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
 pub use state::AppState;

@@ -16,13 +16,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cli;
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,wgpu=warn,naga=warn,bevy=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    server::init_logging();
     match Cli::parse().command {
         Command::Generate { out, scale, seed } => data::generate(&out, scale, seed),
         Command::Ingest { db, dir } => data::ingest(&db, &dir),

@@ -7,10 +7,6 @@ use server::state::AppState;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-pub(crate) fn state_for(db: &Path) -> Result<AppState> {
-    Ok(AppState::open(db)?)
-}
-
 /// The audit log's path: given, or `<db>.audit.jsonl`.
 pub(crate) fn audit_path(db: &Path, given: Option<PathBuf>) -> PathBuf {
     given.unwrap_or_else(|| {
@@ -84,7 +80,7 @@ pub(crate) fn random_token() -> Result<String> {
 }
 
 pub(crate) fn serve(db: &Path, addr: SocketAddr, auth: server::auth::Auth) -> Result<()> {
-    let state = state_for(db)?.with_auth(auth);
+    let state = AppState::open(db)?.with_auth(auth);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)

@@ -20,6 +20,28 @@ pub(crate) fn load_scene(scene: &str) -> Result<scenes::Scene> {
     )
 }
 
+/// The database read-only and the scene checked and prepared from its current data, for the
+/// operator (every value shown).
+fn open_and_prepare(
+    db: &Path,
+    scene: &scenes::Scene,
+    data_dir: &Path,
+) -> Result<(analytics::Engine, twin::PreparedScene)> {
+    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
+    server::views::check_scenes(engine.catalogue(), std::slice::from_ref(scene))
+        .map_err(anyhow::Error::msg)?;
+    let ingest_id = engine.snapshot()?.ingest_id;
+    let prepared = server::views::prepare(
+        &engine,
+        &analytics::Audience::trusted(),
+        engine.catalogue(),
+        scene,
+        ingest_id,
+        data_dir,
+    )?;
+    Ok((engine, prepared))
+}
+
 pub(crate) fn planner_window(
     db: &Path,
     scene: &str,
@@ -28,21 +50,13 @@ pub(crate) fn planner_window(
     screenshot: PathBuf,
 ) -> Result<()> {
     let scene = load_scene(scene)?;
-    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
-    let catalogue = engine.catalogue().clone();
-    server::views::check_scenes(&catalogue, std::slice::from_ref(&scene))
-        .map_err(anyhow::Error::msg)?;
-    let ingest_id = engine.snapshot()?.ingest_id;
-    let prepared = server::views::prepare(
+    let (engine, prepared) = open_and_prepare(db, &scene, data_dir)?;
+    let periods = server::views::scene_periods(
         &engine,
         &analytics::Audience::trusted(),
-        &catalogue,
+        engine.catalogue(),
         &scene,
-        ingest_id,
-        data_dir,
     )?;
-    let periods =
-        server::views::scene_periods(&engine, &analytics::Audience::trusted(), &catalogue, &scene)?;
     let bookmarks = scene
         .bookmarks
         .iter()
@@ -87,19 +101,7 @@ pub(crate) fn render(
                 })?
         }
     };
-    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
-    let catalogue = engine.catalogue().clone();
-    server::views::check_scenes(&catalogue, std::slice::from_ref(&scene))
-        .map_err(anyhow::Error::msg)?;
-    let ingest_id = engine.snapshot()?.ingest_id;
-    let prepared = server::views::prepare(
-        &engine,
-        &analytics::Audience::trusted(),
-        &catalogue,
-        &scene,
-        ingest_id,
-        data_dir,
-    )?;
+    let (_engine, prepared) = open_and_prepare(db, &scene, data_dir)?;
     let renderer = twin::Renderer::start()?;
     let image = renderer.render(std::sync::Arc::new(prepared), camera, width, height)?;
     image

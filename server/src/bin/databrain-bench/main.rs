@@ -104,13 +104,7 @@ enum Command {
 }
 
 fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,wgpu=warn,naga=warn,bevy=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    server::init_logging();
     match Cli::parse().command {
         Command::Catalogue {
             dir,
