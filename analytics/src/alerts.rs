@@ -314,6 +314,10 @@ impl Engine {
     /// as `audience` may see them: in its scope, from the values it sees, on at least its
     /// alert floor of records.
     pub fn alerts(&self, audience: &Audience, q: &AlertQuery) -> Result<Vec<Alert>> {
+        self.consistent(|| self.alerts_now(audience, q))
+    }
+
+    fn alerts_now(&self, audience: &Audience, q: &AlertQuery) -> Result<Vec<Alert>> {
         audience.level(q.level)?;
         let q = &AlertQuery {
             region: audience.region(q.region.as_deref(), "region")?,
@@ -610,6 +614,10 @@ impl Engine {
     /// A forecast to the target year for every indicator with a target (or one), from the
     /// values `audience` sees of a region in its scope.
     pub fn trends(&self, audience: &Audience, q: &TrendQuery) -> Result<Vec<Trend>> {
+        self.consistent(|| self.trends_now(audience, q))
+    }
+
+    fn trends_now(&self, audience: &Audience, q: &TrendQuery) -> Result<Vec<Trend>> {
         let level = indicators::region_level(&q.region).map_err(indicators::QueryError::Region)?;
         audience.region(Some(&q.region), "region")?;
         let catalogue = self.catalogue.clone();

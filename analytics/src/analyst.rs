@@ -1,8 +1,9 @@
 //! Analysts' SQL: one read-only query, with a time limit, a row limit and a byte limit.
 //!
 //! The rules, each named in the error that enforces it:
-//! - `sealed`: SQL runs only on an engine opened as [`OpenMode::Analyst`], where DuckDB itself
-//!   refuses writes to the database and any access to other files or the network, and its
+//! - `sealed`: SQL runs only on an engine opened as [`crate::OpenMode::Analyst`] or
+//!   [`crate::OpenMode::Server`], in a read-only transaction, where DuckDB itself refuses
+//!   writes to the database and any access to other files or the network, and its
 //!   configuration is locked (`lock_configuration`: no `SET`, `SET GLOBAL` or `PRAGMA` that
 //!   changes a setting can run, so one analyst cannot change the database for everyone);
 //! - `one_statement`: a single statement, as DuckDB's own parser splits them (on an empty
@@ -20,7 +21,7 @@
 //! `truncated` says when there were more and `truncated_by` which limit cut them. The
 //! watchdog interrupts a query at its time limit; DuckDB stops within a fraction of a second.
 
-use crate::{AnalyticsError, Engine, OpenMode, Result};
+use crate::{AnalyticsError, Engine, Result};
 use duckdb::types::{TimeUnit, Value};
 use serde::Serialize;
 use std::sync::mpsc;
@@ -297,10 +298,10 @@ fn json_value(v: Value) -> serde_json::Value {
 impl Engine {
     /// Runs one analyst query under the rules of this module.
     pub fn run_sql(&self, sql: &str, limits: &SqlLimits) -> Result<SqlResult> {
-        if self.mode() != OpenMode::Analyst {
+        if !self.mode().sealed() {
             return Err(rule(
                 "sealed",
-                "analyst SQL runs only on a database opened read-only with external access off",
+                "analyst SQL runs only on a database opened with external access off",
             ));
         }
         let text = check_statement(sql)?;
@@ -311,6 +312,10 @@ impl Engine {
         // The wrapped text must still be one statement: then only a query fits inside.
         one_statement(&wrapped)?;
         let conn = self.fresh_conn()?;
+        // Read-only whatever the file's mode: on the server's writable file DuckDB refuses
+        // any write in this transaction, which is rolled back when the connection drops.
+        conn.execute_batch("BEGIN TRANSACTION READ ONLY")
+            .map_err(AnalyticsError::db("cannot begin a read-only transaction"))?;
         let interrupt = conn.interrupt_handle();
         let (done, wait) = mpsc::channel::<()>();
         let timeout = limits.timeout;

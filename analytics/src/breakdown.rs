@@ -48,6 +48,23 @@ impl Engine {
         region: Option<&str>,
         top: usize,
     ) -> Result<Vec<Share>> {
+        self.consistent(|| self.breakdown_now(audience, indicator, by, grain, period, region, top))
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parameters of GET .../breakdown"
+    )]
+    fn breakdown_now(
+        &self,
+        audience: &Audience,
+        indicator: &Indicator,
+        by: &str,
+        grain: Grain,
+        period: &str,
+        region: Option<&str>,
+        top: usize,
+    ) -> Result<Vec<Share>> {
         let Some(numerator) = &indicator.numerator else {
             return Err(QueryError::Derived {
                 indicator: indicator.id.clone(),

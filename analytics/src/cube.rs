@@ -1,5 +1,5 @@
 //! Pre-aggregation: every additive measure of the catalogue summed per region and day and per
-//! region and month, rebuilt whenever its fact table is loaded.
+//! region and month, built at ingest and kept up to date by every load.
 //!
 //! Measures of one fact table that share a time column are computed in one scan into one
 //! table per bucket (`cube_day_*`, `cube_month_*`), two columns per measure: the summed value
@@ -7,8 +7,10 @@
 //! column (communities for grid-keyed tables), and grid-keyed tables get a third, per grid
 //! cell and month. A query reads the smallest table that keeps its level and whose buckets
 //! divide its grain (days for day and week, months for month, quarter and year) instead of
-//! the fact rows. Counts and sums add up the same way, so answers are the same
-//! with and without it (tested); distinct counts and static measures always read the facts.
+//! the fact rows. A load rebuilds nothing: it recomputes only the cells (region and day or
+//! month) its rows, old and new, fall in. Counts and sums add up the same way, so answers
+//! are the same with and without it (tested); distinct counts and static measures always
+//! read the facts.
 
 use crate::{AnalyticsError, Engine, Result};
 use duckdb::Connection;
@@ -104,29 +106,40 @@ pub(crate) const REGISTRY_SQL: &str = "CREATE TABLE IF NOT EXISTS cube_columns (
     value_column VARCHAR NOT NULL, rows_column VARCHAR NOT NULL, measure_key VARCHAR NOT NULL, \
     fact VARCHAR NOT NULL, bucket VARCHAR NOT NULL);\n";
 
-/// Rebuilds the cube tables of every additive measure of the catalogue over the fact tables
-/// in `facts`, inside the caller's transaction.
-pub(crate) fn refresh(conn: &Connection, engine: &Engine, facts: &[&str]) -> Result<()> {
-    for fact in facts {
-        let old: Vec<String> = {
-            let mut stmt = conn
-                .prepare("SELECT DISTINCT table_name FROM cube_columns WHERE fact = ?")
-                .map_err(AnalyticsError::db("cannot read the cube registry"))?;
-            let rows = stmt
-                .query_map([fact], |r| r.get(0))
-                .map_err(AnalyticsError::db("cannot read the cube registry"))?;
-            rows.collect::<std::result::Result<_, _>>()
-                .map_err(AnalyticsError::db("cannot read the cube registry"))?
-        };
-        for table in old {
-            conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))
-                .map_err(AnalyticsError::db(format!("cannot drop cube {table}")))?;
-        }
-        conn.execute("DELETE FROM cube_columns WHERE fact = ?", [fact])
-            .map_err(AnalyticsError::db("cannot update the cube registry"))?;
+/// One cube table: its name, what it groups by and the columns it computes.
+struct Plan {
+    name: String,
+    fact: &'static str,
+    time: String,
+    bucket: Bucket,
+    /// The region columns it keeps.
+    keys: Vec<&'static str>,
+    /// `SELECT` items of the measures, two per measure.
+    columns: Vec<String>,
+    /// (value column, rows column, measure key) per measure.
+    registered: Vec<(String, String, String)>,
+}
+
+impl Plan {
+    /// The select list and grouping the table is made of (one definition for a rebuild and
+    /// an update, so that their column orders agree).
+    fn select(&self, filter: &str) -> String {
+        format!(
+            "SELECT {keys}, DATE_TRUNC('{b}', {time}) AS bucket, {cols} \
+             FROM {fact} f WHERE {time} IS NOT NULL {filter} GROUP BY ALL",
+            keys = self.keys.join(", "),
+            b = self.bucket.unit(),
+            time = self.time,
+            cols = self.columns.join(", "),
+            fact = self.fact,
+        )
     }
-    // Measures grouped by (fact table, time column): one scan each.
-    let mut groups: BTreeMap<(&str, &str), BTreeMap<String, &Measure>> = BTreeMap::new();
+}
+
+/// The cube tables of every additive measure of the catalogue over the fact tables in
+/// `facts`: measures grouped by (fact table, time column), one scan each.
+fn plans(engine: &Engine, facts: &[&str]) -> Vec<Plan> {
+    let mut groups: BTreeMap<(&'static str, &str), BTreeMap<String, &Measure>> = BTreeMap::new();
     for ind in &engine.catalogue.indicators {
         for m in ind.numerator.iter().chain(ind.denominator.iter()) {
             if additive(m) && facts.contains(&m.fact) {
@@ -138,6 +151,7 @@ pub(crate) fn refresh(conn: &Connection, engine: &Engine, facts: &[&str]) -> Res
             }
         }
     }
+    let mut out = Vec::new();
     for ((fact, time), measures) in groups {
         let table = fact_table(fact).expect("validated fact table");
         for &bucket in Bucket::all_for(table) {
@@ -159,30 +173,113 @@ pub(crate) fn refresh(conn: &Connection, engine: &Engine, facts: &[&str]) -> Res
                 ));
                 registered.push((value, rows, key.clone()));
             }
-            let keys = bucket.keys(table).join(", ");
-            let sql = format!(
-                "CREATE TABLE {name} AS SELECT {keys}, DATE_TRUNC('{b}', {time}) AS bucket, {cols} \
-                 FROM {fact} WHERE {time} IS NOT NULL GROUP BY ALL",
-                b = bucket.unit(),
-                cols = columns.join(", "),
-            );
-            conn.execute_batch(&sql)
-                .map_err(AnalyticsError::db(format!("cannot build cube {name}")))?;
-            for (value, rows, key) in registered {
-                conn.execute(
-                    "INSERT INTO cube_columns VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        name.as_str(),
-                        value.as_str(),
-                        rows.as_str(),
-                        key.as_str(),
-                        fact,
-                        bucket.as_str(),
-                    ],
-                )
-                .map_err(AnalyticsError::db("cannot register a cube column"))?;
-            }
+            out.push(Plan {
+                name,
+                fact,
+                time: time.to_owned(),
+                bucket,
+                keys: bucket.keys(table),
+                columns,
+                registered,
+            });
         }
+    }
+    out
+}
+
+fn registered_tables(conn: &Connection, fact: &str) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare("SELECT DISTINCT table_name FROM cube_columns WHERE fact = ? ORDER BY 1")
+        .map_err(AnalyticsError::db("cannot read the cube registry"))?;
+    let rows = stmt
+        .query_map([fact], |r| r.get(0))
+        .map_err(AnalyticsError::db("cannot read the cube registry"))?;
+    rows.collect::<std::result::Result<_, _>>()
+        .map_err(AnalyticsError::db("cannot read the cube registry"))
+}
+
+/// Rebuilds the cube tables of every additive measure of the catalogue over the fact tables
+/// in `facts`, inside the caller's transaction.
+pub(crate) fn refresh(conn: &Connection, engine: &Engine, facts: &[&str]) -> Result<()> {
+    for fact in facts {
+        for table in registered_tables(conn, fact)? {
+            conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))
+                .map_err(AnalyticsError::db(format!("cannot drop cube {table}")))?;
+        }
+        conn.execute("DELETE FROM cube_columns WHERE fact = ?", [fact])
+            .map_err(AnalyticsError::db("cannot update the cube registry"))?;
+    }
+    for plan in plans(engine, facts) {
+        let sql = format!("CREATE TABLE {} AS {}", plan.name, plan.select(""));
+        conn.execute_batch(&sql)
+            .map_err(AnalyticsError::db(format!(
+                "cannot build cube {}",
+                plan.name
+            )))?;
+        for (value, rows, key) in &plan.registered {
+            conn.execute(
+                "INSERT INTO cube_columns VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    plan.name.as_str(),
+                    value.as_str(),
+                    rows.as_str(),
+                    key.as_str(),
+                    plan.fact,
+                    plan.bucket.as_str(),
+                ],
+            )
+            .map_err(AnalyticsError::db("cannot register a cube column"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Updates the cube tables of `fact` after some of its rows changed, inside the caller's
+/// transaction: `touched` is a query giving the rows before and after the change, and only
+/// the (region, day or month) cells they fall in are recomputed, from the fact rows of those
+/// cells alone. Falls back to [`refresh`] when the cube was made for another catalogue.
+pub(crate) fn update(conn: &Connection, engine: &Engine, fact: &str, touched: &str) -> Result<()> {
+    let plans = plans(engine, &[fact]);
+    let mut planned: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
+    planned.sort();
+    planned.dedup();
+    if registered_tables(conn, fact)? != planned {
+        return refresh(conn, engine, &[fact]);
+    }
+    for plan in &plans {
+        let unit = plan.bucket.unit();
+        let time = &plan.time;
+        let matching = |a: &str, b: &str| -> String {
+            plan.keys
+                .iter()
+                .map(|k| format!("{a}.{k} = {b}.{k}"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        // The cells the change falls in; the time range first, so that DuckDB skips the
+        // row groups outside it by their zone maps.
+        let sql = format!(
+            "CREATE OR REPLACE TEMP TABLE cube_touched AS SELECT DISTINCT {keys}, \
+             DATE_TRUNC('{unit}', {time}) AS bucket FROM ({touched}) WHERE {time} IS NOT NULL; \
+             DELETE FROM {name} c WHERE EXISTS (SELECT 1 FROM cube_touched t WHERE {ct} AND c.bucket = t.bucket); \
+             INSERT INTO {name} {select}; \
+             DROP TABLE cube_touched;",
+            keys = plan.keys.join(", "),
+            name = plan.name,
+            ct = matching("c", "t"),
+            select = plan.select(&format!(
+                "AND {time} >= (SELECT MIN(bucket) FROM cube_touched) \
+                 AND {time} < (SELECT MAX(bucket) FROM cube_touched) + INTERVAL 1 {unit} \
+                 AND EXISTS (SELECT 1 FROM cube_touched t WHERE {ft} \
+                 AND t.bucket = DATE_TRUNC('{unit}', f.{time}))",
+                ft = matching("f", "t"),
+            )),
+        );
+        conn.execute_batch(&sql)
+            .map_err(AnalyticsError::db(format!(
+                "cannot update cube {}",
+                plan.name
+            )))?;
     }
     Ok(())
 }

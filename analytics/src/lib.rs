@@ -6,7 +6,9 @@
 //! denominators into values with target, gap and status. Callers on async runtimes must call
 //! it from blocking threads (`spawn_blocking`): every method blocks. `load_file` adds one
 //! department file (CSV or Parquet, optionally through a mapping) with a report of rejected
-//! rows; a cube of pre-aggregated measures is rebuilt at every load; `alerts` and `trends`
+//! rows, and `load_upload` a batch that arrived in memory (the server is the one writer of
+//! its file); a cube of pre-aggregated measures is updated by every load, only where the
+//! load's rows fall; reads see one committed snapshot (`Engine::consistent`); `alerts` and `trends`
 //! find risks and forecast targets; `run_sql` answers analysts' read-only SQL. This crate
 //! knows nothing about rendering or HTTP.
 
@@ -26,7 +28,10 @@ pub use alerts::{Alert, AlertKind, AlertQuery, Driver, Trend, TrendQuery, Verdic
 pub use analyst::{SqlLimits, SqlResult};
 pub use breakdown::Share;
 pub use ingest::IngestReport;
-pub use load::{ColumnMapping, LoadReport, Mapping, OnReject, Rejection};
+pub use load::{
+    ColumnMapping, LoadReport, MAX_UPLOAD_COLUMNS, Mapping, OnReject, Rejection, Upload,
+    UploadFormat,
+};
 pub use policy::{ALERT_FLOOR, Audience, SMALL_CELL_FLOOR, SmallCells};
 pub use pool::{Engine, OpenMode};
 pub use query::{

@@ -95,7 +95,8 @@ pub struct LoadReport {
     pub table: String,
     pub file: PathBuf,
     pub rows_read: u64,
-    /// Rows written (new or replacing a row with the same key).
+    /// Rows written: new, or replacing a row with the same key and other values (rows equal
+    /// to what is there are not written again).
     pub rows_loaded: u64,
     /// Rows whose key was not there before, or whose values differ from what was there.
     pub rows_changed: u64,
@@ -108,6 +109,35 @@ pub struct LoadReport {
 
 /// How many rejected rows a report lists.
 pub const MAX_LISTED: usize = 1000;
+
+/// The most columns an uploaded batch may have (a fact table has at most a few dozen; a
+/// mapping may read a few more).
+pub const MAX_UPLOAD_COLUMNS: usize = 256;
+
+/// The format of an [`Upload`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UploadFormat {
+    /// A header line, then one record per line (RFC 4180 quoting); an empty field is NULL.
+    Csv,
+    /// One JSON object per line; a key's value is a string, number, boolean or null.
+    Ndjson,
+}
+
+/// Rows that arrive in memory (a request body) instead of as a file: the server, which is
+/// the one writer of its file and reads no files, loads these. They are staged through
+/// DuckDB's appender and then checked and written exactly like a file.
+pub struct Upload<'a> {
+    /// What reports and errors call the batch (e.g. `POST /api/facts/work_orders`).
+    pub label: String,
+    pub format: UploadFormat,
+    pub bytes: &'a [u8],
+}
+
+/// Where a load's rows come from.
+enum Rows<'a> {
+    File(&'a Path),
+    Upload(&'a Upload<'a>),
+}
 
 fn ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
@@ -221,7 +251,11 @@ fn column_sources(
 }
 
 /// The condition under which a typed row is rejected and its reason, first failure first.
-fn rejection_case(table: &FactTable, sources: &[(String, Option<String>)]) -> String {
+fn rejection_case(
+    table: &FactTable,
+    sources: &[(String, Option<String>)],
+    scope: Option<&str>,
+) -> String {
     let mut arms: Vec<String> = Vec::new();
     for (name, sql) in sources {
         let c = table.column(name).expect("file column");
@@ -263,10 +297,192 @@ fn rejection_case(table: &FactTable, sources: &[(String, Option<String>)]) -> St
             l = level.as_str()
         )),
     }
+    if let Some(scope) = scope {
+        // A writer with a scope writes only rows of its regions, and replaces only rows of
+        // its regions (else a key could carry another region's row away).
+        let column = table.region_column();
+        let lit = quote(scope);
+        arms.push(format!(
+            "WHEN NOT starts_with(s.{column}, {lit}) \
+             THEN CONCAT('{column} ', s.{column}, ' is outside the scope {scope} of this load')"
+        ));
+        let same_key: Vec<String> = table.key.iter().map(|k| format!("f.{k} = s.{k}")).collect();
+        arms.push(format!(
+            "WHEN EXISTS (SELECT 1 FROM {t} f WHERE {m} AND NOT starts_with(f.{column}, {lit})) \
+             THEN 'the key belongs to a row outside the scope {scope} of this load'",
+            t = table.name,
+            m = same_key.join(" AND ")
+        ));
+    }
     arms.push(
         "WHEN load_dup > 1 THEN CONCAT('duplicate key (first in row ', load_first, ')')".to_owned(),
     );
     format!("CASE {} END", arms.join(" "))
+}
+
+/// Stages `rows` as text in the temporary table `load_raw` (`load_row` numbers the rows
+/// from 1, as in the file).
+fn stage(conn: &Connection, rows: &Rows, label: &Path) -> Result<()> {
+    match rows {
+        Rows::File(path) => conn
+            .execute_batch(&format!(
+                "CREATE OR REPLACE TEMP TABLE load_raw AS SELECT row_number() OVER () AS load_row, * FROM {}",
+                reader(path)?
+            ))
+            .map_err(|e| fail(label, format!("cannot read the file: {e}"))),
+        Rows::Upload(upload) => {
+            let bytes = upload.bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(upload.bytes);
+            match upload.format {
+                UploadFormat::Csv => stage_csv(conn, bytes, label),
+                UploadFormat::Ndjson => stage_ndjson(conn, bytes, label),
+            }
+        }
+    }
+}
+
+/// Creates `load_raw` with one text column per name.
+fn create_raw(conn: &Connection, columns: &[String], label: &Path) -> Result<()> {
+    if columns.is_empty() {
+        return Err(fail(label, "the batch has no columns"));
+    }
+    if columns.len() > MAX_UPLOAD_COLUMNS {
+        return Err(fail(
+            label,
+            format!(
+                "{} columns, more than the {MAX_UPLOAD_COLUMNS} a batch may have",
+                columns.len()
+            ),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for c in columns {
+        if c.is_empty() || c == "load_row" {
+            return Err(fail(label, format!("column name {c:?} is not allowed")));
+        }
+        if !seen.insert(c.to_lowercase()) {
+            return Err(fail(label, format!("column {c:?} is given twice")));
+        }
+    }
+    let defs: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{} VARCHAR", ident(c)))
+        .collect();
+    conn.execute_batch(&format!(
+        "CREATE OR REPLACE TEMP TABLE load_raw (load_row BIGINT, {})",
+        defs.join(", ")
+    ))
+    .map_err(AnalyticsError::db(format!(
+        "cannot stage the batch, in {}",
+        label.display()
+    )))
+}
+
+fn append_err(label: &Path) -> impl FnOnce(duckdb::Error) -> AnalyticsError {
+    AnalyticsError::db(format!("cannot stage the batch, in {}", label.display()))
+}
+
+fn stage_csv(conn: &Connection, bytes: &[u8], label: &Path) -> Result<()> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(bytes);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| fail(label, format!("cannot read the header line: {e}")))?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
+    create_raw(conn, &header, label)?;
+    let mut appender = conn
+        .appender_to_catalog_and_db("load_raw", "temp", "main")
+        .map_err(append_err(label))?;
+    let mut record = csv::StringRecord::new();
+    let mut row: i64 = 0;
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                return Err(fail(label, format!("row {}: malformed CSV: {e}", row + 1)));
+            }
+        }
+        row += 1;
+        let values = record.iter().map(|v| (!v.is_empty()).then_some(v));
+        appender
+            .append_row(duckdb::appender_params_from_iter(
+                std::iter::once(duckdb::types::Value::BigInt(row)).chain(values.map(|v| match v {
+                    Some(v) => duckdb::types::Value::Text(v.to_owned()),
+                    None => duckdb::types::Value::Null,
+                })),
+            ))
+            .map_err(append_err(label))?;
+    }
+    appender.flush().map_err(append_err(label))
+}
+
+fn stage_ndjson(conn: &Connection, bytes: &[u8], label: &Path) -> Result<()> {
+    use serde_json::Value as J;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
+        fail(label, format!("line {line}: not UTF-8"))
+    })?;
+    let mut objects: Vec<(usize, serde_json::Map<String, J>)> = Vec::new();
+    let mut columns: Vec<String> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let object = match serde_json::from_str::<J>(line) {
+            Ok(J::Object(o)) => o,
+            Ok(_) => return Err(fail(label, format!("line {}: not a JSON object", i + 1))),
+            Err(e) => return Err(fail(label, format!("line {}: malformed JSON: {e}", i + 1))),
+        };
+        for (key, value) in &object {
+            if matches!(value, J::Array(_) | J::Object(_)) {
+                return Err(fail(
+                    label,
+                    format!(
+                        "line {}: {key} is not a string, number, boolean or null",
+                        i + 1
+                    ),
+                ));
+            }
+            if !index.contains_key(key) {
+                index.insert(key.clone(), columns.len());
+                columns.push(key.clone());
+                if columns.len() > MAX_UPLOAD_COLUMNS {
+                    break;
+                }
+            }
+        }
+        objects.push((i + 1, object));
+    }
+    create_raw(conn, &columns, label)?;
+    let mut appender = conn
+        .appender_to_catalog_and_db("load_raw", "temp", "main")
+        .map_err(append_err(label))?;
+    // Rows are numbered by their line, so that reports point into the batch.
+    for (line, object) in objects {
+        let mut values = vec![duckdb::types::Value::Null; columns.len() + 1];
+        values[0] = duckdb::types::Value::BigInt(line as i64);
+        for (key, value) in object {
+            values[index[&key] + 1] = match value {
+                J::Null => duckdb::types::Value::Null,
+                J::String(s) if s.is_empty() => duckdb::types::Value::Null,
+                J::String(s) => duckdb::types::Value::Text(s),
+                other => duckdb::types::Value::Text(other.to_string()),
+            };
+        }
+        appender
+            .append_row(duckdb::appender_params_from_iter(values))
+            .map_err(append_err(label))?;
+    }
+    appender.flush().map_err(append_err(label))
 }
 
 impl Engine {
@@ -279,31 +495,78 @@ impl Engine {
         mapping: Option<&Mapping>,
         progress: bool,
     ) -> Result<LoadReport> {
-        if let Some(m) = mapping
-            && m.table != table
-        {
-            return Err(fail(
-                path,
-                format!("the mapping is for {}, not {table}", m.table),
-            ));
-        }
-        if self.mode() != crate::OpenMode::ReadWrite {
-            return Err(fail(path, "the database was opened read-only"));
-        }
         if !path.is_file() {
             return Err(AnalyticsError::MissingFile {
                 path: path.to_owned(),
             });
         }
         if table == "regions" {
+            self.may_write(path)?;
+            let _writing = self.writer.lock().expect("writer lock");
             return self.load_regions_file(path);
         }
+        self.load(table, Rows::File(path), path, mapping, progress, None)
+    }
+
+    /// Loads a batch that arrived in memory into the fact table `table`, like
+    /// [`Engine::load_file`], on behalf of `writer`: every row (and every row it would
+    /// replace) must lie in the writer's scope, else it is rejected like any bad row.
+    pub fn load_upload(
+        &self,
+        table: &str,
+        upload: &Upload,
+        mapping: Option<&Mapping>,
+        writer: &crate::Audience,
+    ) -> Result<LoadReport> {
+        let label = PathBuf::from(&upload.label);
+        if table == "regions" {
+            return Err(fail(
+                &label,
+                "regions are loaded from a file with `databrain load` (the server loads fact tables)",
+            ));
+        }
+        self.load(
+            table,
+            Rows::Upload(upload),
+            &label,
+            mapping,
+            false,
+            writer.scope(),
+        )
+    }
+
+    fn may_write(&self, label: &Path) -> Result<()> {
+        if self.mode().writes() {
+            Ok(())
+        } else {
+            Err(fail(label, "the database was opened read-only"))
+        }
+    }
+
+    fn load(
+        &self,
+        table: &str,
+        rows: Rows,
+        label: &Path,
+        mapping: Option<&Mapping>,
+        progress: bool,
+        scope: Option<&str>,
+    ) -> Result<LoadReport> {
+        if let Some(m) = mapping
+            && m.table != table
+        {
+            return Err(fail(
+                label,
+                format!("the mapping is for {}, not {table}", m.table),
+            ));
+        }
+        self.may_write(label)?;
         let fact = fact_table(table)
             .filter(|t| t.source == Source::File)
             .ok_or_else(|| {
                 let names: Vec<&str> = crate::ingest::file_tables().map(|t| t.name).collect();
                 fail(
-                    path,
+                    label,
                     format!(
                         "unknown table {table:?} (expected regions or one of: {})",
                         names.join(", ")
@@ -313,17 +576,17 @@ impl Engine {
         let on_reject = mapping.map(|m| m.on_reject).unwrap_or_default();
         let conn = self.fresh_conn()?;
         let bar = progress.then(|| crate::progress::Bar::start(&conn, &format!("loading {table}")));
-        let result = self.load_fact(&conn, fact, path, mapping, on_reject);
+        // Staging and checking need no lock: only writing waits for the writer before.
+        let result = stage(&conn, &rows, label)
+            .and_then(|()| self.load_fact(&conn, fact, label, mapping, on_reject, scope));
         if let Some(bar) = bar {
             bar.finish();
         }
-        let _ =
-            conn.execute_batch("DROP TABLE IF EXISTS load_raw; DROP TABLE IF EXISTS load_stage;");
-        let report = result?;
-        if report.ingest_id.is_some() {
-            self.reload_cubes()?;
-        }
-        Ok(report)
+        let _ = conn.execute_batch(
+            "DROP TABLE IF EXISTS load_raw; DROP TABLE IF EXISTS load_stage; \
+             DROP TABLE IF EXISTS load_changed; DROP TABLE IF EXISTS load_old;",
+        );
+        result
     }
 
     fn load_fact(
@@ -333,13 +596,9 @@ impl Engine {
         path: &Path,
         mapping: Option<&Mapping>,
         on_reject: OnReject,
+        scope: Option<&str>,
     ) -> Result<LoadReport> {
         let db = |what: &str| AnalyticsError::db(format!("{what}, in {}", path.display()));
-        conn.execute_batch(&format!(
-            "CREATE OR REPLACE TEMP TABLE load_raw AS SELECT row_number() OVER () AS load_row, * FROM {}",
-            reader(path)?
-        ))
-        .map_err(|e| fail(path, format!("cannot read the file: {e}")))?;
         let staged: Vec<String> = staged_columns(conn)?
             .into_iter()
             .filter(|c| c != "load_row")
@@ -361,7 +620,7 @@ impl Engine {
              SELECT *, row_number() OVER (PARTITION BY {k} ORDER BY load_row) AS load_dup, \
              MIN(load_row) OVER (PARTITION BY {k}) AS load_first \
              FROM (SELECT load_row, {typed} FROM load_raw)) s",
-            case = rejection_case(fact, &sources),
+            case = rejection_case(fact, &sources, scope),
             k = key.join(", "),
             typed = typed.join(", ")
         ))
@@ -411,47 +670,82 @@ impl Engine {
         }
         let (names, select) = insert_lists(fact);
         let file_names: Vec<&str> = fact.file_columns().map(|c| c.name).collect();
-        let good = "FROM load_stage WHERE load_reason IS NULL";
-        let (loaded, changed, ingest_id) = in_transaction(conn, || {
+        let cols = file_names.join(", ");
+        let key_match = |a: &str, b: &str| -> String {
+            key.iter()
+                .map(|k| format!("{a}.{k} = {b}.{k}"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        // One writer at a time, from here to the commit.
+        let _writing = self.writer.lock().expect("writer lock");
+        conn.execute_batch("BEGIN TRANSACTION")
+            .map_err(db("cannot begin"))?;
+        let written = (|| -> Result<Option<i64>> {
+            // Only rows that are new or differ from what is there are written, so a batch
+            // sent again changes nothing (not even the snapshot).
+            conn.execute_batch(&format!(
+                "CREATE OR REPLACE TEMP TABLE load_changed AS \
+                 SELECT {cols} FROM load_stage WHERE load_reason IS NULL \
+                 EXCEPT SELECT {cols} FROM {t} f WHERE EXISTS \
+                 (SELECT 1 FROM load_stage s WHERE s.load_reason IS NULL AND {m})",
+                t = fact.name,
+                m = key_match("f", "s"),
+            ))
+            .map_err(db("cannot compare with the loaded rows"))?;
             let changed: i64 = conn
-                .query_row(
-                    &format!(
-                        "SELECT COUNT(*) FROM (SELECT {cols} {good} EXCEPT SELECT {cols} FROM {t})",
-                        cols = file_names.join(", "),
-                        t = fact.name
-                    ),
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(db("cannot compare with the loaded rows"))?;
-            let key_match: Vec<String> = key.iter().map(|k| format!("f.{k} = s.{k}")).collect();
-            conn.execute(
-                &format!(
-                    "DELETE FROM {t} f WHERE EXISTS (SELECT 1 FROM load_stage s \
-                     WHERE s.load_reason IS NULL AND {m})",
-                    t = fact.name,
-                    m = key_match.join(" AND ")
-                ),
-                [],
-            )
-            .map_err(db("cannot replace rows"))?;
-            let loaded = conn
-                .execute(
-                    &format!(
-                        "INSERT INTO {t} ({names}) SELECT {select} {good}",
-                        t = fact.name
-                    ),
-                    [],
-                )
-                .map_err(db("cannot insert rows"))?;
-            let tables = crate::ingest::refresh_derived(conn, &[fact.name])?;
-            crate::cube::refresh(conn, self, &tables)?;
-            let ingest_id = record_ingest(conn, &format!("{} <- {}", fact.name, path.display()))?;
-            Ok((loaded as u64, changed as u64, ingest_id))
-        })?;
-        report.rows_loaded = loaded;
-        report.rows_changed = changed;
-        report.ingest_id = Some(ingest_id);
+                .query_row("SELECT COUNT(*) FROM load_changed", [], |r| r.get(0))
+                .map_err(db("cannot count the changed rows"))?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            conn.execute_batch(&format!(
+                "CREATE OR REPLACE TEMP TABLE load_old AS SELECT f.* FROM {t} f \
+                 WHERE EXISTS (SELECT 1 FROM load_changed s WHERE {m}); \
+                 DELETE FROM {t} f WHERE EXISTS (SELECT 1 FROM load_changed s WHERE {m}); \
+                 INSERT INTO {t} ({names}) SELECT {select} FROM load_changed;",
+                t = fact.name,
+                m = key_match("f", "s"),
+            ))
+            .map_err(db("cannot write the rows"))?;
+            let derived = crate::ingest::refresh_derived(conn, &[fact.name])?;
+            // The loaded table's cube is updated where the batch (and the rows it replaced)
+            // fall; tables derived from it are rebuilt.
+            let touched = format!(
+                "SELECT * FROM load_old UNION ALL SELECT f.* FROM {t} f \
+                 WHERE EXISTS (SELECT 1 FROM load_changed s WHERE {m})",
+                t = fact.name,
+                m = key_match("f", "s"),
+            );
+            crate::cube::update(conn, self, fact.name, &touched)?;
+            let others: Vec<&str> = derived.into_iter().filter(|t| *t != fact.name).collect();
+            if !others.is_empty() {
+                crate::cube::refresh(conn, self, &others)?;
+            }
+            let ingest_id = record_ingest(
+                conn,
+                &format!("{} <- {} ({changed} rows)", fact.name, path.display()),
+            )?;
+            report.rows_loaded = changed as u64;
+            report.rows_changed = changed as u64;
+            Ok(Some(ingest_id))
+        })();
+        match written {
+            Ok(Some(ingest_id)) => {
+                self.commit_visible(conn, false)?;
+                report.ingest_id = Some(ingest_id);
+            }
+            Ok(None) => {
+                conn.execute_batch("ROLLBACK")
+                    .map_err(db("cannot roll back"))?;
+            }
+            Err(e) => {
+                // The load error is what matters; a failed rollback leaves the transaction
+                // aborted, which DuckDB discards with the connection anyway.
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
         Ok(report)
     }
 

@@ -8,6 +8,7 @@ use duckdb::{AccessMode, Config, Connection};
 use indicators::Catalogue;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// How a database file is opened.
@@ -18,8 +19,25 @@ pub enum OpenMode {
     /// Read only; DuckDB may still read and write other files (e.g. to export Parquet).
     ReadOnly,
     /// Read only and sealed: DuckDB reads nothing but this database and writes nothing at
-    /// all, so analysts' SQL (`Engine::run_sql`) can run safely. What the server uses.
+    /// all, so analysts' SQL (`Engine::run_sql`) can run safely.
     Analyst,
+    /// What the server uses: the one writer of the file (loads and appends arrive as
+    /// request bodies, see [`crate::Upload`]) and sealed like `Analyst` (no files, no
+    /// network, no extensions, configuration locked); analysts' SQL runs in read-only
+    /// transactions.
+    Server,
+}
+
+impl OpenMode {
+    /// Whether loads may write through this engine.
+    pub fn writes(self) -> bool {
+        matches!(self, OpenMode::ReadWrite | OpenMode::Server)
+    }
+
+    /// Whether DuckDB reads nothing but the database (what analysts' SQL needs).
+    pub fn sealed(self) -> bool {
+        matches!(self, OpenMode::Analyst | OpenMode::Server)
+    }
 }
 
 pub struct Engine {
@@ -38,6 +56,29 @@ pub struct Engine {
     /// Suppression patterns by indicator, table and floor (see `Engine::withheld_pattern`);
     /// cleared whenever facts change.
     pub(crate) patterns: RwLock<HashMap<String, Arc<crate::query::CellSet>>>,
+    /// One write at a time (DuckDB would refuse the second upsert as a conflict anyway).
+    pub(crate) writer: Mutex<()>,
+    /// Counts commits like a sequence lock: odd while one is being made visible, even
+    /// otherwise (see [`Engine::consistent`]).
+    pub(crate) generation: AtomicU64,
+    /// Held shared by a read that gave up retrying, and exclusively around a commit.
+    pub(crate) commit_gate: RwLock<()>,
+}
+
+thread_local! {
+    /// The generation the current thread's read started at (inside [`Engine::consistent`]).
+    static READING_AT: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// No files, no network, no extensions loaded on demand, and the configuration locked, so no
+/// statement can change the database's settings (memory, threads, access) for the others.
+fn sealed(config: Config) -> Result<Config> {
+    config
+        .enable_external_access(false)
+        .and_then(|c| c.enable_autoload_extension(false))
+        .and_then(|c| c.with("autoinstall_known_extensions", "false"))
+        .and_then(|c| c.with("lock_configuration", "true"))
+        .map_err(AnalyticsError::db("cannot seal DuckDB"))
 }
 
 impl Engine {
@@ -52,19 +93,33 @@ impl Engine {
         Engine::open_with(path, mode, Arc::new(Catalogue::builtin()))
     }
 
+    /// Opens an existing database as the server does ([`OpenMode::Server`]).
+    pub fn open_for_server(path: &Path) -> Result<Engine> {
+        Engine::open_with(path, OpenMode::Server, Arc::new(Catalogue::builtin()))
+    }
+
     /// Opens the file in `mode`; `catalogue` resolves derived indicators and says which
     /// measures are pre-aggregated at load time.
     pub fn open_with(path: &Path, mode: OpenMode, catalogue: Arc<Catalogue>) -> Result<Engine> {
         let config_err = AnalyticsError::db("cannot configure DuckDB");
         let conn = match mode {
-            OpenMode::ReadWrite => {
+            OpenMode::ReadWrite | OpenMode::Server => {
+                if mode == OpenMode::Server && !path.is_file() {
+                    return Err(AnalyticsError::MissingFile {
+                        path: path.to_owned(),
+                    });
+                }
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(|e| AnalyticsError::Ingest {
                         message: format!("cannot create the database directory: {e}"),
                         path: dir.to_owned(),
                     })?;
                 }
-                Connection::open(path)
+                if mode == OpenMode::Server {
+                    Connection::open_with_flags(path, sealed(Config::default())?)
+                } else {
+                    Connection::open(path)
+                }
             }
             OpenMode::ReadOnly | OpenMode::Analyst => {
                 if !path.is_file() {
@@ -76,15 +131,7 @@ impl Engine {
                     .access_mode(AccessMode::ReadOnly)
                     .map_err(config_err)?;
                 if mode == OpenMode::Analyst {
-                    // Sealed: no files, no network, no extensions loaded on demand, and the
-                    // configuration locked, so no statement can change the database's
-                    // settings (memory, threads, access) for the other users.
-                    config = config
-                        .enable_external_access(false)
-                        .and_then(|c| c.enable_autoload_extension(false))
-                        .and_then(|c| c.with("autoinstall_known_extensions", "false"))
-                        .and_then(|c| c.with("lock_configuration", "true"))
-                        .map_err(AnalyticsError::db("cannot seal DuckDB"))?;
+                    config = sealed(config)?;
                 }
                 Connection::open_with_flags(path, config)
             }
@@ -93,7 +140,7 @@ impl Engine {
             "cannot open DuckDB file {}",
             path.display()
         )))?;
-        if mode == OpenMode::ReadWrite {
+        if mode.writes() {
             conn.execute_batch(&crate::ingest::schema_sql())
                 .map_err(AnalyticsError::db("cannot create the schema"))?;
         }
@@ -107,10 +154,84 @@ impl Engine {
             cubes: RwLock::new(Arc::new(HashMap::new())),
             recorded: RwLock::new(HashMap::new()),
             patterns: RwLock::new(HashMap::new()),
+            writer: Mutex::new(()),
+            generation: AtomicU64::new(0),
+            commit_gate: RwLock::new(()),
         };
         engine.reload_regions()?;
         engine.reload_cubes()?;
         Ok(engine)
+    }
+
+    /// Runs `read` so that every query in it sees the same committed data: when a commit
+    /// was made visible meanwhile (the generation moved), it runs again; after three tries
+    /// it holds commits off while it runs. Nested calls run inside the outer one.
+    pub(crate) fn consistent<T>(&self, mut read: impl FnMut() -> Result<T>) -> Result<T> {
+        if READING_AT.get().is_some() {
+            return read();
+        }
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                READING_AT.set(None);
+            }
+        }
+        let _reset = Reset;
+        for _ in 0..3 {
+            let before = self.generation.load(Ordering::Acquire);
+            if before % 2 == 1 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                continue;
+            }
+            READING_AT.set(Some(before));
+            let out = read();
+            if self.generation.load(Ordering::Acquire) == before {
+                return out;
+            }
+        }
+        let _gate = self.commit_gate.read().expect("commit gate");
+        READING_AT.set(Some(self.generation.load(Ordering::Acquire)));
+        read()
+    }
+
+    /// Whether what the current read computed may be kept: no commit has been made visible
+    /// since it started. Call with the cache's lock held (commits clear caches under it).
+    pub(crate) fn still_current(&self) -> bool {
+        READING_AT
+            .get()
+            .is_some_and(|at| at == self.generation.load(Ordering::Acquire))
+    }
+
+    /// Commits the transaction on `conn` and makes it visible to readers: the generation
+    /// turns odd, the commit runs, the caches are cleared and the cube registry and regions
+    /// re-read, and the generation turns even again.
+    pub(crate) fn commit_visible(&self, conn: &Connection, regions_changed: bool) -> Result<()> {
+        let _gate = self.commit_gate.write().expect("commit gate");
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let committed = conn
+            .execute_batch("COMMIT")
+            .map_err(AnalyticsError::db("cannot commit"));
+        let reloaded = committed.and_then(|()| {
+            if regions_changed {
+                self.reload_regions()?;
+            }
+            self.reload_cubes()
+        });
+        {
+            // Cleared under their locks, so a read that started before cannot put back
+            // what it computed from the old data (see `still_current`).
+            let mut patterns = self.patterns.write().expect("pattern lock");
+            let mut recorded = self.recorded.write().expect("extent lock");
+            patterns.clear();
+            recorded.clear();
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+        reloaded
+    }
+
+    /// How many commits this engine has made visible since it was opened.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire) / 2
     }
 
     pub fn path(&self) -> &Path {

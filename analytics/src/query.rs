@@ -258,6 +258,10 @@ impl Engine {
     /// when the table records no time or is empty).
     /// For a derived indicator, the earliest such day among the indicators it reads.
     pub fn recorded_through(&self, indicator: &Indicator) -> Result<Option<NaiveDate>> {
+        self.consistent(|| self.recorded_through_now(indicator))
+    }
+
+    fn recorded_through_now(&self, indicator: &Indicator) -> Result<Option<NaiveDate>> {
         let Some(numerator) = &indicator.numerator else {
             let mut earliest: Option<NaiveDate> = None;
             for id in indicator.formula.iter().flat_map(|f| f.indicators()) {
@@ -293,10 +297,10 @@ impl Engine {
         let through = last
             .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
             .map(|d| Period::containing(table.row_covers, d).end() - Days::new(1));
-        self.recorded
-            .write()
-            .expect("extent lock")
-            .insert(table.name, through);
+        let mut recorded = self.recorded.write().expect("extent lock");
+        if self.still_current() {
+            recorded.insert(table.name, through);
+        }
         Ok(through)
     }
 
@@ -562,11 +566,24 @@ impl Engine {
         if cache.len() >= 4096 {
             cache.clear();
         }
-        cache.insert(key, set.clone());
+        // A pattern made while a commit became visible may mix old and new data: not kept.
+        if self.still_current() {
+            cache.insert(key, set.clone());
+        }
         Ok(set)
     }
 
     fn values_with(
+        &self,
+        audience: &Audience,
+        indicator: &Indicator,
+        query: &IndicatorQuery,
+        use_cube: bool,
+    ) -> Result<Vec<IndicatorValue>> {
+        self.consistent(|| self.values_now(audience, indicator, query, use_cube))
+    }
+
+    fn values_now(
         &self,
         audience: &Audience,
         indicator: &Indicator,

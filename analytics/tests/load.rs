@@ -64,7 +64,8 @@ fn department_files_load_checked_once_and_all_or_nothing() {
 
     // The same file again changes nothing.
     let again = engine.load_file("work_orders", &file, None, false).unwrap();
-    assert_eq!((again.rows_loaded, again.rows_changed), (200, 0));
+    assert_eq!((again.rows_loaded, again.rows_changed), (0, 0));
+    assert_eq!(again.ingest_id, None, "nothing written, no new snapshot");
     assert_eq!(count(&engine, "work_orders"), before + 200);
     assert_eq!(orders_in_2024(&engine), orders_before + 200.0);
     let snapshot = engine.snapshot().unwrap();
