@@ -57,3 +57,35 @@ impl Engine {
         .map_err(db("cannot write Parquet"))
     }
 }
+
+/// The rows of a Parquet file as CSV with a header line (for sending a department's Parquet
+/// file to the server, which reads no files), through an in-memory DuckDB.
+pub fn parquet_as_csv(path: &Path) -> Result<Vec<u8>> {
+    let fail = |message: String| AnalyticsError::Ingest {
+        message,
+        path: path.to_owned(),
+    };
+    let conn = duckdb::Connection::open_in_memory()
+        .map_err(AnalyticsError::db("cannot open an in-memory DuckDB"))?;
+    let out = std::env::temp_dir().join(format!(
+        "databrain-{}-{}.csv",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    ));
+    let quote = |p: &Path| format!("'{}'", p.to_string_lossy().replace('\'', "''"));
+    let copied = conn.execute_batch(&format!(
+        "COPY (SELECT * FROM read_parquet({})) TO {} (FORMAT csv, HEADER true)",
+        quote(path),
+        quote(&out)
+    ));
+    let read = copied
+        .map_err(|e| fail(format!("cannot read the Parquet file: {e}")))
+        .and_then(|()| {
+            std::fs::read(&out).map_err(|e| fail(format!("cannot read the converted rows: {e}")))
+        });
+    let _ = std::fs::remove_file(&out);
+    read
+}

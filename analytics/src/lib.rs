@@ -27,6 +27,7 @@ mod query;
 pub use alerts::{Alert, AlertKind, AlertQuery, Driver, Trend, TrendQuery, Verdict};
 pub use analyst::{SqlLimits, SqlResult};
 pub use breakdown::Share;
+pub use export::parquet_as_csv;
 pub use ingest::IngestReport;
 pub use load::{
     ColumnMapping, LoadReport, MAX_UPLOAD_COLUMNS, Mapping, OnReject, Rejection, Upload,

@@ -237,6 +237,30 @@ impl Engine {
         self.regions.read().expect("regions lock").clone()
     }
 
+    /// Whether anything but fact rows (regions, shapes, buildings: a whole ingest or a
+    /// regions load) was loaded after ingest `ingest_id`.
+    pub fn places_changed_since(&self, ingest_id: i64) -> Result<bool> {
+        let facts: Vec<String> = indicators::facts::FACT_TABLES
+            .iter()
+            .map(|t| format!("{} <- ", t.name))
+            .collect();
+        self.with_conn(|conn| {
+            let mut stmt = conn
+                .prepare("SELECT source FROM ingests WHERE ingest_id > ?")
+                .map_err(AnalyticsError::db("cannot read the ingest log"))?;
+            let sources = stmt
+                .query_map([ingest_id], |r| r.get::<_, String>(0))
+                .map_err(AnalyticsError::db("cannot read the ingest log"))?;
+            for source in sources {
+                let source = source.map_err(AnalyticsError::db("cannot read the ingest log"))?;
+                if !facts.iter().any(|f| source.starts_with(f.as_str())) {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
     /// The latest ingest, or an error when nothing was loaded yet.
     pub fn snapshot(&self) -> Result<Snapshot> {
         let found = self.with_conn(|conn| {

@@ -12,6 +12,7 @@
 //! shapes, with seasonality, weekday effects and a few districts that drift badly.
 
 mod departments;
+pub mod feed;
 pub mod regions;
 pub mod rng;
 

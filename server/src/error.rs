@@ -2,8 +2,9 @@
 //!
 //! Client mistakes are 4xx with a JSON body naming the parameter (or, for analyst SQL, the
 //! rule); no or an unknown token is 401, outside the role or scope 403, too many requests 429
-//! (each with a `reason`); a query cancelled at its time limit is 504; a missing renderer or
-//! empty database is 503; anything else is a generic 500 whose detail is logged here, once.
+//! (each with a `reason`); a load with bad rows is 422 with its report, a body over its
+//! limit 413, a full disk 507; a query cancelled at its time limit is 504; a missing
+//! renderer or empty database is 503; anything else is a generic 500 whose detail is logged here, once.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -34,6 +35,15 @@ pub enum AppError {
     /// An answer larger than one request may receive; the message says how to narrow it.
     #[error("{parameter}: {message}")]
     TooLarge { parameter: String, message: String },
+    /// A batch with bad rows: nothing was loaded; the report names them.
+    #[error("{}", analytics::AnalyticsError::Rejected(.0.clone()))]
+    Rejected(Box<analytics::LoadReport>),
+    /// A request body over its limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// The database cannot grow (a full disk): nothing was written.
+    #[error("{0}")]
+    Storage(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -68,9 +78,22 @@ impl From<analytics::AnalyticsError> for AppError {
                 message,
             } => AppError::Timeout(format!("timeout: {message}")),
             A::Sql { rule, message } => AppError::SqlRule { rule, message },
+            A::Rejected(report) => AppError::Rejected(report),
+            A::Ingest { message, path } => {
+                AppError::bad("body", format!("{message}, in {}", path.display()))
+            }
+            A::Db { ref source, .. } if out_of_space(&source.to_string()) => {
+                AppError::Storage(format!("{e}; nothing was written"))
+            }
             other => AppError::Internal(other.to_string()),
         }
     }
+}
+
+/// Whether a DuckDB error says the disk (or the database's space) is full.
+fn out_of_space(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    lower.contains("no space left") || lower.contains("disk full") || lower.contains("out of space")
 }
 
 impl From<twin::TwinError> for AppError {
@@ -108,6 +131,10 @@ pub struct ErrorBody {
     /// The detail, without the parameter's or rule's name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// A refused load's report: rows read and rejected, each rejected row and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub report: Option<serde_json::Value>,
 }
 
 impl IntoResponse for AppError {
@@ -188,6 +215,35 @@ impl IntoResponse for AppError {
                     ..ErrorBody::default()
                 },
             ),
+            AppError::Rejected(report) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorBody {
+                    error,
+                    reason: Some("rejected".into()),
+                    report: serde_json::to_value(&report).ok(),
+                    ..ErrorBody::default()
+                },
+            ),
+            AppError::PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorBody {
+                    error,
+                    reason: Some("too_large".into()),
+                    parameter: Some("body".into()),
+                    ..ErrorBody::default()
+                },
+            ),
+            AppError::Storage(detail) => {
+                tracing::error!(%detail, "the database cannot grow");
+                (
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    ErrorBody {
+                        error,
+                        reason: Some("storage".into()),
+                        ..ErrorBody::default()
+                    },
+                )
+            }
             AppError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (

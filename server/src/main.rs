@@ -5,8 +5,9 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use cli::args::{Cli, Command};
-use cli::{data, serve, twin};
+use cli::{data, feed, serve, twin};
 use indicators::{Grain, IndicatorQuery, Level};
+use std::path::Path;
 
 /// mimalloc instead of glibc's allocator: loading and meshing a city makes millions of small
 /// allocations, where glibc's spent over a quarter of the time (measured with perf).
@@ -49,10 +50,32 @@ fn main() -> Result<()> {
         }
         Command::Load {
             db,
+            server,
             table,
             mapping,
             file,
-        } => data::load(&db, &table, mapping.as_deref(), &file),
+        } => match (db, server) {
+            (Some(db), _) => data::load(&db, &table, mapping.as_deref().map(Path::new), &file),
+            (None, Some(server)) => feed::load_through(&server, &table, mapping.as_deref(), &file),
+            (None, None) => unreachable!("clap requires --db or --server"),
+        },
+        Command::Feed {
+            server,
+            sample,
+            rate,
+            speed,
+            seconds,
+            from,
+            seed,
+        } => feed::feed(&feed::FeedArgs {
+            server,
+            sample,
+            rate,
+            speed,
+            seconds,
+            from,
+            seed,
+        }),
         Command::Alerts {
             db,
             level,
@@ -129,9 +152,11 @@ fn main() -> Result<()> {
             addr,
             tokens,
             audit,
+            mappings,
         } => {
             let auth = serve::load_auth(tokens.as_deref(), &serve::audit_path(&db, audit))?;
-            serve::serve(&db, addr, auth)
+            let mappings = serve::load_mappings(mappings.as_deref())?;
+            serve::serve(&db, addr, auth, mappings)
         }
         Command::Demo { addr, dir } => serve::demo(&dir, addr),
         Command::Indicators { action } => data::indicators_cmd(action),

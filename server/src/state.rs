@@ -94,6 +94,10 @@ pub struct AppState {
     pub sessions: Arc<crate::http::stream::Sessions>,
     /// Alerts and trends per data snapshot.
     pub answers: Arc<crate::http::Answers>,
+    /// The newest commit, followed by event streams and streamed views.
+    pub live: Arc<crate::http::events::Live>,
+    /// Mappings by name for loads of foreign layouts (operator configuration: they hold SQL).
+    pub mappings: Arc<std::collections::BTreeMap<String, analytics::Mapping>>,
 }
 
 /// Why a server cannot start on a database.
@@ -108,11 +112,12 @@ pub enum OpenError {
 }
 
 impl AppState {
-    /// The server's state on the database file `db`: opened read-only and sealed (so
-    /// analysts' SQL cannot reach files or change settings), the built-in scenes checked, and
-    /// the renderer started when a Vulkan device is there (else everything but pictures).
+    /// The server's state on the database file `db`: opened as its one writer and sealed (so
+    /// analysts' SQL, in read-only transactions, cannot reach files or change settings), the
+    /// built-in scenes checked, and the renderer started when a Vulkan device is there (else
+    /// everything but pictures).
     pub fn open(db: &std::path::Path) -> Result<AppState, OpenError> {
-        let engine = Engine::open_read_only(db, analytics::OpenMode::Analyst)?;
+        let engine = Engine::open_for_server(db)?;
         let scenes = scenes::builtin()?;
         crate::views::check_scenes(engine.catalogue(), &scenes).map_err(OpenError::BadScene)?;
         let rendering = match Renderer::start() {
@@ -141,7 +146,18 @@ impl AppState {
             auth: Arc::new(crate::http::auth::Auth::default()),
             sessions: Arc::new(crate::http::stream::Sessions::default()),
             answers: Arc::new(crate::http::Answers::default()),
+            live: Arc::new(crate::http::events::Live::default()),
+            mappings: Arc::new(std::collections::BTreeMap::new()),
         }
+    }
+
+    /// The same state with these mappings (by name) for loads.
+    pub fn with_mappings(
+        mut self,
+        mappings: std::collections::BTreeMap<String, analytics::Mapping>,
+    ) -> AppState {
+        self.mappings = Arc::new(mappings);
+        self
     }
 
     /// The same state with these tokens.

@@ -6,8 +6,8 @@ use crate::error::AppError;
 use crate::state::{AppState, Prepared};
 use analytics::{Audience, Engine, IndicatorValue, latest_complete_period};
 use indicators::{Catalogue, Direction, Grain, IndicatorQuery, Level};
-use scenes::Scene;
 use scenes::{Layer, Show};
+use scenes::{OrbitCamera, Scene};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use twin::{
@@ -330,21 +330,46 @@ pub fn prepare(
 /// the cache when the data has not changed. Private: audiences get [`prepared`].
 fn prepared_full(state: &AppState, scene: &Scene) -> Result<Prepared, AppError> {
     let ingest_id = state.engine.snapshot()?.ingest_id;
-    if let Some(cached) = state.prepared.lock().expect("cache lock").get(&scene.id)
+    let cached = state
+        .prepared
+        .lock()
+        .expect("cache lock")
+        .get(&scene.id)
+        .cloned();
+    if let Some(cached) = &cached
         && cached.ingest_id == ingest_id
     {
         return Ok(cached.clone());
     }
-    let entry = Prepared {
-        ingest_id,
-        scene: Arc::new(prepare(
-            &state.engine,
-            &Audience::trusted(),
-            &state.catalogue,
-            scene,
+    let entry = match cached {
+        // Only facts changed since (loads and appends): the geometry stays, the overlay is
+        // made again from the new values.
+        Some(cached) if !state.engine.places_changed_since(cached.ingest_id)? => {
+            let mut scene_now = (*cached.scene).clone();
+            scene_now.key = format!("{}@{}", scene.id, ingest_id);
+            if let (Some(b), Some(region)) = (
+                binding(&state.catalogue, scene).map_err(AppError::Internal)?,
+                scene.region.as_deref(),
+            ) {
+                let (rows, period) = scene_values(&state.engine, &Audience::trusted(), region, &b)?;
+                scene_now.set_overlay(Some(&overlay(&b, period, &rows)));
+            }
+            Prepared {
+                ingest_id,
+                scene: Arc::new(scene_now),
+            }
+        }
+        _ => Prepared {
             ingest_id,
-            &state.data_dir,
-        )?),
+            scene: Arc::new(prepare(
+                &state.engine,
+                &Audience::trusted(),
+                &state.catalogue,
+                scene,
+                ingest_id,
+                &state.data_dir,
+            )?),
+        },
     };
     state
         .prepared
@@ -480,6 +505,32 @@ pub fn prepared_variant(
     }
     cache.insert(key, entry.clone());
     Ok(entry)
+}
+
+/// A camera looking at region `code` (its polygons in the scene, or its parts'), from the
+/// heading and elevation of `like`; `None` when the scene shows no such region.
+pub fn focus(prepared: &PreparedScene, like: &OrbitCamera, code: &str) -> Option<OrbitCamera> {
+    let (mut min, mut max) = ([f32::MAX; 2], [f32::MIN; 2]);
+    for region in prepared
+        .region_polygons
+        .iter()
+        .filter(|r| r.code.starts_with(code))
+    {
+        for [x, y] in region.rings.iter().flatten() {
+            min = [min[0].min(*x), min[1].min(*y)];
+            max = [max[0].max(*x), max[1].max(*y)];
+        }
+    }
+    if min[0] > max[0] {
+        return None;
+    }
+    let half_extent_m = ((max[0] - min[0]).max(max[1] - min[1]) / 2.0).max(150.0);
+    Some(OrbitCamera {
+        target_en_m: [(min[0] + max[0]) / 2.0, (min[1] + max[1]) / 2.0],
+        // The region fills about two thirds of the picture's height.
+        distance_m: half_extent_m * 1.5 / (twin::FOV_DEG.to_radians() / 2.0).tan().max(0.1),
+        ..*like
+    })
 }
 
 /// What is under a pixel of a view, for a stream's pick: the building (id, kind, height,

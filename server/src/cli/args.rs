@@ -111,17 +111,46 @@ pub(crate) enum Command {
     /// Load one department file (CSV or Parquet) into a fact table or the region tree:
     /// validated, all-or-nothing unless the mapping says otherwise, idempotent.
     Load {
-        /// The DuckDB file (created if missing).
+        /// The DuckDB file (created if missing), when no server has it open.
+        #[arg(long, required_unless_present = "server", conflicts_with = "server")]
+        db: Option<PathBuf>,
+        /// A running server (e.g. http://127.0.0.1:8080), the one writer of its file: the
+        /// load goes through it (token in `DATABRAIN_TOKEN`, an admin's or a loader's).
         #[arg(long)]
-        db: PathBuf,
-        /// The fact table (e.g. work_orders) or `regions`.
+        server: Option<String>,
+        /// The fact table (e.g. work_orders) or `regions` (regions only with --db).
         #[arg(long)]
         table: String,
-        /// A mapping TOML for files in a foreign layout (see the README).
+        /// For a file in a foreign layout: a mapping TOML (with --db; see the README), or
+        /// the name of a mapping the server was started with (with --server).
         #[arg(long)]
-        mapping: Option<PathBuf>,
+        mapping: Option<String>,
         /// The CSV or Parquet file.
         file: PathBuf,
+    },
+    /// Play generated 12345 events (new work orders, and open ones closing) into a running
+    /// server on a simulated clock, one batch a second (token in `DATABRAIN_TOKEN`).
+    Feed {
+        /// The server, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        server: String,
+        /// The sample the server was loaded from (its regions.csv and manifest.json).
+        #[arg(long, default_value = "demo-data/sample-small")]
+        sample: PathBuf,
+        /// New work orders per second.
+        #[arg(long, default_value_t = 200)]
+        rate: usize,
+        /// Simulated seconds per second (86400: a day a second).
+        #[arg(long, default_value_t = 86400.0)]
+        speed: f64,
+        /// Stop after this many seconds (default: run until stopped).
+        #[arg(long)]
+        seconds: Option<f64>,
+        /// The simulated start, YYYY-MM-DD (default: the day after the sample's last day).
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Threshold breaches and anomalies in the latest period, with the regions driving them.
     Alerts {
@@ -241,6 +270,9 @@ pub(crate) enum Command {
         /// The audit log (JSON lines); default: next to the database, `<db>.audit.jsonl`.
         #[arg(long)]
         audit: Option<PathBuf>,
+        /// A directory of mapping TOMLs (`NAME.toml`) that loads may name (`mapping=NAME`).
+        #[arg(long)]
+        mappings: Option<PathBuf>,
     },
     /// Generate the small sample if missing, load it and serve it.
     Demo {

@@ -3,5 +3,6 @@
 
 pub mod args;
 pub mod data;
+pub mod feed;
 pub mod serve;
 pub mod twin;

@@ -79,8 +79,36 @@ pub(crate) fn random_token() -> Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-pub(crate) fn serve(db: &Path, addr: SocketAddr, auth: server::auth::Auth) -> Result<()> {
-    let state = AppState::open(db)?.with_auth(auth);
+/// Mappings by name (the file stem) from a directory of `*.toml`.
+pub(crate) fn load_mappings(
+    dir: Option<&Path>,
+) -> Result<std::collections::BTreeMap<String, analytics::Mapping>> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(dir) = dir else { return Ok(out) };
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read mappings in {}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .context("a mapping file name is not UTF-8")?
+            .to_owned();
+        out.insert(name, analytics::Mapping::load(&path)?);
+    }
+    Ok(out)
+}
+
+pub(crate) fn serve(
+    db: &Path,
+    addr: SocketAddr,
+    auth: server::auth::Auth,
+    mappings: std::collections::BTreeMap<String, analytics::Mapping>,
+) -> Result<()> {
+    let state = AppState::open(db)?.with_auth(auth).with_mappings(mappings);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -133,6 +161,7 @@ pub(crate) fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
         (Role::Analyst, "3201"),
         (Role::Planner, "320102"),
         (Role::Viewer, "32"),
+        (Role::Loader, "32"),
     ] {
         let secret = random_token()?;
         auth.add(
@@ -157,8 +186,12 @@ pub(crate) fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
             Role::Planner => println!(
                 "           the planner: http://{addr}/planner?scene=demo_district&token={secret}"
             ),
+            Role::Loader => println!(
+                "           a live feed: DATABRAIN_TOKEN={secret} databrain feed --server http://{addr} --sample {}",
+                sample.display()
+            ),
             _ => {}
         }
     }
-    serve(&db, addr, auth)
+    serve(&db, addr, auth, Default::default())
 }

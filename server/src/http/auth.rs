@@ -37,12 +37,15 @@ pub enum Role {
     Planner,
     Leader,
     Analyst,
+    /// Writes department data of its scope through the server (loads and appends); reads
+    /// like a viewer.
+    Loader,
     Admin,
 }
 
 /// A role name that is not one of [`Role::ALL`].
 #[derive(Debug, thiserror::Error)]
-#[error("unknown role {0:?} (admin, leader, analyst, planner, viewer)")]
+#[error("unknown role {0:?} (admin, leader, analyst, loader, planner, viewer)")]
 pub struct UnknownRole(String);
 
 impl std::str::FromStr for Role {
@@ -52,6 +55,7 @@ impl std::str::FromStr for Role {
             "admin" => Role::Admin,
             "leader" => Role::Leader,
             "analyst" => Role::Analyst,
+            "loader" => Role::Loader,
             "planner" => Role::Planner,
             "viewer" => Role::Viewer,
             other => return Err(UnknownRole(other.to_owned())),
@@ -60,10 +64,11 @@ impl std::str::FromStr for Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Admin,
         Role::Leader,
         Role::Analyst,
+        Role::Loader,
         Role::Planner,
         Role::Viewer,
     ];
@@ -73,6 +78,7 @@ impl Role {
             Role::Admin => "admin",
             Role::Leader => "leader",
             Role::Analyst => "analyst",
+            Role::Loader => "loader",
             Role::Planner => "planner",
             Role::Viewer => "viewer",
         }
@@ -81,6 +87,11 @@ impl Role {
     /// Whether small cells are shown as they are.
     pub fn sees_small_cells(self) -> bool {
         matches!(self, Role::Analyst | Role::Admin)
+    }
+
+    /// Whether the role may write data (within its scope).
+    pub fn writes(self) -> bool {
+        matches!(self, Role::Loader | Role::Admin)
     }
 
     /// Whether the role may run raw SQL (and then only with the whole province in scope).
@@ -290,6 +301,10 @@ impl Auth {
 /// How many rows a response carried, for the audit log (set by routes as an extension).
 #[derive(Clone, Copy, Debug)]
 pub struct AuditRows(pub usize);
+
+/// What a write did (its counts), for the audit log (set by routes as an extension).
+#[derive(Clone, Debug)]
+pub struct AuditDetail(pub serde_json::Value);
 
 /// The caller of a private route, as the guard found them: handlers take it as an argument,
 /// so a route cannot forget who is asking.
@@ -507,6 +522,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         "what": bounded(&format!("{method} {what}")),
         "status": response.status().as_u16(),
         "rows": response.extensions().get::<AuditRows>().map(|r| r.0),
+        "detail": response.extensions().get::<AuditDetail>().map(|d| d.0.clone()),
     }));
     response
 }

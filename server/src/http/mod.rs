@@ -11,7 +11,9 @@
 //! `auth` and the crate's `error`, `state` and `views`; nothing here is used by them.
 
 pub mod auth;
+pub mod events;
 pub mod indicators;
+pub mod loads;
 pub mod openapi;
 pub mod pages;
 pub mod params;
@@ -79,6 +81,9 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(scenes::list))
         .routes(routes!(scenes::snapshot))
         .routes(routes!(stream::view))
+        .routes(routes!(loads::load))
+        .routes(routes!(loads::append))
+        .routes(routes!(events::events))
         .split_for_parts();
     (public, private, openapi::document(public_api, private_api))
 }

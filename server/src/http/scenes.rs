@@ -105,6 +105,7 @@ pub fn scene_for(state: &AppState, caller: &Caller, id: &str) -> Result<scenes::
         ("id" = String, Path, description = "a scene id", example = "demo_district"),
         ("width" = Option<u32>, Query, description = "16..=3840, at most 3840x2160 in all (default 960)"),
         ("height" = Option<u32>, Query, description = "16..=3840 (default 540)"),
+        ("region" = Option<String>, Query, description = "a division code in scope the scene shows: the camera looks at it (a situation shot)"),
     ),
     responses((status = 200, description = "the picture", body = Vec<u8>, content_type = "image/png")))]
 pub async fn snapshot(
@@ -113,16 +114,34 @@ pub async fn snapshot(
     Path(id): Path<String>,
     params::Params(params): params::Params,
 ) -> Result<Response, AppError> {
-    params::only_known(&params, &["width", "height"])?;
+    params::only_known(&params, &["width", "height", "region"])?;
     let width = params::number(&params, "width", 960u32, 16..=MAX_SIZE.0)?;
     let height = params::number(&params, "height", 540u32, 16..=MAX_SIZE.0)?;
     check_size(width, height)?;
     let scene = scene_for(&state, &caller, &id)?;
-    let renderer = state.renderer()?;
     let audience = caller.audience(&state);
+    let region = params::region(&params)?;
+    if let Some(r) = &region
+        && !audience.covers(r)
+    {
+        return Err(AppError::Forbidden {
+            reason: "scope".into(),
+            message: format!("region {r} is outside your scope {}", caller.0.scope),
+        });
+    }
+    let renderer = state.renderer()?;
     let png = blocking(move || {
         let prepared = views::prepared(&state, &scene, &audience)?.scene;
-        let image = renderer.render(prepared, scene.camera, width, height)?;
+        let camera = match &region {
+            None => scene.camera,
+            Some(r) => views::focus(&prepared, &scene.camera, r).ok_or_else(|| {
+                AppError::bad(
+                    "region",
+                    format!("scene {} does not show region {r}", scene.id),
+                )
+            })?,
+        };
+        let image = renderer.render(prepared, camera, width, height)?;
         views::encode_png(&image)
     })
     .await?;

@@ -20,6 +20,7 @@
 
 use crate::error::AppError;
 use crate::http::auth::Caller;
+use crate::http::events::DataChange;
 use crate::http::params::{self, number, only_known};
 use crate::http::work::blocking;
 use crate::state::AppState;
@@ -186,12 +187,17 @@ async fn send_error<S: Sink<Outgoing> + Unpin>(sink: &mut S, message: &str) -> R
 /// Serves one view until the browser closes it. `render` turns a camera and size into JPEG
 /// bytes, `pick` a camera, size and pixel into what is there (JSON, `null` for nothing);
 /// `provenance` is merged into every frame message.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the view's sockets, its start, the data it follows and its two kinds of work"
+)]
 pub async fn run_view<S, R, F, Fut, P, PFut>(
     mut sink: S,
     mut incoming: R,
     initial: OrbitCamera,
     config: ViewConfig,
-    provenance: Value,
+    mut provenance: Value,
+    mut changes: tokio::sync::watch::Receiver<Option<DataChange>>,
     mut render: F,
     mut pick: P,
 ) -> Result<(), String>
@@ -212,8 +218,19 @@ where
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
     let mut seq: u64 = 0;
+    let mut following = true;
     loop {
         tokio::select! {
+            // New data: the next frame shows it and names its snapshot.
+            changed = changes.changed(), if following => match changed {
+                Ok(()) => {
+                    if let Some(change) = changes.borrow_and_update().clone() {
+                        provenance["snapshot"] = change.ingest_id.into();
+                    }
+                    dirty = true;
+                }
+                Err(_) => following = false,
+            },
             msg = incoming.next() => match msg {
                 None | Some(Incoming::Close) => return Ok(()),
                 Some(Incoming::Text(text)) => match parse_command(&text) {
@@ -374,7 +391,8 @@ pub async fn run_leader<F, Fut>(
     tx: tokio::sync::watch::Sender<Option<std::sync::Arc<SharedFrame>>>,
     mut camera_at: impl FnMut(f32) -> OrbitCamera,
     fps: f32,
-    provenance: Value,
+    mut provenance: Value,
+    mut changes: tokio::sync::watch::Receiver<Option<DataChange>>,
     mut render: F,
 ) where
     F: FnMut(OrbitCamera) -> Fut,
@@ -391,6 +409,13 @@ pub async fn run_leader<F, Fut>(
             return;
         }
         let camera = camera_at(started.elapsed().as_secs_f32());
+        // New data is drawn even when the camera rests.
+        if changes.has_changed().unwrap_or(false) {
+            if let Some(change) = changes.borrow_and_update().clone() {
+                provenance["snapshot"] = change.ingest_id.into();
+            }
+            last = None;
+        }
         if last == Some(camera) {
             continue;
         }
@@ -578,6 +603,7 @@ pub async fn view(
                     Some((b.camera, stop.seconds))
                 })
                 .collect();
+            let changes = state.live.watch();
             let rx = state.sessions.follow(&key, move |tx| {
                 tokio::spawn(async move {
                     let render = move |camera: OrbitCamera| {
@@ -597,7 +623,7 @@ pub async fn view(
                         }
                     };
                     let camera_at = move |t: f32| session_camera(initial, &tour, spin, t);
-                    run_leader(tx, camera_at, fps, provenance, render).await;
+                    run_leader(tx, camera_at, fps, provenance, changes, render).await;
                 })
             });
             if let Err(e) = run_follower(sink, stream, rx).await {
@@ -605,6 +631,7 @@ pub async fn view(
             }
             return;
         }
+        let changes = state.live.watch();
         let (state_r, scene_r, audience_r) = (state.clone(), scene.clone(), audience.clone());
         let render = move |camera: OrbitCamera, (w, h): (u32, u32), variant: views::Variant| {
             let (state, scene, renderer, audience) = (
@@ -652,7 +679,11 @@ pub async fn view(
             bookmarks: bookmarks.clone(),
             layers,
         };
-        if let Err(e) = run_view(sink, stream, initial, config, provenance, render, pick).await {
+        if let Err(e) = run_view(
+            sink, stream, initial, config, provenance, changes, render, pick,
+        )
+        .await
+        {
             tracing::info!(error = %e, "view stream ended");
         }
     }))
@@ -737,12 +768,14 @@ mod tests {
             bookmarks: vec![("far".into(), far)],
             layers: twin::OverlayLayers::default(),
         };
+        let live = crate::http::events::Live::default();
         let task = tokio::spawn(run_view(
             sink,
             incoming,
             camera(),
             config,
-            json!({"scene": "s"}),
+            json!({"scene": "s", "snapshot": 1}),
+            live.watch(),
             render,
             pick,
         ));
@@ -790,6 +823,24 @@ mod tests {
         );
         assert_eq!(answer["hit"]["yaw"], 30.0);
         assert_eq!(renders.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+        // New data: a frame at rest, naming the new snapshot.
+        live.publish(crate::http::events::DataChange {
+            ingest_id: 7,
+            table: "work_orders".into(),
+            rows_changed: 3,
+            at: "now".into(),
+        });
+        let Outgoing::Text(meta) = out_rx.recv().await.unwrap() else {
+            panic!("expected metadata")
+        };
+        let meta: Value = serde_json::from_str(&meta).unwrap();
+        assert_eq!(
+            (meta["seq"].as_u64(), meta["snapshot"].as_i64()),
+            (Some(3), Some(7))
+        );
+        let _ = out_rx.recv().await.unwrap();
+        assert_eq!(renders.load(std::sync::atomic::Ordering::SeqCst), 3);
 
         // A resize and a bookmark each give a frame of the new kind.
         in_tx
@@ -973,11 +1024,13 @@ mod session_tests {
         }
         drop(rx);
         // The camera turns 90 degrees a second; frames at 20 per second.
+        let live = crate::http::events::Live::default();
         let leader = tokio::spawn(run_leader(
             tx,
             |t| session_camera(camera(), &[], 90.0, t),
             20.0,
             json!({ "scene": "wall" }),
+            live.watch(),
             render,
         ));
         let mut seqs: Vec<Vec<u64>> = vec![Vec::new(); 3];
