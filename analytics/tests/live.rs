@@ -451,3 +451,34 @@ fn analysts_sql_cannot_write_the_servers_file() {
     assert_eq!(report.rows_loaded, 10);
     assert_eq!(count(&server, "work_orders"), before + 10);
 }
+
+#[test]
+fn parquet_files_become_csv_batches() {
+    let (tmp, engine, _) = loaded(26);
+    let parquet = tmp.path().join("dept.parquet");
+    engine
+        .with_conn(|c| {
+            c.execute_batch(&format!(
+                "COPY (SELECT * EXCLUDE (handling_hours) REPLACE ('PQ' || order_id AS order_id) \
+                 FROM work_orders ORDER BY order_id LIMIT 40) TO '{}' (FORMAT parquet)",
+                parquet.display()
+            ))
+            .map_err(|e| AnalyticsError::Db {
+                context: "export".into(),
+                source: e,
+            })
+        })
+        .unwrap();
+    let csv = analytics::parquet_as_csv(&parquet).unwrap();
+    let report = engine
+        .load_upload(
+            "work_orders",
+            &upload(UploadFormat::Csv, &csv),
+            None,
+            &Audience::trusted(),
+        )
+        .unwrap();
+    assert_eq!((report.rows_loaded, report.rows_rejected), (40, 0));
+    let err = analytics::parquet_as_csv(&tmp.path().join("missing.parquet")).unwrap_err();
+    assert!(err.to_string().contains("missing.parquet"), "{err}");
+}

@@ -128,6 +128,12 @@ impl Server {
         false
     }
 
+    /// Kills the server at once (SIGKILL: no shutdown, no checkpoint) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The server's process id (for its memory use).
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -46,3 +46,10 @@ pub fn auth(dir: &Path, tokens: &[(&str, Role, &str)], rate_per_s: f64) -> Auth 
     auth.audit_to(&dir.join("audit.jsonl")).unwrap();
     auth
 }
+
+/// The small sample of `seed` in `dir`, ingested and opened as the server opens it: its one
+/// writer, sealed.
+pub fn server_engine(dir: &Path, seed: u64) -> analytics::Engine {
+    let path = sealed_engine(dir, seed).path().to_owned();
+    analytics::Engine::open_for_server(&path).unwrap()
+}
