@@ -399,7 +399,7 @@ fn readers_see_whole_batches_while_a_writer_loads() {
         for total in reader.join().unwrap() {
             let added = total - base;
             assert!(
-                added >= 0.0 && added <= 600.0 && added % 100.0 == 0.0,
+                (0.0..=600.0).contains(&added) && added % 100.0 == 0.0,
                 "a reader saw {added} orders added: part of a batch"
             );
             observed += 1;

@@ -60,17 +60,30 @@ fn format_of(headers: &HeaderMap) -> Result<analytics::UploadFormat, AppError> {
     }
 }
 
+/// What a request asks to write.
+struct Asked {
+    table: String,
+    mapping: Option<String>,
+    /// The body's limit, bytes.
+    limit: usize,
+    /// What the report calls the batch.
+    label: String,
+}
+
 /// Checks, reads and loads one body; answers the load report.
 async fn write(
     state: AppState,
     caller: Caller,
-    table: String,
-    mapping: Option<String>,
+    asked: Asked,
     headers: HeaderMap,
     body: Body,
-    limit: usize,
-    label: String,
 ) -> Result<(analytics::LoadReport, Response), AppError> {
+    let Asked {
+        table,
+        mapping,
+        limit,
+        label,
+    } = asked;
     if !caller.0.role.writes() {
         return Err(AppError::Forbidden {
             reason: "role".into(),
@@ -197,19 +210,13 @@ pub async fn load(
             .get("table")
             .cloned()
             .ok_or_else(|| AppError::bad("table", "required"))?;
-        let label = format!("POST /api/loads?table={table}");
-        let mapping = params.get("mapping").cloned();
-        write(
-            state,
-            caller,
+        let asked = Asked {
+            label: format!("POST /api/loads?table={table}"),
+            mapping: params.get("mapping").cloned(),
             table,
-            mapping,
-            headers,
-            body,
-            MAX_LOAD_BYTES,
-            label,
-        )
-        .await
+            limit: MAX_LOAD_BYTES,
+        };
+        write(state, caller, asked, headers, body).await
     };
     audited(run.await)
 }
@@ -236,18 +243,13 @@ pub async fn append(
 ) -> Response {
     let run = async {
         params::only_known(&params, &[])?;
-        let label = format!("POST /api/facts/{table}");
-        write(
-            state,
-            caller,
+        let asked = Asked {
+            label: format!("POST /api/facts/{table}"),
+            mapping: None,
             table,
-            None,
-            headers,
-            body,
-            MAX_FACTS_BYTES,
-            label,
-        )
-        .await
+            limit: MAX_FACTS_BYTES,
+        };
+        write(state, caller, asked, headers, body).await
     };
     audited(run.await)
 }
