@@ -20,7 +20,7 @@ CARGO_ALL := $(CARGO) build --release --workspace --all-targets
 VENV ?= /var/tmp/databrain-venv
 PY_PACKAGES := schemathesis==4.32.5
 
-.PHONY: demo test deps build bless api-fuzz load-test bench-catalogue bench-policy bench-twin bench-stream
+.PHONY: demo test deps build bless api-fuzz load-test bench-catalogue bench-policy bench-twin bench-stream bench-live
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -66,6 +66,9 @@ bench-twin: deps
 	$(CARGO_ALL) && $(BENCH) twin $(ARGS)
 bench-stream: deps
 	$(CARGO_ALL) && $(BENCH) stream --db $(DB) $(ARGS)
+# Writes to DB: give it a copy.
+bench-live: deps
+	$(CARGO_ALL) && $(BENCH) live --db $(DB) $(ARGS)
 
 # Re-bless the golden images after a reviewed rendering change (tests/golden/*.png).
 bless: deps

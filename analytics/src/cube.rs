@@ -285,6 +285,32 @@ pub(crate) fn update(conn: &Connection, engine: &Engine, fact: &str, touched: &s
 }
 
 impl Engine {
+    /// Rebuilds the whole cube from the fact rows in one transaction (maintenance, and what
+    /// the benchmark compares a load's cell-by-cell update with); returns how long it took.
+    pub fn rebuild_cube(&self) -> Result<std::time::Duration> {
+        if !self.mode().writes() {
+            return Err(AnalyticsError::Ingest {
+                message: "the database was opened read-only".into(),
+                path: self.path().to_owned(),
+            });
+        }
+        let _writing = self.writer.lock().expect("writer lock");
+        let conn = self.fresh_conn()?;
+        let started = std::time::Instant::now();
+        conn.execute_batch("BEGIN TRANSACTION")
+            .map_err(AnalyticsError::db("cannot begin"))?;
+        let facts: Vec<&str> = indicators::facts::FACT_TABLES
+            .iter()
+            .map(|t| t.name)
+            .collect();
+        if let Err(e) = refresh(&conn, self, &facts) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+        self.commit_visible(&conn, false)?;
+        Ok(started.elapsed())
+    }
+
     /// Re-reads the cube registry (after a load, or at open).
     pub(crate) fn reload_cubes(&self) -> Result<()> {
         // Facts changed: the data extents read before are stale.

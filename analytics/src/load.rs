@@ -105,6 +105,8 @@ pub struct LoadReport {
     pub rejected: Vec<Rejection>,
     /// The load's number in the ingest log; `None` when nothing was written.
     pub ingest_id: Option<i64>,
+    /// How long updating the cube took, milliseconds (`None` when nothing was written).
+    pub cube_ms: Option<f64>,
 }
 
 /// How many rejected rows a report lists.
@@ -664,6 +666,7 @@ impl Engine {
             rows_rejected,
             rejected,
             ingest_id: None,
+            cube_ms: None,
         };
         if rows_rejected > 0 && on_reject == OnReject::Fail {
             return Err(AnalyticsError::Rejected(Box::new(report)));
@@ -717,11 +720,13 @@ impl Engine {
                 t = fact.name,
                 m = key_match("f", "s"),
             );
+            let started = std::time::Instant::now();
             crate::cube::update(conn, self, fact.name, &touched)?;
             let others: Vec<&str> = derived.into_iter().filter(|t| *t != fact.name).collect();
             if !others.is_empty() {
                 crate::cube::refresh(conn, self, &others)?;
             }
+            report.cube_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
             let ingest_id = record_ingest(
                 conn,
                 &format!("{} <- {} ({changed} rows)", fact.name, path.display()),
@@ -786,6 +791,7 @@ impl Engine {
             rows_rejected: 0,
             rejected: Vec::new(),
             ingest_id: Some(ingest_id),
+            cube_ms: None,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! `databrain feed` write through the running server, and the event stream hears of it.
 
 use databrain_tests::{Server, databrain_bin, sample_db};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::Path;
@@ -161,6 +162,14 @@ async fn uploads_cut_short_load_nothing_and_the_cli_writes_through_the_server() 
         .await
         .unwrap();
 
+    // And as the pages follow them: over a WebSocket.
+    let ws_url = format!(
+        "{}/ws/events?token={}",
+        server.base_url.replacen("http", "ws", 1),
+        server.token
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+
     // `databrain load --server` with a department CSV.
     let file = tmp.path().join("dept.csv");
     let text = std::fs::read_to_string(sample.join("work_orders.csv")).unwrap();
@@ -243,4 +252,17 @@ async fn uploads_cut_short_load_nothing_and_the_cli_writes_through_the_server() 
         text.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(text.starts_with("event: hello"), "{text}");
+    let mut kinds = Vec::new();
+    while !kinds.iter().any(|k| k == "snapshot") {
+        let message = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("events on the WebSocket within ten seconds")
+            .unwrap()
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = message {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            kinds.push(v["type"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(kinds[0], "hello", "{kinds:?}");
 }

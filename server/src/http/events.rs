@@ -1,4 +1,6 @@
-//! `/api/events`: what changed, pushed as it happens (server-sent events).
+//! `/api/events` (server-sent events) and `/ws/events` (the same events as WebSocket text
+//! messages `{"type": NAME, "data": ...}`, which the pages use): what changed, pushed as it
+//! happens.
 //!
 //! Every commit the server makes (a load or an append) is published to [`Live`] as a
 //! [`DataChange`]. Each subscriber then gets, for its own audience (scope, floor, withheld
@@ -15,6 +17,9 @@ use crate::http::auth::Caller;
 use crate::http::params;
 use crate::state::AppState;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::response::Response;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde_json::{Value, json};
@@ -161,12 +166,12 @@ struct Follow {
     query: analytics::AlertQuery,
     changes: tokio::sync::watch::Receiver<Option<DataChange>>,
     shown: BTreeMap<String, f64>,
-    pending: VecDeque<Event>,
+    pending: VecDeque<(&'static str, Value)>,
     _open: Open,
 }
 
-fn event(name: &str, data: &Value) -> Event {
-    Event::default().event(name).data(data.to_string())
+fn event(name: &'static str, data: &Value) -> (&'static str, Value) {
+    (name, data.clone())
 }
 
 impl Follow {
@@ -188,10 +193,11 @@ impl Follow {
         self.shown = now;
     }
 
-    async fn next(mut self) -> Option<(Result<Event, std::convert::Infallible>, Follow)> {
+    /// The next event (name, data), waiting for a commit when none is pending.
+    async fn next(&mut self) -> Option<(&'static str, Value)> {
         loop {
             if let Some(e) = self.pending.pop_front() {
-                return Some((Ok(e), self));
+                return Some(e);
             }
             self.changes.changed().await.ok()?;
             let change = self.changes.borrow_and_update().clone();
@@ -207,26 +213,16 @@ impl Follow {
     }
 }
 
-/// Follows the data: a `hello` with the snapshot and the alerts the caller sees, then a
-/// `snapshot` event per commit with the `alert` and `cleared` events it brings.
-#[utoipa::path(get, path = "/api/events", tag = "live",
-    params(
-        ("level" = Option<String>, Query, description = "the level alerts are checked at (default county)"),
-        ("indicator" = Option<String>, Query, description = "only this indicator's alerts"),
-    ),
-    responses(
-        (status = 200, description = "server-sent events: hello, snapshot, alert, cleared", content_type = "text/event-stream", body = String),
-        (status = 429, description = "too many streams open for this caller", body = crate::error::ErrorBody),
-    ))]
-pub async fn events(
-    State(state): State<AppState>,
+/// A follower of the data for `caller`: the first event (`hello`) is ready.
+async fn follow(
+    state: AppState,
     caller: Caller,
-    params::Params(params): params::Params,
-) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, AppError> {
-    params::only_known(&params, &["level", "indicator"])?;
+    params: &std::collections::HashMap<String, String>,
+) -> Result<Follow, AppError> {
+    params::only_known(params, &["level", "indicator"])?;
     let defaults = analytics::AlertQuery::default();
     let query = analytics::AlertQuery {
-        level: params::level(&params, defaults.level)?,
+        level: params::level(params, defaults.level)?,
         indicator: params.get("indicator").cloned(),
         ..defaults
     };
@@ -259,6 +255,80 @@ pub async fn events(
         "hello",
         &json!({ "snapshot": snapshot, "alerts": listed }),
     ));
-    let stream = futures_util::stream::unfold(follow, Follow::next);
+    Ok(follow)
+}
+
+/// Follows the data: a `hello` with the snapshot and the alerts the caller sees, then a
+/// `snapshot` event per commit with the `alert` and `cleared` events it brings.
+#[utoipa::path(get, path = "/api/events", tag = "live",
+    params(
+        ("level" = Option<String>, Query, description = "the level alerts are checked at (default county)"),
+        ("indicator" = Option<String>, Query, description = "only this indicator's alerts"),
+    ),
+    responses(
+        (status = 200, description = "server-sent events: hello, snapshot, alert, cleared", content_type = "text/event-stream", body = String),
+        (status = 429, description = "too many streams open for this caller", body = crate::error::ErrorBody),
+    ))]
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    params::Params(params): params::Params,
+) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, AppError> {
+    let follow = follow(state, caller, &params).await?;
+    let stream = futures_util::stream::unfold(follow, |mut f| async move {
+        let (name, data) = f.next().await?;
+        Some((Ok(Event::default().event(name).data(data.to_string())), f))
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+/// The events of `/api/events` over a WebSocket, one text message each:
+/// `{"type": "hello" | "snapshot" | "alert" | "cleared", "data": ...}`. What the pages use
+/// (a browser's event source keeps a page's load from finishing in tools that wait for it).
+#[utoipa::path(get, path = "/ws/events", tag = "live",
+    params(
+        ("level" = Option<String>, Query, description = "the level alerts are checked at (default county)"),
+        ("indicator" = Option<String>, Query, description = "only this indicator's alerts"),
+    ),
+    responses((status = 101, description = "switching to WebSocket")))]
+pub async fn events_ws(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    State(state): State<AppState>,
+    caller: Caller,
+    params::Params(params): params::Params,
+) -> Result<Response, AppError> {
+    let ws = ws.map_err(|e| {
+        AppError::bad(
+            "upgrade",
+            format!("not a WebSocket request: {}", e.body_text()),
+        )
+    })?;
+    let mut follow = follow(state, caller, &params).await?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        use futures_util::{SinkExt, StreamExt};
+        let (mut sink, mut incoming) = socket.split();
+        // What the browser sends is read apart, so that waiting for it never cuts an event
+        // short; it ends the stream when the browser goes.
+        let (closed_tx, mut closed) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            while let Some(Ok(m)) = incoming.next().await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+            let _ = closed_tx.send(());
+        });
+        loop {
+            tokio::select! {
+                _ = &mut closed => return,
+                next = follow.next() => {
+                    let Some((name, data)) = next else { return };
+                    let text = json!({ "type": name, "data": data }).to_string();
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }))
 }

@@ -84,6 +84,7 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(loads::load))
         .routes(routes!(loads::append))
         .routes(routes!(events::events))
+        .routes(routes!(events::events_ws))
         .split_for_parts();
     (public, private, openapi::document(public_api, private_api))
 }

@@ -5,7 +5,9 @@
 //!   against the same SQL in DuckDB and pandas, ingest against `read_csv`, memory);
 //! - `policy`: what the access policy costs (values p95 with and without it, same run);
 //! - `twin`: the city twin on generated cities (load, join, mesh, frames, against cjio);
-//! - `stream`: the view stream on loopback (latency, frames per viewer, bytes, followers).
+//! - `stream`: the view stream on loopback (latency, frames per viewer, bytes, followers);
+//! - `live`: appends while clients read and a wall follows (commit→visible, commit→pushed,
+//!   reads during against idle, the cube per batch against a rebuild, the fine levels).
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -16,6 +18,7 @@ use std::path::PathBuf;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod catalogue;
+mod live;
 mod policy;
 mod stream;
 mod twin;
@@ -91,6 +94,24 @@ enum Command {
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
     },
+    /// Appends through the server while clients read and a wall follows the events
+    /// (commit→visible, commit→pushed, read p95 during against idle, the cube per batch).
+    /// It writes to the database: use a copy.
+    Live {
+        #[arg(long)]
+        db: PathBuf,
+        /// New work orders appended in all.
+        #[arg(long, default_value_t = 1_000_000)]
+        orders: usize,
+        /// New work orders per batch.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// API clients reading meanwhile.
+        #[arg(long, default_value_t = 50)]
+        readers: usize,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
     /// One size of `twin`, in a process of its own (prints JSON).
     #[command(hide = true)]
     TwinOne {
@@ -143,6 +164,19 @@ fn main() -> Result<()> {
             let state = stream::open(&db, server::AppState::open(&db).map_err(Into::into))?;
             stream::run(&db, state, &out)
         }
+        Command::Live {
+            db,
+            orders,
+            batch,
+            readers,
+            out,
+        } => live::run(&live::LiveArgs {
+            db,
+            orders,
+            batch,
+            readers,
+            out,
+        }),
         Command::TwinOne {
             dir,
             buildings,
