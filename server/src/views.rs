@@ -507,15 +507,23 @@ pub fn prepared_variant(
     Ok(entry)
 }
 
-/// A camera looking at region `code` (its polygons in the scene, or its parts'), from the
-/// heading and elevation of `like`; `None` when the scene shows no such region.
+/// A camera looking at region `code` (its polygons in the scene, its parts', or else those of
+/// the region it lies in), from the heading and elevation of `like`; `None` when the scene
+/// shows none of them.
 pub fn focus(prepared: &PreparedScene, like: &OrbitCamera, code: &str) -> Option<OrbitCamera> {
     let (mut min, mut max) = ([f32::MAX; 2], [f32::MIN; 2]);
-    for region in prepared
+    // The region or its parts; else the region it lies in (a county on a map of cities).
+    let inside = prepared
         .region_polygons
         .iter()
-        .filter(|r| r.code.starts_with(code))
-    {
+        .any(|r| r.code.starts_with(code));
+    for region in prepared.region_polygons.iter().filter(|r| {
+        if inside {
+            r.code.starts_with(code)
+        } else {
+            code.starts_with(r.code.as_str())
+        }
+    }) {
         for [x, y] in region.rings.iter().flatten() {
             min = [min[0].min(*x), min[1].min(*y)];
             max = [max[0].max(*x), max[1].max(*y)];

@@ -4,6 +4,8 @@
 //! the workspace's dependency rule with `cargo metadata`. The tests live in `tests/`; this
 //! library only locates the binary and runs the server.
 
+pub mod cdp;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

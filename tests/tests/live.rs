@@ -266,3 +266,99 @@ async fn uploads_cut_short_load_nothing_and_the_cli_writes_through_the_server() 
     }
     assert_eq!(kinds[0], "hello", "{kinds:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wall_shows_alerts_as_they_appear_and_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = sample_db(tmp.path(), 8);
+    let cells = cells(&tmp.path().join("sample"));
+    let server = Server::start(&db);
+    let (status, alerts) = {
+        let r = server
+            .client()
+            .get(format!("{}/api/alerts?level=county", server.base_url))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, 200);
+    let alerting: Vec<&str> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["region_code"].as_str().unwrap())
+        .collect();
+    // A Nanjing county without an alert, and its grid cells.
+    let county = cells
+        .iter()
+        .map(|(g, _)| g[..6].to_owned())
+        .find(|c| c.starts_with("3201") && !alerting.contains(&c.as_str()))
+        .expect("a quiet Nanjing county");
+    let own: Vec<(String, String)> = cells
+        .iter()
+        .filter(|(g, _)| g.starts_with(&county))
+        .cloned()
+        .collect();
+    let url = format!(
+        "{}/wall?scene=jiangsu_by_city&token={}",
+        server.base_url, server.token
+    );
+    let mut browser = databrain_tests::cdp::Browser::open(tmp.path(), &url, (1920, 1080)).await;
+    let cdp = &mut browser.cdp;
+    cdp.wait_for(
+        "document.getElementById('alerts').dataset.count !== undefined",
+        "the ticker filled from the events",
+    )
+    .await;
+    assert_eq!(
+        cdp.eval("Number(document.getElementById('alerts').dataset.count)")
+            .await,
+        json!(alerting.len()),
+        "the ticker shows another set of alerts than the API"
+    );
+
+    // A thousand complaints in the county, due 2025-11-11 and closed days late.
+    let orders = |closed: &str| -> String {
+        (0..1000)
+            .map(|i| {
+                let (grid, community) = &own[i % own.len()];
+                format!(
+                    "{}\n",
+                    json!({
+                        "order_id": format!("WALL{i:05}"),
+                        "created_at": "2025-11-10 08:00:00", "due_at": "2025-11-11 08:00:00",
+                        "closed_at": closed, "request_type": "投诉", "content_code": "A01",
+                        "channel": "热线电话", "community_code": community, "grid_id": grid,
+                    })
+                )
+            })
+            .collect()
+    };
+    let answer = append(&server, orders("2025-11-20 08:00:00"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let shown = format!("document.querySelector('#alerts [data-key*=\"|{county}|\"]') !== null");
+    cdp.wait_for(&shown, "the new alert in the ticker").await;
+    // Its situation shot stands beside the ticker: a picture of the county.
+    let shot = cdp
+        .wait_for(
+            "document.getElementById('shot').complete && document.getElementById('shot').naturalWidth > 0 \
+             && document.getElementById('shot').src",
+            "the situation shot",
+        )
+        .await;
+    assert!(
+        shot.as_str().unwrap().contains(&format!("region={county}")),
+        "{shot}"
+    );
+
+    // Handled in time after all (status changes): the alert leaves the wall.
+    let answer = append(&server, orders("2025-11-10 12:00:00"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    cdp.wait_for(&format!("!({shown})"), "the alert to clear")
+        .await;
+}

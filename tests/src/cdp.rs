@@ -1,0 +1,142 @@
+//! A minimal Chrome DevTools Protocol client over headless Chromium, for tests that drive a
+//! page as a person would (wait for the DOM, drag, click).
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A minimal DevTools client: one request at a time, events skipped.
+pub struct Cdp {
+    socket: Socket,
+    next_id: u64,
+    session: Option<String>,
+}
+
+impl Cdp {
+    pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let mut msg = json!({ "id": self.next_id, "method": method, "params": params });
+        if let Some(s) = &self.session {
+            msg["sessionId"] = json!(s);
+        }
+        self.socket
+            .send(Message::Text(msg.to_string().into()))
+            .await
+            .unwrap();
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
+                .await
+                .expect("DevTools answers")
+                .unwrap()
+                .unwrap();
+            if let Message::Text(t) = m {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["id"] == self.next_id {
+                    assert!(v.get("error").is_none(), "{method}: {v}");
+                    return v["result"].clone();
+                }
+            }
+        }
+    }
+
+    pub async fn eval(&mut self, expression: &str) -> Value {
+        let r = self
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": expression, "returnByValue": true }),
+            )
+            .await;
+        r["result"]["value"].clone()
+    }
+
+    pub async fn wait_for(&mut self, expression: &str, what: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = self.eval(expression).await;
+            if !(v.is_null() || v == json!(false) || v == json!("")) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn mouse(&mut self, kind: &str, x: f64, y: f64) {
+        self.call(
+            "Input.dispatchMouseEvent",
+            json!({ "type": kind, "x": x, "y": y, "button": "left",
+                    "buttons": if kind == "mouseReleased" { 0 } else { 1 }, "clickCount": 1 }),
+        )
+        .await;
+    }
+}
+
+/// Headless Chromium with one page open on `url`, driven over DevTools; killed on drop.
+pub struct Browser {
+    child: Child,
+    pub cdp: Cdp,
+}
+
+impl Browser {
+    /// Starts Chromium (`CHROMIUM`, default `chromium`) with a fresh profile in `dir` at
+    /// `width`×`height` and opens `url`.
+    pub async fn open(dir: &std::path::Path, url: &str, (width, height): (u32, u32)) -> Browser {
+        let browser = std::env::var("CHROMIUM").unwrap_or_else(|_| "chromium".into());
+        let profile = tempfile::tempdir_in(dir).unwrap().keep();
+        let mut child = Command::new(&browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--window-size={width},{height}"))
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {browser} (Debian's chromium): {e}"));
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let endpoint = stderr
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.split("DevTools listening on ").nth(1).map(str::to_owned))
+            .expect("chromium prints its DevTools endpoint");
+        let (socket, _) = tokio_tungstenite::connect_async(endpoint.trim())
+            .await
+            .unwrap();
+        let mut cdp = Cdp {
+            socket,
+            next_id: 0,
+            session: None,
+        };
+        let target = cdp.call("Target.createTarget", json!({ "url": url })).await;
+        let attached = cdp
+            .call(
+                "Target.attachToTarget",
+                json!({ "targetId": target["targetId"], "flatten": true }),
+            )
+            .await;
+        cdp.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
+        Browser { child, cdp }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
