@@ -13,7 +13,7 @@ use tower::ServiceExt;
 
 fn state(dir: &std::path::Path) -> AppState {
     AppState::new(
-        common::sealed_engine(dir, 5),
+        common::server_engine(dir, 5),
         scenes::builtin().unwrap(),
         Rendering::Unavailable("no renderer in this test".into()),
     )
@@ -550,6 +550,10 @@ async fn the_openapi_description_matches_the_routes() {
         ("get", "/api/scenes"),
         ("get", "/api/scenes/{id}/snapshot.png"),
         ("get", "/ws/view"),
+        ("post", "/api/loads"),
+        ("post", "/api/facts/{table}"),
+        ("get", "/api/events"),
+        ("get", "/ws/events"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -584,16 +588,27 @@ async fn the_openapi_description_matches_the_routes() {
                 "/api/indicators/{id}",
                 "/api/indicators/hotline_on_time_rate",
             )
-            .replace("/api/scenes/{id}", "/api/scenes/demo_district");
+            .replace("/api/scenes/{id}", "/api/scenes/demo_district")
+            .replace("{table}", "work_orders");
+        let bearer = format!("Bearer {ADMIN}");
         let request = match method.as_str() {
-            "get" => Request::get(&uri).body(Body::empty()).unwrap(),
+            "get" => Request::get(&uri)
+                .header("authorization", &bearer)
+                .body(Body::empty())
+                .unwrap(),
             "post" => Request::post(&uri)
+                .header("authorization", &bearer)
                 .header("content-type", "application/json")
                 .body(Body::from(r#"{"sql": "SELECT 1"}"#))
                 .unwrap(),
             other => panic!("method {other}"),
         };
-        let (status, _) = send(&state, request).await;
+        // The event stream never ends: only its status is read.
+        let status = server::app(state.clone())
+            .oneshot(request)
+            .await
+            .unwrap()
+            .status();
         assert!(
             status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
             "{method} {uri}: {status}"

@@ -22,11 +22,12 @@ const TOKENS: &[(&str, Role, &str)] = &[
     ("sec-planner-xuanwu-01", Role::Planner, "320102"),
     ("sec-viewer-province-1", Role::Viewer, "32"),
     ("sec-viewer-suzhou-001", Role::Viewer, "3205"),
+    ("sec-loader-nanjing-01", Role::Loader, "3201"),
 ];
 
 fn state(dir: &std::path::Path) -> AppState {
     AppState::new(
-        common::sealed_engine(dir, 9),
+        common::server_engine(dir, 9),
         scenes::builtin().unwrap(),
         Rendering::Unavailable("no renderer in this test".into()),
     )

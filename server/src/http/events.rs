@@ -221,8 +221,10 @@ async fn follow(
 ) -> Result<Follow, AppError> {
     params::only_known(params, &["level", "indicator"])?;
     let defaults = analytics::AlertQuery::default();
+    // By default counties, or the scope's own level when it lies below them.
+    let own = indicators::region_level(&caller.0.scope).unwrap_or(defaults.level);
     let query = analytics::AlertQuery {
-        level: params::level(params, defaults.level)?,
+        level: params::level(params, defaults.level.max(own))?,
         indicator: params.get("indicator").cloned(),
         ..defaults
     };
@@ -262,7 +264,7 @@ async fn follow(
 /// `snapshot` event per commit with the `alert` and `cleared` events it brings.
 #[utoipa::path(get, path = "/api/events", tag = "live",
     params(
-        ("level" = Option<String>, Query, description = "the level alerts are checked at (default county)"),
+        ("level" = Option<String>, Query, description = "the level alerts are checked at (default county, or the scope's level below it)"),
         ("indicator" = Option<String>, Query, description = "only this indicator's alerts"),
     ),
     responses(
@@ -287,7 +289,7 @@ pub async fn events(
 /// (a browser's event source keeps a page's load from finishing in tools that wait for it).
 #[utoipa::path(get, path = "/ws/events", tag = "live",
     params(
-        ("level" = Option<String>, Query, description = "the level alerts are checked at (default county)"),
+        ("level" = Option<String>, Query, description = "the level alerts are checked at (default county, or the scope's level below it)"),
         ("indicator" = Option<String>, Query, description = "only this indicator's alerts"),
     ),
     responses((status = 101, description = "switching to WebSocket")))]

@@ -56,3 +56,13 @@ function stream(img, query) {
   open();
   return conn;
 }
+// Follows the data: the events of /ws/events (hello, snapshot, alert, cleared), each handed
+// to `handlers[type]`; reconnects two seconds after the socket closes.
+function follow(handlers, query) {
+  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+  (function open() {
+    const ws = new WebSocket(`${proto}://${location.host}/ws/events?${query || ''}&token=${encodeURIComponent(TOKEN)}`);
+    ws.onmessage = ev => { const m = JSON.parse(ev.data); if (handlers[m.type]) handlers[m.type](m.data); };
+    ws.onclose = () => setTimeout(open, 2000);
+  })();
+}
