@@ -27,7 +27,7 @@
 
 use crate::ingest::{in_transaction, insert_lists, quote, record_ingest};
 use crate::{AnalyticsError, Engine, Result};
-use duckdb::Connection;
+use duckdb::{Connection, OptionalExt};
 use indicators::facts::{FactTable, RegionKey, Source, fact_table};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -701,6 +701,34 @@ impl Engine {
                 .map_err(db("cannot count the changed rows"))?;
             if changed == 0 {
                 return Ok(None);
+            }
+            // Checked again under the writer lock: a row another writer put there since the
+            // checks above is not carried away by a writer without its region either.
+            if let Some(scope) = scope {
+                let column = fact.region_column();
+                let taken: Option<String> = conn
+                    .query_row(
+                        &format!(
+                            "SELECT CAST(s.{k} AS VARCHAR) FROM load_changed s JOIN {t} f ON {m} \
+                             WHERE NOT starts_with(f.{column}, ?) LIMIT 1",
+                            k = key[0],
+                            t = fact.name,
+                            m = key_match("f", "s"),
+                        ),
+                        [scope],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(db("cannot check the rows replaced"))?;
+                if let Some(taken) = taken {
+                    return Err(fail(
+                        path,
+                        format!(
+                            "{} {taken} belongs to a row outside the scope {scope} of this load; nothing was loaded",
+                            key[0]
+                        ),
+                    ));
+                }
             }
             conn.execute_batch(&format!(
                 "CREATE OR REPLACE TEMP TABLE load_old AS SELECT f.* FROM {t} f \

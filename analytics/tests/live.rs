@@ -47,6 +47,16 @@ fn upload<'a>(format: UploadFormat, bytes: &'a [u8]) -> Upload<'a> {
     }
 }
 
+/// Loads a batch of work orders on behalf of `writer`.
+fn batch(
+    engine: &Engine,
+    format: UploadFormat,
+    bytes: &[u8],
+    writer: &Audience,
+) -> analytics::Result<analytics::LoadReport> {
+    engine.load_upload("work_orders", &upload(format, bytes), None, writer)
+}
+
 fn province_orders(engine: &Engine, year: &str) -> f64 {
     let ind = engine.catalogue().get("hotline_orders").unwrap().clone();
     let q = IndicatorQuery {
@@ -138,14 +148,13 @@ fn batches_load_once_and_the_cube_follows_cell_by_cell() {
     // A CSV batch of new orders.
     let (header, rows) = orders(&tmp, 300, "LIVE");
     let text = csv_batch(&header, &rows);
-    let report = engine
-        .load_upload(
-            "work_orders",
-            &upload(UploadFormat::Csv, text.as_bytes()),
-            None,
-            &Audience::trusted(),
-        )
-        .unwrap();
+    let report = batch(
+        &engine,
+        UploadFormat::Csv,
+        text.as_bytes(),
+        &Audience::trusted(),
+    )
+    .unwrap();
     assert_eq!(
         (report.rows_read, report.rows_loaded, report.rows_rejected),
         (300, 300, 0)
@@ -157,14 +166,13 @@ fn batches_load_once_and_the_cube_follows_cell_by_cell() {
     let generation = engine.generation();
 
     // The same batch again (a retry) changes nothing, not even the snapshot.
-    let again = engine
-        .load_upload(
-            "work_orders",
-            &upload(UploadFormat::Csv, text.as_bytes()),
-            None,
-            &Audience::trusted(),
-        )
-        .unwrap();
+    let again = batch(
+        &engine,
+        UploadFormat::Csv,
+        text.as_bytes(),
+        &Audience::trusted(),
+    )
+    .unwrap();
     assert_eq!((again.rows_read, again.rows_changed), (300, 0));
     assert_eq!(again.ingest_id, None);
     assert_eq!(engine.snapshot().unwrap(), snapshot);
@@ -193,14 +201,13 @@ fn batches_load_once_and_the_cube_follows_cell_by_cell() {
             format!("{}\n", serde_json::Value::Object(object))
         })
         .collect();
-    let status = engine
-        .load_upload(
-            "work_orders",
-            &upload(UploadFormat::Ndjson, ndjson.as_bytes()),
-            None,
-            &Audience::trusted(),
-        )
-        .unwrap();
+    let status = batch(
+        &engine,
+        UploadFormat::Ndjson,
+        ndjson.as_bytes(),
+        &Audience::trusted(),
+    )
+    .unwrap();
     assert_eq!((status.rows_read, status.rows_rejected), (40, 0));
     assert!(status.rows_changed > 0 && status.rows_changed <= 40);
     assert_eq!(
@@ -291,14 +298,13 @@ fn a_scoped_writer_writes_and_replaces_only_its_regions() {
 
     // Another city's rows are rejected, named, and nothing loads.
     let mixed: Vec<Vec<String>> = inside.iter().chain(&outside[..1]).cloned().collect();
-    let err = engine
-        .load_upload(
-            "work_orders",
-            &upload(UploadFormat::Csv, csv_batch(&header, &mixed).as_bytes()),
-            None,
-            &nanjing,
-        )
-        .unwrap_err();
+    let err = batch(
+        &engine,
+        UploadFormat::Csv,
+        csv_batch(&header, &mixed).as_bytes(),
+        &nanjing,
+    )
+    .unwrap_err();
     let AnalyticsError::Rejected(report) = err else {
         panic!("{err}");
     };
@@ -310,14 +316,13 @@ fn a_scoped_writer_writes_and_replaces_only_its_regions() {
     assert_eq!(count(&engine, "work_orders"), before);
 
     // Its own rows load.
-    let own = engine
-        .load_upload(
-            "work_orders",
-            &upload(UploadFormat::Csv, csv_batch(&header, &inside).as_bytes()),
-            None,
-            &nanjing,
-        )
-        .unwrap();
+    let own = batch(
+        &engine,
+        UploadFormat::Csv,
+        csv_batch(&header, &inside).as_bytes(),
+        &nanjing,
+    )
+    .unwrap();
     assert_eq!(own.rows_loaded as usize, inside.len());
 
     // Another city's row, loaded by the province ...
@@ -337,14 +342,13 @@ fn a_scoped_writer_writes_and_replaces_only_its_regions() {
     let grid = header.split(',').position(|c| c == "grid_id").unwrap();
     moved[community] = inside[0][community].clone();
     moved[grid] = inside[0][grid].clone();
-    let err = engine
-        .load_upload(
-            "work_orders",
-            &upload(UploadFormat::Csv, csv_batch(&header, &[moved]).as_bytes()),
-            None,
-            &nanjing,
-        )
-        .unwrap_err();
+    let err = batch(
+        &engine,
+        UploadFormat::Csv,
+        csv_batch(&header, &[moved]).as_bytes(),
+        &nanjing,
+    )
+    .unwrap_err();
     assert!(
         err.to_string()
             .contains("the key belongs to a row outside the scope 3201"),
@@ -383,15 +387,14 @@ fn readers_see_whole_batches_while_a_writer_loads() {
             })
         })
         .collect();
-    for batch in &batches {
-        engine
-            .load_upload(
-                "work_orders",
-                &upload(UploadFormat::Csv, batch.as_bytes()),
-                None,
-                &Audience::trusted(),
-            )
-            .unwrap();
+    for text in &batches {
+        batch(
+            &engine,
+            UploadFormat::Csv,
+            text.as_bytes(),
+            &Audience::trusted(),
+        )
+        .unwrap();
     }
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut observed = 0;
@@ -440,14 +443,13 @@ fn analysts_sql_cannot_write_the_servers_file() {
     assert!(server.load_file("work_orders", &file, None, false).is_err());
     // ... and takes batches in memory.
     let (header, rows) = orders(&tmp, 10, "SRV");
-    let report = server
-        .load_upload(
-            "work_orders",
-            &upload(UploadFormat::Csv, csv_batch(&header, &rows).as_bytes()),
-            None,
-            &Audience::trusted(),
-        )
-        .unwrap();
+    let report = batch(
+        &server,
+        UploadFormat::Csv,
+        csv_batch(&header, &rows).as_bytes(),
+        &Audience::trusted(),
+    )
+    .unwrap();
     assert_eq!(report.rows_loaded, 10);
     assert_eq!(count(&server, "work_orders"), before + 10);
 }
@@ -470,14 +472,7 @@ fn parquet_files_become_csv_batches() {
         })
         .unwrap();
     let csv = analytics::parquet_as_csv(&parquet).unwrap();
-    let report = engine
-        .load_upload(
-            "work_orders",
-            &upload(UploadFormat::Csv, &csv),
-            None,
-            &Audience::trusted(),
-        )
-        .unwrap();
+    let report = batch(&engine, UploadFormat::Csv, &csv, &Audience::trusted()).unwrap();
     assert_eq!((report.rows_loaded, report.rows_rejected), (40, 0));
     let err = analytics::parquet_as_csv(&tmp.path().join("missing.parquet")).unwrap_err();
     assert!(err.to_string().contains("missing.parquet"), "{err}");

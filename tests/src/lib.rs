@@ -6,6 +6,19 @@
 
 pub mod cdp;
 
+/// How every test runs Chromium: headless, no sandbox (root in CI), no GPU, and nothing that
+/// reaches the network on its own.
+pub const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

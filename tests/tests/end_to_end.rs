@@ -520,15 +520,8 @@ async fn chromium(dir: &Path, url: &str, extra: &[String]) -> String {
         std::process::Command::new("timeout")
             .arg("120")
             .arg(&browser)
+            .args(databrain_tests::CHROMIUM_FLAGS)
             .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
                 "--hide-scrollbars",
                 "--window-size=1600,900",
                 "--virtual-time-budget=10000",

@@ -26,6 +26,19 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// One server-sent event as the OpenAPI description gives it (documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(
+    dead_code,
+    reason = "describes the event stream in the OpenAPI document"
+)]
+pub struct StreamEvent {
+    /// `hello`, `snapshot`, `alert`, `cleared` or `problem`.
+    event: String,
+    /// The event's JSON object, as text.
+    data: String,
+}
+
 /// A commit made visible: what the pushes and the streamed views follow.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct DataChange {
@@ -268,7 +281,7 @@ async fn follow(
         ("indicator" = Option<String>, Query, description = "only this indicator's alerts"),
     ),
     responses(
-        (status = 200, description = "server-sent events: hello, snapshot, alert, cleared", content_type = "text/event-stream", body = String),
+        (status = 200, description = "server-sent events: hello, snapshot, alert, cleared", content_type = "text/event-stream", body = StreamEvent),
         (status = 429, description = "too many streams open for this caller", body = crate::error::ErrorBody),
     ))]
 pub async fn events(
@@ -299,12 +312,7 @@ pub async fn events_ws(
     caller: Caller,
     params::Params(params): params::Params,
 ) -> Result<Response, AppError> {
-    let ws = ws.map_err(|e| {
-        AppError::bad(
-            "upgrade",
-            format!("not a WebSocket request: {}", e.body_text()),
-        )
-    })?;
+    let ws = params::upgrade(ws)?;
     let mut follow = follow(state, caller, &params).await?;
     Ok(ws.on_upgrade(move |socket| async move {
         use futures_util::{SinkExt, StreamExt};

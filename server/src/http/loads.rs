@@ -189,7 +189,10 @@ fn counts(r: &analytics::LoadReport) -> serde_json::Value {
         ("table" = String, Query, description = "the fact table written"),
         ("mapping" = Option<String>, Query, description = "a mapping the server was started with (--mappings DIR), for a foreign layout"),
     ),
-    request_body(content = String, description = "CSV (text/csv) or NDJSON (application/x-ndjson)", content_type = "text/csv"),
+    request_body(description = "CSV or NDJSON (one JSON object per line)", content(
+        (String = "text/csv"),
+        (Vec<serde_json::Map<String, serde_json::Value>> = "application/x-ndjson"),
+    )),
     responses(
         (status = 200, description = "the load report (rows read, loaded, changed; the new snapshot, or none when nothing changed)", body = serde_json::Value),
         (status = 400, description = "a bad parameter, content type or body (malformed CSV names its row)", body = crate::error::ErrorBody),
@@ -225,7 +228,10 @@ pub async fn load(
 /// changes) to a fact table; a batch sent again changes nothing.
 #[utoipa::path(post, path = "/api/facts/{table}", tag = "live",
     params(("table" = String, Path, description = "the fact table written", example = "work_orders")),
-    request_body(content = String, description = "NDJSON (application/x-ndjson) or CSV (text/csv)", content_type = "application/x-ndjson"),
+    request_body(description = "NDJSON (one JSON object per line) or CSV", content(
+        (Vec<serde_json::Map<String, serde_json::Value>> = "application/x-ndjson"),
+        (String = "text/csv"),
+    )),
     responses(
         (status = 200, description = "the batch's report", body = serde_json::Value),
         (status = 400, description = "a bad content type or body", body = crate::error::ErrorBody),

@@ -113,3 +113,18 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Params {
         Ok(Params(map))
     }
 }
+
+/// The WebSocket upgrade of a request, or a `400` naming `upgrade` when it is not one.
+pub fn upgrade(
+    ws: Result<
+        axum::extract::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+) -> Result<axum::extract::WebSocketUpgrade, AppError> {
+    ws.map_err(|e| {
+        AppError::bad(
+            "upgrade",
+            format!("not a WebSocket request: {}", e.body_text()),
+        )
+    })
+}

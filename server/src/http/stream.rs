@@ -523,12 +523,7 @@ pub async fn view(
     let fps = number(&params, "fps", 4.0f32, 0.5..=30.0)?;
     let spin = number(&params, "spin", 0.0f32, -90.0..=90.0)?;
     let quality = number(&params, "quality", 80u8, 10..=100)?;
-    let ws = ws.map_err(|e| {
-        AppError::bad(
-            "upgrade",
-            format!("not a WebSocket request: {}", e.body_text()),
-        )
-    })?;
+    let ws = params::upgrade(ws)?;
     let renderer = state.renderer()?;
     // Preparing here warms the cache for the first frame and names the period shown.
     let (state_for_prep, scene_for_prep, audience_for_prep) =

@@ -1,5 +1,6 @@
-//! Helpers shared by the server's tests: a generated sample served as `databrain serve`
-//! serves it (read-only and sealed), with tokens of given roles and scopes.
+//! Helpers shared by the server's tests: a generated sample, opened as `databrain serve`
+//! opens it (its one writer, sealed) or read-only and sealed, with tokens of given roles and
+//! scopes.
 
 #![allow(dead_code, reason = "each test binary uses its own part")]
 

@@ -77,6 +77,23 @@ fn remove_db(path: &Path) {
     let _ = std::fs::remove_file(path.with_extension("duckdb.wal"));
 }
 
+/// One admin token for the province, without rate limits: what the benchmarks' clients send.
+pub fn bench_auth(token: &str) -> Result<server::auth::Auth> {
+    use server::auth::{Auth, Principal, Role};
+    let mut auth = Auth::default();
+    auth.rate_per_s = 1e6;
+    auth.burst = 1e6;
+    auth.add(
+        token,
+        Principal {
+            name: "bench".into(),
+            role: Role::Admin,
+            scope: "32".into(),
+        },
+    )?;
+    Ok(auth)
+}
+
 /// Replaces the section `name` of a Markdown file (between `<!-- name -->` and
 /// `<!-- /name -->`), appending it when absent.
 pub fn write_section(path: &Path, name: &str, body: &str) -> Result<()> {

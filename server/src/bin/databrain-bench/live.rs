@@ -13,7 +13,6 @@
 
 use crate::catalogue::{machine, peak_rss_mib, percentile, write_section};
 use anyhow::{Context, Result, bail};
-use server::auth::{Auth, Principal, Role};
 use server::state::{AppState, Rendering};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -88,17 +87,7 @@ async fn fed_count(client: &reqwest::Client, base: &str, year: &str) -> Result<f
 
 pub fn run(args: &LiveArgs) -> Result<()> {
     let engine = analytics::Engine::open_for_server(&args.db)?;
-    let mut auth = Auth::default();
-    auth.rate_per_s = 1e6;
-    auth.burst = 1e6;
-    auth.add(
-        TOKEN,
-        Principal {
-            name: "bench".into(),
-            role: Role::Admin,
-            scope: "32".into(),
-        },
-    )?;
+    let auth = crate::catalogue::bench_auth(TOKEN)?;
     let state = AppState::new(
         engine,
         scenes::builtin()?,

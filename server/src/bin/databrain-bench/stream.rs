@@ -10,7 +10,6 @@
 use crate::catalogue::{machine, median, percentile};
 use anyhow::{Context, Result};
 use futures_util::{SinkExt, StreamExt};
-use server::auth::{Auth, Principal, Role};
 use server::state::AppState;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -60,18 +59,7 @@ async fn next_frame(socket: &mut Socket) -> Result<(serde_json::Value, Vec<u8>)>
 }
 
 pub fn run(db: &Path, state: AppState, out: &Path) -> Result<()> {
-    let mut auth = Auth::default();
-    auth.rate_per_s = 1e6;
-    auth.burst = 1e6;
-    auth.add(
-        TOKEN,
-        Principal {
-            name: "bench".into(),
-            role: Role::Admin,
-            scope: "32".into(),
-        },
-    )?;
-    let state = state.with_auth(auth);
+    let state = state.with_auth(crate::catalogue::bench_auth(TOKEN)?);
     let runtime = tokio::runtime::Runtime::new()?;
     let text = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
