@@ -68,6 +68,22 @@ pub struct Renderer {
     adapter: String,
     /// Cleared when the render thread stops (after a panic); a stopped renderer is replaced.
     running: Arc<std::sync::atomic::AtomicBool>,
+    /// The render thread, joined on drop: the GPU device is torn down before the process
+    /// exits (a thread still inside the Vulkan driver while the process runs its exit
+    /// handlers can crash it).
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Renderer {
+    fn drop(&mut self) {
+        // The job channel closes with this handle (its sender is the only one), so the
+        // thread's loop ends and it drops the app; wait for that.
+        let (closed, _) = mpsc::sync_channel::<Job>(0);
+        drop(std::mem::replace(&mut self.jobs, closed));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
@@ -84,7 +100,7 @@ impl Renderer {
         let (ready_tx, ready_rx) = mpsc::channel::<Result<String, String>>();
         let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let flag = running.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("databrain-renderer".into())
             .spawn(move || {
                 let built = std::panic::catch_unwind(AssertUnwindSafe(Headless::new));
@@ -105,6 +121,7 @@ impl Renderer {
                 jobs,
                 adapter,
                 running,
+                thread: Some(thread),
             }),
             Ok(Err(detail)) => Err(TwinError::NoDevice { detail }),
             Err(_) => Err(TwinError::NoDevice {
