@@ -137,9 +137,10 @@ pub(crate) enum Command {
         /// The sample the server was loaded from (its regions.csv and manifest.json).
         #[arg(long, default_value = "demo-data/sample-small")]
         sample: PathBuf,
-        /// New work orders per second.
-        #[arg(long, default_value_t = 200)]
-        rate: usize,
+        /// New work orders per second (default: the sample's own daily volume, scaled by
+        /// --speed, so the history's anomaly checks see no change of level).
+        #[arg(long)]
+        rate: Option<usize>,
         /// Simulated seconds per second (86400: a day a second).
         #[arg(long, default_value_t = 86400.0)]
         speed: f64,

@@ -91,7 +91,7 @@ pub(crate) fn load_through(
 pub(crate) struct FeedArgs {
     pub server: String,
     pub sample: PathBuf,
-    pub rate: usize,
+    pub rate: Option<usize>,
     pub speed: f64,
     pub seconds: Option<f64>,
     pub from: Option<String>,
@@ -107,25 +107,34 @@ pub(crate) fn feed(args: &FeedArgs) -> Result<()> {
         .with_context(|| format!("cannot read {} (see --sample)", regions.display()))?;
     let cells = data_samples::feed::Feed::cells_from_regions(&text)
         .map_err(|e| anyhow::anyhow!("{e}, in {}", regions.display()))?;
-    let start = match &args.from {
-        Some(day) => chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
-            .with_context(|| format!("--from {day:?} is not a date like 2026-01-01"))?,
-        None => {
-            let manifest = args.sample.join("manifest.json");
-            let m: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(&manifest)
-                    .with_context(|| format!("cannot read {}", manifest.display()))?,
-            )
-            .with_context(|| format!("malformed {}", manifest.display()))?;
-            let last = m["last_day"]
-                .as_str()
-                .context("the manifest names no last_day")?;
-            chrono::NaiveDate::parse_from_str(last, "%Y-%m-%d")? + chrono::Days::new(1)
-        }
-    };
     if !(args.speed > 0.0 && args.speed <= 1e7) {
         bail!("--speed must be above 0 and at most 10,000,000 simulated seconds a second");
     }
+    let manifest = args.sample.join("manifest.json");
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&manifest)
+            .with_context(|| format!("cannot read {}", manifest.display()))?,
+    )
+    .with_context(|| format!("malformed {}", manifest.display()))?;
+    let day = |key: &str| -> Result<chrono::NaiveDate> {
+        let text = m[key]
+            .as_str()
+            .with_context(|| format!("{} names no {key}", manifest.display()))?;
+        Ok(chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")?)
+    };
+    let start = match &args.from {
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .with_context(|| format!("--from {d:?} is not a date like 2026-01-01"))?,
+        None => day("last_day")? + chrono::Days::new(1),
+    };
+    let rate = match args.rate {
+        Some(r) => r,
+        None => {
+            let days = (day("last_day")? - day("first_day")?).num_days().max(0) + 1;
+            let per_day = m["work_orders"].as_f64().unwrap_or(0.0) / days as f64;
+            (per_day * args.speed / 86_400.0).round().max(1.0) as usize
+        }
+    };
     let mut feed = data_samples::feed::Feed::new(
         cells,
         start.and_hms_opt(0, 0, 0).expect("midnight"),
@@ -148,7 +157,7 @@ pub(crate) fn feed(args: &FeedArgs) -> Result<()> {
             {
                 return Ok(());
             }
-            let rows = feed.advance(step, args.rate);
+            let rows = feed.advance(step, rate);
             let body: String = rows
                 .iter()
                 .map(|r| format!("{}\n", serde_json::Value::Object(r.clone())))
