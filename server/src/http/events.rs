@@ -180,6 +180,8 @@ struct Follow {
     changes: tokio::sync::watch::Receiver<Option<DataChange>>,
     shown: BTreeMap<String, f64>,
     pending: VecDeque<(&'static str, Value)>,
+    /// A snapshot was announced whose alerts are not computed yet.
+    stale: bool,
     _open: Open,
 }
 
@@ -212,16 +214,23 @@ impl Follow {
             if let Some(e) = self.pending.pop_front() {
                 return Some(e);
             }
+            // The snapshot is announced at once; its alerts (which may take a while on a large
+            // database) follow, for the newest snapshot when more came meanwhile.
+            if self.stale && !self.changes.has_changed().unwrap_or(false) {
+                self.stale = false;
+                match current_alerts(&self.state, &self.caller, &self.query).await {
+                    Ok(alerts) => self.diff(&alerts),
+                    Err(e) => self
+                        .pending
+                        .push_back(event("problem", &json!({ "error": e.to_string() }))),
+                }
+                continue;
+            }
             self.changes.changed().await.ok()?;
             let change = self.changes.borrow_and_update().clone();
             let Some(change) = change else { continue };
             self.pending.push_back(event("snapshot", &json!(change)));
-            match current_alerts(&self.state, &self.caller, &self.query).await {
-                Ok(alerts) => self.diff(&alerts),
-                Err(e) => self
-                    .pending
-                    .push_back(event("problem", &json!({ "error": e.to_string() }))),
-            }
+            self.stale = true;
         }
     }
 }
@@ -259,6 +268,7 @@ async fn follow(
         changes,
         shown: BTreeMap::new(),
         pending: VecDeque::new(),
+        stale: false,
         _open: open,
     };
     let listed: Vec<Value> = alerts

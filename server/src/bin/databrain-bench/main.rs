@@ -109,6 +109,9 @@ enum Command {
         /// API clients reading meanwhile.
         #[arg(long, default_value_t = 50)]
         readers: usize,
+        /// How many times each fine-level query runs.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
     },
@@ -169,12 +172,14 @@ fn main() -> Result<()> {
             orders,
             batch,
             readers,
+            rounds,
             out,
         } => live::run(&live::LiveArgs {
             db,
             orders,
             batch,
             readers,
+            rounds: rounds.max(1),
             out,
         }),
         Command::TwinOne {
