@@ -58,16 +58,16 @@ pub struct Engine {
     pub(crate) patterns: RwLock<HashMap<String, Arc<crate::query::CellSet>>>,
     /// One write at a time (DuckDB would refuse the second upsert as a conflict anyway).
     pub(crate) writer: Mutex<()>,
-    /// Counts commits like a sequence lock: odd while one is being made visible, even
-    /// otherwise (see [`Engine::consistent`]).
+    /// Counts commits: odd while one is being made visible, even otherwise, so that a read
+    /// knows whether what it computed may be cached (see [`Engine::consistent`]).
     pub(crate) generation: AtomicU64,
-    /// Held shared by a read that gave up retrying, and exclusively around a commit.
-    pub(crate) commit_gate: RwLock<()>,
 }
 
 thread_local! {
     /// The generation the current thread's read started at (inside [`Engine::consistent`]).
     static READING_AT: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+    /// The connection (in its read transaction) that the current thread's read runs on.
+    static PINNED: std::cell::RefCell<Option<Connection>> = const { std::cell::RefCell::new(None) };
 }
 
 /// No files, no network, no extensions loaded on demand, and the configuration locked, so no
@@ -156,42 +156,60 @@ impl Engine {
             patterns: RwLock::new(HashMap::new()),
             writer: Mutex::new(()),
             generation: AtomicU64::new(0),
-            commit_gate: RwLock::new(()),
         };
         engine.reload_regions()?;
         engine.reload_cubes()?;
         Ok(engine)
     }
 
-    /// Runs `read` so that every query in it sees the same committed data: when a commit
-    /// was made visible meanwhile (the generation moved), it runs again; after three tries
-    /// it holds commits off while it runs. Nested calls run inside the outer one.
-    pub(crate) fn consistent<T>(&self, mut read: impl FnMut() -> Result<T>) -> Result<T> {
+    /// Runs `read` so that every query in it sees the same committed data: its queries all
+    /// run on one connection inside one read-only DuckDB transaction (a snapshot of its
+    /// own), so a commit meanwhile neither shows in part nor waits for it. Nested calls run
+    /// inside the outer one.
+    pub(crate) fn consistent<T>(&self, read: impl FnOnce() -> Result<T>) -> Result<T> {
         if READING_AT.get().is_some() {
             return read();
         }
-        struct Reset;
-        impl Drop for Reset {
+        // The generation first, then the transaction: when a commit becomes visible in
+        // between, the generation has moved and nothing this read computes is cached.
+        let mut at = self.generation.load(Ordering::Acquire);
+        while at % 2 == 1 {
+            std::thread::yield_now();
+            at = self.generation.load(Ordering::Acquire);
+        }
+        let conn = match self.idle.lock().expect("pool lock").pop() {
+            Some(c) => c,
+            None => {
+                let c = self.fresh_conn()?;
+                c.set_prepared_statement_cache_capacity(64);
+                c
+            }
+        };
+        conn.execute_batch("BEGIN TRANSACTION READ ONLY")
+            .map_err(AnalyticsError::db("cannot begin a read"))?;
+        struct Pinned;
+        impl Drop for Pinned {
             fn drop(&mut self) {
                 READING_AT.set(None);
+                // After a panic the connection is dropped, and its transaction with it.
+                PINNED.with(|p| p.borrow_mut().take());
             }
         }
-        let _reset = Reset;
-        for _ in 0..3 {
-            let before = self.generation.load(Ordering::Acquire);
-            if before % 2 == 1 {
-                std::thread::sleep(std::time::Duration::from_millis(2));
-                continue;
-            }
-            READING_AT.set(Some(before));
-            let out = read();
-            if self.generation.load(Ordering::Acquire) == before {
-                return out;
+        PINNED.with(|p| *p.borrow_mut() = Some(conn));
+        READING_AT.set(Some(at));
+        let pinned = Pinned;
+        let out = read();
+        let conn = PINNED.with(|p| p.borrow_mut().take());
+        drop(pinned);
+        if let Some(conn) = conn
+            && conn.execute_batch("COMMIT").is_ok()
+        {
+            let mut idle = self.idle.lock().expect("pool lock");
+            if idle.len() < 8 {
+                idle.push(conn);
             }
         }
-        let _gate = self.commit_gate.read().expect("commit gate");
-        READING_AT.set(Some(self.generation.load(Ordering::Acquire)));
-        read()
+        out
     }
 
     /// Whether what the current read computed may be kept: no commit has been made visible
@@ -204,9 +222,8 @@ impl Engine {
 
     /// Commits the transaction on `conn` and makes it visible to readers: the generation
     /// turns odd, the commit runs, the caches are cleared and the cube registry and regions
-    /// re-read, and the generation turns even again.
+    /// re-read, and the generation turns even again. Readers never wait for it.
     pub(crate) fn commit_visible(&self, conn: &Connection, regions_changed: bool) -> Result<()> {
-        let _gate = self.commit_gate.write().expect("commit gate");
         self.generation.fetch_add(1, Ordering::AcqRel);
         let committed = conn
             .execute_batch("COMMIT")
@@ -257,8 +274,14 @@ impl Engine {
             .map_err(AnalyticsError::db("cannot open a connection"))
     }
 
-    /// Runs `f` with a connection from the pool.
+    /// Runs `f` with a connection from the pool (inside a consistent read, the read's own).
     pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        // Taken out while `f` runs, so a nested call (there is none) could not alias it.
+        if let Some(mut conn) = PINNED.with(|p| p.borrow_mut().take()) {
+            let out = f(&mut conn);
+            PINNED.with(|p| *p.borrow_mut() = Some(conn));
+            return out;
+        }
         let pooled = self.idle.lock().expect("pool lock").pop();
         let mut conn = match pooled {
             Some(c) => c,

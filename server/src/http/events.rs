@@ -182,6 +182,9 @@ struct Follow {
     pending: VecDeque<(&'static str, Value)>,
     /// A snapshot was announced whose alerts are not computed yet.
     stale: bool,
+    /// The alerts being computed (in a task of their own, so that a new snapshot is
+    /// announced while they are).
+    computing: Option<tokio::task::JoinHandle<Result<Vec<analytics::Alert>, AppError>>>,
     _open: Open,
 }
 
@@ -214,23 +217,41 @@ impl Follow {
             if let Some(e) = self.pending.pop_front() {
                 return Some(e);
             }
-            // The snapshot is announced at once; its alerts (which may take a while on a large
-            // database) follow, for the newest snapshot when more came meanwhile.
-            if self.stale && !self.changes.has_changed().unwrap_or(false) {
+            // A snapshot is announced at once; its alerts (which take a while on a large
+            // database) follow, computed for the newest snapshot when more came meanwhile.
+            if self.stale && self.computing.is_none() {
                 self.stale = false;
-                match current_alerts(&self.state, &self.caller, &self.query).await {
-                    Ok(alerts) => self.diff(&alerts),
-                    Err(e) => self
-                        .pending
-                        .push_back(event("problem", &json!({ "error": e.to_string() }))),
-                }
-                continue;
+                let (state, caller, query) =
+                    (self.state.clone(), self.caller.clone(), self.query.clone());
+                self.computing = Some(tokio::spawn(async move {
+                    current_alerts(&state, &caller, &query).await
+                }));
             }
-            self.changes.changed().await.ok()?;
-            let change = self.changes.borrow_and_update().clone();
-            let Some(change) = change else { continue };
-            self.pending.push_back(event("snapshot", &json!(change)));
-            self.stale = true;
+            let Follow {
+                changes, computing, ..
+            } = self;
+            tokio::select! {
+                changed = changes.changed() => {
+                    changed.ok()?;
+                    let change = changes.borrow_and_update().clone();
+                    if let Some(change) = change {
+                        self.pending.push_back(event("snapshot", &json!(change)));
+                        self.stale = true;
+                    }
+                }
+                done = async { computing.as_mut().expect("a computation").await }, if computing.is_some() => {
+                    self.computing = None;
+                    match done {
+                        Ok(Ok(alerts)) => self.diff(&alerts),
+                        Ok(Err(e)) => self
+                            .pending
+                            .push_back(event("problem", &json!({ "error": e.to_string() }))),
+                        Err(e) => self
+                            .pending
+                            .push_back(event("problem", &json!({ "error": e.to_string() }))),
+                    }
+                }
+            }
         }
     }
 }
@@ -269,6 +290,7 @@ async fn follow(
         shown: BTreeMap::new(),
         pending: VecDeque::new(),
         stale: false,
+        computing: None,
         _open: open,
     };
     let listed: Vec<Value> = alerts
