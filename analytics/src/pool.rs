@@ -1,7 +1,9 @@
 //! The engine and its connection pool.
 //!
 //! DuckDB connections are `Send` but not `Sync`; each call checks one out of the pool (opening
-//! a new one on the same database when all are busy) and puts it back afterwards.
+//! a new one on the same database when all are busy) and puts it back afterwards. Inside a
+//! read (`Engine::consistent`) every call of the thread uses the read's own connection, in
+//! one read-only transaction, so the read sees one commit however many queries it makes.
 
 use crate::{AnalyticsError, Result};
 use duckdb::{AccessMode, Config, Connection};
