@@ -9,7 +9,7 @@
 
 use crate::{AnalyticsError, Engine, Result};
 use duckdb::{Connection, OptionalExt, params};
-use indicators::facts::{FACT_TABLES, FactTable, RegionKey, Source};
+use indicators::facts::{FACT_TABLES, FactTable, RegionKey, Source, file_tables};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -84,10 +84,6 @@ fn recreate_changed_tables(conn: &Connection) -> Result<()> {
 }
 
 /// The fact tables read from files, in load order.
-pub(crate) fn file_tables() -> impl Iterator<Item = &'static FactTable> {
-    FACT_TABLES.iter().filter(|t| t.source == Source::File)
-}
-
 /// SQL listing a table's key columns as one text, for messages.
 pub(crate) fn key_text(table: &FactTable) -> String {
     let parts: Vec<String> = table

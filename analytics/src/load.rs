@@ -566,7 +566,7 @@ impl Engine {
         let fact = fact_table(table)
             .filter(|t| t.source == Source::File)
             .ok_or_else(|| {
-                let names: Vec<&str> = crate::ingest::file_tables().map(|t| t.name).collect();
+                let names: Vec<&str> = indicators::facts::file_tables().map(|t| t.name).collect();
                 fail(
                     label,
                     format!(

@@ -179,14 +179,7 @@ impl Engine {
             std::thread::yield_now();
             at = self.generation.load(Ordering::Acquire);
         }
-        let conn = match self.idle.lock().expect("pool lock").pop() {
-            Some(c) => c,
-            None => {
-                let c = self.fresh_conn()?;
-                c.set_prepared_statement_cache_capacity(64);
-                c
-            }
-        };
+        let conn = self.checkout()?;
         conn.execute_batch("BEGIN TRANSACTION READ ONLY")
             .map_err(AnalyticsError::db("cannot begin a read"))?;
         struct Pinned;
@@ -206,10 +199,7 @@ impl Engine {
         if let Some(conn) = conn
             && conn.execute_batch("COMMIT").is_ok()
         {
-            let mut idle = self.idle.lock().expect("pool lock");
-            if idle.len() < 8 {
-                idle.push(conn);
-            }
+            self.checkin(conn);
         }
         out
     }
@@ -284,20 +274,27 @@ impl Engine {
             PINNED.with(|p| *p.borrow_mut() = Some(conn));
             return out;
         }
-        let pooled = self.idle.lock().expect("pool lock").pop();
-        let mut conn = match pooled {
-            Some(c) => c,
-            None => {
-                let c = self.fresh_conn()?;
-                c.set_prepared_statement_cache_capacity(64);
-                c
-            }
-        };
+        let mut conn = self.checkout()?;
         let out = f(&mut conn);
+        self.checkin(conn);
+        out
+    }
+
+    /// An idle connection of the pool, or a new one (keeping its recent query plans).
+    fn checkout(&self) -> Result<Connection> {
+        if let Some(c) = self.idle.lock().expect("pool lock").pop() {
+            return Ok(c);
+        }
+        let c = self.fresh_conn()?;
+        c.set_prepared_statement_cache_capacity(64);
+        Ok(c)
+    }
+
+    /// Back to the pool (at most 8 are kept idle).
+    fn checkin(&self, conn: Connection) {
         let mut idle = self.idle.lock().expect("pool lock");
         if idle.len() < 8 {
             idle.push(conn);
         }
-        out
     }
 }

@@ -611,6 +611,11 @@ pub const POPULATION: FactTable = FactTable {
 };
 
 /// Every fact table, derived ones after the tables they are computed from.
+/// The tables loaded from files (departments' data), not derived from others.
+pub fn file_tables() -> impl Iterator<Item = &'static FactTable> {
+    FACT_TABLES.iter().filter(|t| t.source == Source::File)
+}
+
 pub const FACT_TABLES: &[FactTable] = &[
     WORK_ORDERS,
     HOTLINE_CALLS,

@@ -130,29 +130,7 @@ pub(crate) enum Command {
     },
     /// Play generated 12345 events (new work orders, and open ones closing) into a running
     /// server on a simulated clock, one batch a second (token in `DATABRAIN_TOKEN`).
-    Feed {
-        /// The server, e.g. http://127.0.0.1:8080.
-        #[arg(long)]
-        server: String,
-        /// The sample the server was loaded from (its regions.csv and manifest.json).
-        #[arg(long, default_value = "demo-data/sample-small")]
-        sample: PathBuf,
-        /// New work orders per second (default: the sample's own daily volume, scaled by
-        /// --speed, so the history's anomaly checks see no change of level).
-        #[arg(long)]
-        rate: Option<usize>,
-        /// Simulated seconds per second (86400: a day a second).
-        #[arg(long, default_value_t = 86400.0)]
-        speed: f64,
-        /// Stop after this many seconds (default: run until stopped).
-        #[arg(long)]
-        seconds: Option<f64>,
-        /// The simulated start, YYYY-MM-DD (default: the day after the sample's last day).
-        #[arg(long)]
-        from: Option<String>,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+    Feed(super::feed::FeedArgs),
     /// Threshold breaches and anomalies in the latest period, with the regions driving them.
     Alerts {
         #[arg(long)]

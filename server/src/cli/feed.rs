@@ -88,13 +88,30 @@ pub(crate) fn load_through(
     })
 }
 
+/// `databrain feed`'s arguments.
+#[derive(clap::Args)]
 pub(crate) struct FeedArgs {
+    /// The server, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
     pub server: String,
+    /// The sample the server was loaded from (its regions.csv and manifest.json).
+    #[arg(long, default_value = "demo-data/sample-small")]
     pub sample: PathBuf,
+    /// New work orders per second (default: the sample's own daily volume, scaled by
+    /// --speed, so the history's anomaly checks see no change of level).
+    #[arg(long)]
     pub rate: Option<usize>,
+    /// Simulated seconds per second (86400: a day a second).
+    #[arg(long, default_value_t = 86400.0)]
     pub speed: f64,
+    /// Stop after this many seconds (default: run until stopped).
+    #[arg(long)]
     pub seconds: Option<f64>,
+    /// The simulated start, YYYY-MM-DD (default: the day after the sample's last day).
+    #[arg(long)]
     pub from: Option<String>,
+    /// Seed of the generated events (and of their ids).
+    #[arg(long, default_value_t = 1)]
     pub seed: u64,
 }
 

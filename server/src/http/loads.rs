@@ -93,15 +93,8 @@ async fn write(
             ),
         });
     }
-    let known = indicators::facts::fact_table(&table)
-        .filter(|t| t.source == indicators::facts::Source::File)
-        .is_some();
-    if !known {
-        let names: Vec<&str> = indicators::facts::FACT_TABLES
-            .iter()
-            .filter(|t| t.source == indicators::facts::Source::File)
-            .map(|t| t.name)
-            .collect();
+    if !indicators::facts::file_tables().any(|t| t.name == table) {
+        let names: Vec<&str> = indicators::facts::file_tables().map(|t| t.name).collect();
         return Err(AppError::bad(
             "table",
             format!("{table:?} is not one of: {}", names.join(", ")),
