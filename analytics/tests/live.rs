@@ -458,19 +458,7 @@ fn analysts_sql_cannot_write_the_servers_file() {
 fn parquet_files_become_csv_batches() {
     let (tmp, engine, _) = loaded(26);
     let parquet = tmp.path().join("dept.parquet");
-    engine
-        .with_conn(|c| {
-            c.execute_batch(&format!(
-                "COPY (SELECT * EXCLUDE (handling_hours) REPLACE ('PQ' || order_id AS order_id) \
-                 FROM work_orders ORDER BY order_id LIMIT 40) TO '{}' (FORMAT parquet)",
-                parquet.display()
-            ))
-            .map_err(|e| AnalyticsError::Db {
-                context: "export".into(),
-                source: e,
-            })
-        })
-        .unwrap();
+    common::orders_as_parquet(&engine, &parquet, 40);
     let csv = analytics::parquet_as_csv(&parquet).unwrap();
     let report = batch(&engine, UploadFormat::Csv, &csv, &Audience::trusted()).unwrap();
     assert_eq!((report.rows_loaded, report.rows_rejected), (40, 0));

@@ -121,19 +121,7 @@ fn department_files_load_checked_once_and_all_or_nothing() {
 
     // Parquet works the same way.
     let parquet = tmp.path().join("dept.parquet");
-    engine
-        .with_conn(|c| {
-            c.execute_batch(&format!(
-                "COPY (SELECT * EXCLUDE (handling_hours) REPLACE ('PQ' || order_id AS order_id) \
-                 FROM work_orders ORDER BY order_id LIMIT 50) TO '{}' (FORMAT parquet)",
-                parquet.display()
-            ))
-            .map_err(|e| AnalyticsError::Db {
-                context: "export".into(),
-                source: e,
-            })
-        })
-        .unwrap();
+    common::orders_as_parquet(&engine, &parquet, 50);
     let report = engine
         .load_file("work_orders", &parquet, None, false)
         .unwrap();

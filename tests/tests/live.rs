@@ -39,6 +39,16 @@ fn batch(prefix: &str, n: usize, cells: &[(String, String)]) -> String {
         .collect()
 }
 
+/// Runs `databrain` with `DATABRAIN_TOKEN` set to `token` (or unset).
+fn databrain_with_token(token: Option<&str>, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(databrain_bin());
+    match token {
+        Some(t) => command.env("DATABRAIN_TOKEN", t),
+        None => command.env_remove("DATABRAIN_TOKEN"),
+    };
+    command.args(args).output().unwrap()
+}
+
 async fn count(server: &Server, like: &str) -> i64 {
     let response = server
         .client()
@@ -177,18 +187,15 @@ async fn uploads_cut_short_load_nothing_and_the_cli_writes_through_the_server() 
     let header = lines.next().unwrap();
     let rows: Vec<String> = lines.take(25).map(|l| l.replacen("WO", "CLI", 1)).collect();
     std::fs::write(&file, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
-    let out = std::process::Command::new(databrain_bin())
-        .env("DATABRAIN_TOKEN", &server.token)
-        .args([
-            "load",
-            "--server",
-            &server.base_url,
-            "--table",
-            "work_orders",
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let load = [
+        "load",
+        "--server",
+        &server.base_url,
+        "--table",
+        "work_orders",
+        file.to_str().unwrap(),
+    ];
+    let out = databrain_with_token(Some(&server.token), &load);
     assert!(
         out.status.success(),
         "{}",
@@ -201,25 +208,14 @@ async fn uploads_cut_short_load_nothing_and_the_cli_writes_through_the_server() 
     );
     assert_eq!(count(&server, "CLI%").await, 25);
     // Without a token it is refused before anything is sent.
-    let out = std::process::Command::new(databrain_bin())
-        .env_remove("DATABRAIN_TOKEN")
-        .args([
-            "load",
-            "--server",
-            &server.base_url,
-            "--table",
-            "work_orders",
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = databrain_with_token(None, &load);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATABRAIN_TOKEN"));
 
     // `databrain feed` plays events for three seconds.
-    let out = std::process::Command::new(databrain_bin())
-        .env("DATABRAIN_TOKEN", &server.token)
-        .args([
+    let out = databrain_with_token(
+        Some(&server.token),
+        &[
             "feed",
             "--server",
             &server.base_url,
@@ -227,11 +223,10 @@ async fn uploads_cut_short_load_nothing_and_the_cli_writes_through_the_server() 
             "3",
             "--rate",
             "100",
-        ])
-        .arg("--sample")
-        .arg(&sample)
-        .output()
-        .unwrap();
+            "--sample",
+            sample.to_str().unwrap(),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",

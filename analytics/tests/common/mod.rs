@@ -75,3 +75,21 @@ pub fn whole(level: Level, grain: Grain) -> IndicatorQuery {
         region: None,
     }
 }
+
+/// The first `n` work orders (by id) written to a Parquet file at `path` as a department
+/// would send them: ids prefixed `PQ`, derived columns left out.
+pub fn orders_as_parquet(engine: &Engine, path: &Path, n: usize) {
+    engine
+        .with_conn(|c| {
+            c.execute_batch(&format!(
+                "COPY (SELECT * EXCLUDE (handling_hours) REPLACE ('PQ' || order_id AS order_id) \
+                 FROM work_orders ORDER BY order_id LIMIT {n}) TO '{}' (FORMAT parquet)",
+                path.display()
+            ))
+            .map_err(|e| AnalyticsError::Db {
+                context: "export".into(),
+                source: e,
+            })
+        })
+        .unwrap();
+}
