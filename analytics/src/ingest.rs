@@ -50,7 +50,10 @@ pub(crate) fn schema_sql() -> String {
             CREATE TABLE IF NOT EXISTS buildings (building_id VARCHAR NOT NULL, grid_id VARCHAR NOT NULL, \
             community_code VARCHAR NOT NULL, height_m DOUBLE NOT NULL, footprint VARCHAR NOT NULL);\n\
             CREATE TABLE IF NOT EXISTS ingests (ingest_id BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL, \
-            source VARCHAR NOT NULL);\n";
+            source VARCHAR NOT NULL);\n\
+            CREATE TABLE IF NOT EXISTS task_events (task_id VARCHAR NOT NULL, seq INTEGER NOT NULL, \
+            at TIMESTAMP NOT NULL, action VARCHAR NOT NULL, actor VARCHAR NOT NULL, event VARCHAR NOT NULL, \
+            PRIMARY KEY (task_id, seq));\n";
     sql += crate::cube::REGISTRY_SQL;
     sql
 }
@@ -479,7 +482,13 @@ impl Engine {
                 for t in ["regions", "region_shapes", "buildings"]
                     .iter()
                     .copied()
-                    .chain(FACT_TABLES.iter().map(|t| t.name))
+                    // The task ledger is the loop's own record, not the data's: it stays.
+                    .chain(
+                        FACT_TABLES
+                            .iter()
+                            .filter(|t| t.source != Source::System)
+                            .map(|t| t.name),
+                    )
                 {
                     conn.execute(&format!("DELETE FROM {t}"), [])
                         .map_err(AnalyticsError::db(format!("cannot clear {t}")))?;

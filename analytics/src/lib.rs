@@ -9,8 +9,11 @@
 //! rows, and `load_upload` a batch that arrived in memory (the server is the one writer of
 //! its file); a cube of pre-aggregated measures is updated by every load, only where the
 //! load's rows fall; reads see one committed snapshot (`Engine::consistent`); `alerts` and `trends`
-//! find risks and forecast targets; `run_sql` answers analysts' read-only SQL. This crate
-//! knows nothing about rendering or HTTP.
+//! find risks and forecast targets; `run_sql` answers analysts' read-only SQL. Supervised
+//! tasks (`tasks`) are stored as append-only events checked by `workflow`, with a ledger
+//! table the accountability indicators read, and evaluated before and after on the
+//! indicator that raised them; `records` reads single 12345 work orders and their event
+//! histories within a scope. This crate knows nothing about rendering or HTTP.
 
 mod alerts;
 mod analyst;
@@ -23,6 +26,8 @@ mod policy;
 mod pool;
 mod progress;
 mod query;
+mod records;
+mod tasks;
 
 pub use alerts::{Alert, AlertKind, AlertQuery, Driver, Trend, TrendQuery, Verdict};
 pub use analyst::{SqlLimits, SqlResult};
@@ -35,6 +40,8 @@ pub use load::{
 };
 pub use policy::{ALERT_FLOOR, Audience, SMALL_CELL_FLOOR, SmallCells};
 pub use pool::{Engine, OpenMode};
+pub use records::{MAX_ORDERS, OrderQuery, WorkOrder, WorkOrderEvent};
+pub use tasks::{Evaluation, FEEDBACK_INDICATOR, Measured, Side, StoredEvent, TaskWrite};
 pub use query::{
     BuildingRecord, IndicatorValue, RegionInfo, RegionShapeRecord, Snapshot, latest_complete_period,
 };
@@ -74,6 +81,11 @@ pub enum AnalyticsError {
         parameter: &'static str,
         message: String,
     },
+    /// An event a task's life does not allow (`workflow::Rule` names why); nothing changed.
+    #[error(transparent)]
+    Refused(#[from] workflow::Refusal),
+    #[error("no task {0}")]
+    NoSuchTask(String),
     /// Analyst SQL broke a rule (`rule` names it: one_statement, read_only,
     /// no_external_access, timeout, invalid).
     #[error("{rule}: {message}")]

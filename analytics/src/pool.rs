@@ -63,6 +63,8 @@ pub struct Engine {
     /// Counts commits: odd while one is being made visible, even otherwise, so that a read
     /// knows whether what it computed may be cached (see [`Engine::consistent`]).
     pub(crate) generation: AtomicU64,
+    /// Working days for task deadlines (see `tasks`).
+    pub(crate) calendar: RwLock<Arc<workflow::Calendar>>,
 }
 
 thread_local! {
@@ -158,6 +160,7 @@ impl Engine {
             patterns: RwLock::new(HashMap::new()),
             writer: Mutex::new(()),
             generation: AtomicU64::new(0),
+            calendar: RwLock::new(Arc::new(workflow::Calendar::default())),
         };
         engine.reload_regions()?;
         engine.reload_cubes()?;

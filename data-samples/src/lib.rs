@@ -103,7 +103,7 @@ pub enum GenerateError {
 }
 
 /// The layout version of generated directories; it changes whenever a file or column does.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// What was generated, also written as `manifest.json`.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -374,8 +374,11 @@ pub fn generate(out: &Path, config: &Config) -> Result<Manifest, GenerateError> 
     let mut rows = std::collections::BTreeMap::new();
     rows.insert("population".to_owned(), grids.len());
     bar.set_message("12345 work orders");
-    write_work_orders(out, &ctx, orders, &mut root.fork(4), &bar)?;
+    // The events draw from a stream of their own, so the orders are what they were before
+    // the events existed.
+    let events = write_work_orders(out, &ctx, orders, &mut root.fork(4), &mut root.fork(8), &bar)?;
     rows.insert("work_orders".to_owned(), orders);
+    rows.insert("work_order_events".to_owned(), events);
     bar.set_message("service applications");
     write_applications(out, &ctx, applications, &mut root.fork(5), &bar)?;
     rows.insert("service_applications".to_owned(), applications);
@@ -538,13 +541,155 @@ fn write_regions(out: &Path, tree: &[Region]) -> Result<(), GenerateError> {
     bw.flush().map_err(io_err(&path))
 }
 
+/// The organisation a content category goes to in a county (`<county>/<department>`).
+pub fn department_for(county: &str, content_code: &str) -> String {
+    let dept = match content_code.get(..2).unwrap_or("") {
+        "01" => "城管局",
+        "02" | "09" => "住建局",
+        "03" => "交通运输局",
+        "04" | "10" => "人社局",
+        "05" => "卫健委",
+        "06" => "教育局",
+        "07" => "公用事业局",
+        "08" => "市场监管局",
+        "11" => "公安局",
+        _ => "政府办公室",
+    };
+    format!("{county}/{dept}")
+}
+
+/// The names of the content categories (codes in the style of GB/T 39666, synthetic).
+pub const CONTENT_NAMES: [(&str, &str); 12] = [
+    ("0101", "市容环卫"),
+    ("0102", "噪声扰民"),
+    ("0201", "物业管理"),
+    ("0301", "交通出行"),
+    ("0401", "劳动保障"),
+    ("0501", "医疗卫生"),
+    ("0601", "教育"),
+    ("0701", "供水供电供气"),
+    ("0801", "市场监管"),
+    ("0901", "房屋征收"),
+    ("1001", "社会保障"),
+    ("1101", "公共安全"),
+];
+
+/// One order as the generator drew it, for its events.
+struct Drawn<'a> {
+    id: &'a str,
+    created: NaiveDateTime,
+    due: NaiveDateTime,
+    closed: Option<NaiveDateTime>,
+    satisfaction: Option<usize>,
+    repeat_of: Option<&'a str>,
+    content: &'a str,
+    grid: &'a Region,
+    trouble: f64,
+}
+
+/// Writes one order's events (accepted, dispatched, perhaps returned and dispatched again,
+/// acknowledged, perhaps extended or merged into a duplicate's original, closed, perhaps
+/// visited unhappily and reopened, closed again, visited) and returns how many. The last
+/// time limit and the last closure are the order row's own, so on-time closure computed
+/// from the events equals the row's.
+fn write_order_events(
+    w: &mut csv::Writer<BufWriter<File>>,
+    o: &Drawn,
+    end: NaiveDateTime,
+    rng: &mut Rng,
+) -> Result<usize, csv::Error> {
+    let county = &o.grid.code[..6];
+    let org = department_for(county, o.content);
+    let stop = o.closed.unwrap_or(end.min(o.due.max(o.created)));
+    let span_s = (stop - o.created).num_seconds().max(0);
+    // A point `f` of the way from creation to the closure (or, open, to now or the limit).
+    let at = |f: f64| o.created + Duration::seconds((span_s as f64 * f) as i64);
+    let mut rows: Vec<(NaiveDateTime, &str, String, Option<NaiveDateTime>, Option<&str>, Option<usize>)> = Vec::new();
+    rows.push((o.created, "accept", "12345热线".into(), None, None, None));
+    let returned = rng.chance(0.03 + 0.04 * o.trouble);
+    // An extension moves the limit to the row's; the first dispatch had an earlier one.
+    let extension_h = if rng.chance(0.05) { 24 * (1 + rng.below(3) as i64) } else { 0 };
+    let first_due = if o.due - Duration::hours(extension_h) > o.created + Duration::hours(1) {
+        o.due - Duration::hours(extension_h)
+    } else {
+        o.due
+    };
+    if returned {
+        let other = department_for(county, CONTENT_NAMES[rng.below(CONTENT_NAMES.len())].0);
+        let wrong = if other == org { format!("{county}/政府办公室") } else { other };
+        rows.push((at(0.02), "dispatch", wrong.clone(), Some(first_due), None, None));
+        rows.push((at(0.08), "return", wrong, None, None, None));
+        rows.push((at(0.12), "dispatch", org.clone(), Some(first_due), None, None));
+    } else {
+        rows.push((at(0.02), "dispatch", org.clone(), Some(first_due), None, None));
+    }
+    rows.push((at(0.18), "acknowledge", org.clone(), None, None, None));
+    if let Some(original) = o.repeat_of.filter(|_| rng.chance(0.5)) {
+        rows.push((at(0.2), "merge", "12345热线".into(), None, Some(original), None));
+    }
+    if first_due != o.due {
+        rows.push((at(0.3), "extend", org.clone(), Some(o.due), None, None));
+    }
+    if let Some(closed) = o.closed {
+        if rng.chance(0.03 + 0.06 * o.trouble) && span_s > 600 {
+            rows.push((at(0.55), "close", org.clone(), None, None, None));
+            rows.push((at(0.6), "visit", "12345热线".into(), None, None, Some(1 + rng.below(2))));
+            rows.push((at(0.62), "reopen", "12345热线".into(), None, None, None));
+        }
+        rows.push((closed, "close", org.clone(), None, None, None));
+        if let Some(s) = o.satisfaction {
+            let visit = (closed + Duration::hours(2 + rng.below(46) as i64)).min(end - Duration::seconds(1)).max(closed);
+            rows.push((visit, "visit", "12345热线".into(), None, None, Some(s)));
+        }
+    }
+    for (seq, (t, kind, org, due, merged, sat)) in rows.iter().enumerate() {
+        let record: [&str; 10] = [
+            o.id,
+            &(seq + 1).to_string(),
+            &ts(*t),
+            kind,
+            org,
+            &due.map(ts).unwrap_or_default(),
+            merged.unwrap_or(""),
+            &sat.map(|s| s.to_string()).unwrap_or_default(),
+            &o.grid.code[..12],
+            &o.grid.code,
+        ];
+        w.write_record(record)?;
+    }
+    Ok(rows.len())
+}
+
+/// Writes the work orders and their events; returns how many events.
 fn write_work_orders(
     out: &Path,
     ctx: &Ctx,
     n: usize,
     rng: &mut Rng,
+    events_rng: &mut Rng,
     bar: &ProgressBar,
-) -> Result<(), GenerateError> {
+) -> Result<usize, GenerateError> {
+    let events_path = out.join("work_order_events.csv");
+    let mut events = csv_writer(&events_path)?;
+    let eerr = |source| GenerateError::Csv {
+        path: events_path.clone(),
+        source,
+    };
+    events
+        .write_record([
+            "order_id",
+            "seq",
+            "at",
+            "kind",
+            "org",
+            "due_at",
+            "merged_into",
+            "satisfaction",
+            "community_code",
+            "grid_id",
+        ])
+        .map_err(eerr)?;
+    let mut event_count = 0;
     let path = out.join("work_orders.csv");
     let mut w = csv_writer(&path)?;
     let werr = |source| GenerateError::Csv {
@@ -611,26 +756,48 @@ fn write_work_orders(
         let repeat_p = 0.05 + 0.08 * drift * progress * progress;
         let repeat_of = slot.filter(|_| rng.chance(repeat_p));
         *slot = Some(i);
+        let id = format!("WO{i:09}");
+        let content = CONTENT[contents.sample(rng)].0;
+        let repeat_id = repeat_of.map(|j| format!("WO{j:09}"));
+        event_count += write_order_events(
+            &mut events,
+            &Drawn {
+                id: &id,
+                created,
+                due,
+                closed,
+                satisfaction,
+                repeat_of: repeat_id.as_deref(),
+                content,
+                grid: g,
+                trouble: drift * progress * progress,
+            },
+            end,
+            events_rng,
+        )
+        .map_err(eerr)?;
         let record: [&str; 13] = [
-            &format!("WO{i:09}"),
+            &id,
             &ts(created),
             &ts(due),
             &closed.map(ts).unwrap_or_default(),
             kind,
-            CONTENT[contents.sample(rng)].0,
+            content,
             CHANNELS[channels.sample(rng)].0,
             &g.code[..12],
             &g.code,
             &format!("{lon:.6}"),
             &format!("{lat:.6}"),
             &satisfaction.map(|s| s.to_string()).unwrap_or_default(),
-            &repeat_of.map(|j| format!("WO{j:09}")).unwrap_or_default(),
+            &repeat_id.unwrap_or_default(),
         ];
         w.write_record(record).map_err(werr)?;
         tick(bar, i);
     }
     bar.inc((n % 10_000) as u64);
-    w.flush().map_err(io_err(&path))
+    w.flush().map_err(io_err(&path))?;
+    events.flush().map_err(io_err(&events_path))?;
+    Ok(event_count)
 }
 
 fn write_applications(

@@ -32,6 +32,10 @@ pub const BUILTIN_FILES: &[(&str, &str)] = &[
     ),
     ("economy.toml", include_str!("../catalogue/economy.toml")),
     ("safety.toml", include_str!("../catalogue/safety.toml")),
+    (
+        "supervision.toml",
+        include_str!("../catalogue/supervision.toml"),
+    ),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -102,6 +102,9 @@ pub enum Source {
     File,
     /// Recomputed at every load by this `SELECT` over other fact tables, in column order.
     Derived(&'static str),
+    /// Written by the engine itself, never loaded from files: the task ledger, one row per
+    /// supervised task, rewritten from the task's events at each of them.
+    System,
 }
 
 /// A rule every row must satisfy, as a SQL condition over the typed row, with the reason
@@ -251,6 +254,103 @@ pub const WORK_ORDERS: FactTable = FactTable {
             "lat is outside -90..90",
         ),
     ],
+};
+
+/// The kinds of event in a 12345 work order's life (受理、派单、签收、办理、办结、回访 with its rating, and
+/// returns, reassignments, extensions, merges of duplicates and reopenings).
+pub const WORK_ORDER_EVENT_KINDS: [&str; 9] = [
+    "accept", "dispatch", "acknowledge", "return", "extend", "merge", "close", "visit", "reopen",
+];
+
+pub const WORK_ORDER_EVENTS: FactTable = FactTable {
+    name: "work_order_events",
+    description: "the life of each 12345 work order, event by event: accepted by the hotline, dispatched (again after a return) to an organisation, acknowledged, extended, merged into an earlier duplicate, closed, visited back with a rating, reopened after an unhappy visit",
+    key: &["order_id", "seq"],
+    recorded_at: Some("at"),
+    row_covers: Grain::Day,
+    census: false,
+    disclosure: Disclosure::Records,
+    dimensions: &["kind", "org"],
+    region: RegionKey::Grid,
+    source: Source::File,
+    columns: &[
+        col("order_id", Text),
+        col("seq", Integer),
+        col("at", Timestamp),
+        col("kind", Text),
+        // The organisation acting (the hotline, or the one the order is dispatched to).
+        opt("org", Text),
+        // The time limit from this event on (dispatch, extend).
+        opt("due_at", Timestamp),
+        // The earlier order a duplicate is merged into (merge).
+        opt("merged_into", Text),
+        // The return visit's rating, 1 to 5 (visit).
+        opt("satisfaction", Integer),
+        col("community_code", Text),
+        col("grid_id", Text),
+    ],
+    rules: &[
+        rule(
+            "kind IN ('accept', 'dispatch', 'acknowledge', 'return', 'extend', 'merge', 'close', 'visit', 'reopen')",
+            "kind is not one of accept, dispatch, acknowledge, return, extend, merge, close, visit, reopen",
+        ),
+        rule("seq >= 1", "seq is below 1"),
+        rule(
+            "satisfaction IS NULL OR satisfaction BETWEEN 1 AND 5",
+            "satisfaction is outside 1-5",
+        ),
+        rule(
+            "kind NOT IN ('dispatch', 'extend') OR due_at IS NOT NULL",
+            "a dispatch or extend event has no due_at",
+        ),
+        rule(
+            "kind <> 'merge' OR merged_into IS NOT NULL",
+            "a merge event has no merged_into",
+        ),
+    ],
+};
+
+pub const WORK_ORDER_OUTCOMES: FactTable = FactTable {
+    name: "work_order_outcomes",
+    description: "each 12345 work order as its events leave it: first and final closure, the time limit in force at the end (extensions included), whether it was closed on time and the first time (no return, no reopening), merged duplicates marked",
+    key: &["order_id"],
+    recorded_at: Some("accepted_at"),
+    row_covers: Grain::Day,
+    census: false,
+    disclosure: Disclosure::Records,
+    dimensions: &[],
+    region: RegionKey::Grid,
+    source: Source::Derived(
+        "SELECT order_id, MIN(community_code), MIN(grid_id), MIN(at) FILTER (WHERE kind = 'accept'), \
+         arg_max(due_at, seq) FILTER (WHERE due_at IS NOT NULL), MIN(at) FILTER (WHERE kind = 'close'), \
+         MAX(at) FILTER (WHERE kind = 'close'), COUNT(*) FILTER (WHERE kind = 'dispatch'), \
+         COUNT(*) FILTER (WHERE kind = 'return'), COUNT(*) FILTER (WHERE kind = 'reopen'), \
+         COUNT(*) FILTER (WHERE kind = 'extend'), COUNT(*) FILTER (WHERE kind = 'merge') > 0, \
+         CASE WHEN COUNT(*) FILTER (WHERE kind = 'close') = 0 THEN NULL \
+              WHEN MAX(at) FILTER (WHERE kind = 'close') <= arg_max(due_at, seq) FILTER (WHERE due_at IS NOT NULL) THEN 1 ELSE 0 END, \
+         CASE WHEN COUNT(*) FILTER (WHERE kind = 'close') = 0 THEN NULL \
+              WHEN COUNT(*) FILTER (WHERE kind IN ('return', 'reopen')) = 0 THEN 1 ELSE 0 END \
+         FROM work_order_events GROUP BY order_id",
+    ),
+    columns: &[
+        col("order_id", Text),
+        col("community_code", Text),
+        col("grid_id", Text),
+        opt("accepted_at", Timestamp),
+        opt("due_at", Timestamp),
+        opt("first_closed_at", Timestamp),
+        opt("closed_at", Timestamp),
+        col("dispatches", Integer),
+        col("returns", Integer),
+        col("reopenings", Integer),
+        col("extensions", Integer),
+        col("merged", Boolean),
+        // 1 closed (finally) by the time limit in force, 0 late, NULL open.
+        opt("on_time", Integer),
+        // 1 closed without a return or a reopening, 0 otherwise, NULL open.
+        opt("first_time", Integer),
+    ],
+    rules: &[],
 };
 
 pub const HOTLINE_CALLS: FactTable = FactTable {
@@ -616,8 +716,48 @@ pub fn file_tables() -> impl Iterator<Item = &'static FactTable> {
     FACT_TABLES.iter().filter(|t| t.source == Source::File)
 }
 
+pub const TASK_OUTCOMES: FactTable = FactTable {
+    name: "task_outcomes",
+    description: "supervised tasks (督办) as their events leave them, one row per task: the accountability ledger of the owner organisations",
+    key: &["task_id"],
+    recorded_at: Some("created_at"),
+    row_covers: Grain::Day,
+    census: false,
+    // A row is one case handled by named people: few of them can point at one official.
+    disclosure: Disclosure::Records,
+    dimensions: &["owner_org", "indicator", "state"],
+    region: RegionKey::Column {
+        name: "county_code",
+        level: Level::County,
+    },
+    source: Source::System,
+    columns: &[
+        col("task_id", Text),
+        col("county_code", Text),
+        col("region_code", Text),
+        col("indicator", Text),
+        col("owner_org", Text),
+        col("state", Text),
+        col("created_at", Timestamp),
+        col("deadline_at", Timestamp),
+        opt("resolved_at", Timestamp),
+        opt("closed_at", Timestamp),
+        // 1 resolved by the deadline in force, 0 resolved late or overdue (carded) while
+        // open, NULL while open and not yet late.
+        opt("on_time", Integer),
+        col("reopened", Integer),
+        // 0 none, 1 yellow card, 2 red card.
+        col("escalated", Integer),
+        // 1 verified effective, 0 verified not (yet) effective, NULL not verified.
+        opt("effective", Integer),
+    ],
+    rules: &[],
+};
+
 pub const FACT_TABLES: &[FactTable] = &[
     WORK_ORDERS,
+    WORK_ORDER_EVENTS,
+    WORK_ORDER_OUTCOMES,
     HOTLINE_CALLS,
     SERVICE_APPLICATIONS,
     SERVICE_SCENARIOS,
@@ -629,6 +769,7 @@ pub const FACT_TABLES: &[FactTable] = &[
     IT_SYSTEMS,
     DATA_SHARING_REQUESTS,
     POPULATION,
+    TASK_OUTCOMES,
 ];
 
 pub fn fact_table(name: &str) -> Option<&'static FactTable> {

@@ -3,7 +3,8 @@
 //! Client mistakes are 4xx with a JSON body naming the parameter (or, for analyst SQL, the
 //! rule); no or an unknown token is 401, outside the role or scope 403, too many requests 429
 //! (each with a `reason`); a load with bad rows is 422 with its report, a body over its
-//! limit 413, a full disk 507; a query cancelled at its time limit is 504; a missing
+//! limit 413, a full disk 507; a task event its life does not allow 403, 409 or 422 by the
+//! rule it breaks (named in `rule`); a query cancelled at its time limit is 504; a missing
 //! renderer or empty database is 503; anything else is a generic 500 whose detail is logged here, once.
 
 use axum::Json;
@@ -39,6 +40,14 @@ pub enum AppError {
     #[error("{}", analytics::AnalyticsError::Rejected(.0.clone()))]
     Rejected(Box<analytics::LoadReport>),
     /// A request body over its limit.
+    /// An event a task's life does not allow: the rule it breaks decides the status (the
+    /// actor's role, scope or organisation 403; the task's state or time order 409; what
+    /// the event carries 422).
+    #[error("{0}")]
+    Refused(workflow::Refusal),
+    /// The request repeats something that exists (e.g. a second open task for one alert).
+    #[error("{message}")]
+    Conflict { reason: String, message: String },
     #[error("{0}")]
     PayloadTooLarge(String),
     /// The database cannot grow (a full disk): nothing was written.
@@ -79,6 +88,8 @@ impl From<analytics::AnalyticsError> for AppError {
             } => AppError::Timeout(format!("timeout: {message}")),
             A::Sql { rule, message } => AppError::SqlRule { rule, message },
             A::Rejected(report) => AppError::Rejected(report),
+            A::Refused(refusal) => AppError::Refused(refusal),
+            A::NoSuchTask(id) => AppError::NotFound(format!("no task {id:?}")),
             A::Ingest { message, path } => {
                 AppError::bad("body", format!("{message}, in {}", path.display()))
             }
@@ -221,6 +232,34 @@ impl IntoResponse for AppError {
                     error,
                     reason: Some("rejected".into()),
                     report: serde_json::to_value(&report).ok(),
+                    ..ErrorBody::default()
+                },
+            ),
+            AppError::Refused(refusal) => {
+                use workflow::Rule as R;
+                let status = match refusal.rule {
+                    R::Role | R::Owner | R::Scope => StatusCode::FORBIDDEN,
+                    R::First | R::State | R::Order | R::Extension | R::Card => StatusCode::CONFLICT,
+                    R::Note | R::Deadline | R::Organisation | R::Evidence => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                };
+                (
+                    status,
+                    ErrorBody {
+                        error,
+                        reason: Some("refused".into()),
+                        rule: Some(refusal.rule.as_str().into()),
+                        message: Some(refusal.message),
+                        ..ErrorBody::default()
+                    },
+                )
+            }
+            AppError::Conflict { reason, .. } => (
+                StatusCode::CONFLICT,
+                ErrorBody {
+                    error,
+                    reason: Some(reason),
                     ..ErrorBody::default()
                 },
             ),

@@ -5,7 +5,7 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use cli::args::{Cli, Command};
-use cli::{data, feed, serve, twin};
+use cli::{data, feed, serve, tasks, twin};
 use indicators::{Grain, IndicatorQuery, Level};
 use std::path::Path;
 
@@ -137,11 +137,15 @@ fn main() -> Result<()> {
             tokens,
             audit,
             mappings,
+            supervision,
         } => {
             let auth = serve::load_auth(tokens.as_deref(), &serve::audit_path(&db, audit))?;
             let mappings = serve::load_mappings(mappings.as_deref())?;
-            serve::serve(&db, addr, auth, mappings)
+            serve::serve(&db, addr, auth, mappings, &supervision)
         }
+        Command::Tasks {
+            action: cli::args::TasksAction::Seed { db },
+        } => tasks::seed(&db),
         Command::Demo { addr, dir } => serve::demo(&dir, addr),
         Command::Indicators { action } => data::indicators_cmd(action),
     }

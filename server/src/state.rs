@@ -98,6 +98,32 @@ pub struct AppState {
     pub live: Arc<crate::http::events::Live>,
     /// Mappings by name for loads of foreign layouts (operator configuration: they hold SQL).
     pub mappings: Arc<std::collections::BTreeMap<String, analytics::Mapping>>,
+    /// The time supervision runs on (task events, deadlines, escalation).
+    pub clock: Clock,
+    /// Whether the server makes a task of every critical alert without one (the rule of
+    /// `serve --auto-tasks`).
+    pub auto_tasks: bool,
+}
+
+/// The "now" of the closed loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// The wall clock, as China Standard Time (UTC+8), which the data's timestamps use.
+    System,
+    /// The latest time the data has reached (`analytics::Engine::data_now`): for the demo's
+    /// simulated feed and for tests, where time moves as data arrives.
+    Data,
+}
+
+impl Clock {
+    /// Now, on this clock (blocking: the data clock asks the database).
+    pub fn now(self, engine: &Engine) -> Result<chrono::NaiveDateTime, analytics::AnalyticsError> {
+        let system = || chrono::Utc::now().naive_utc() + chrono::Duration::hours(8);
+        Ok(match self {
+            Clock::System => system(),
+            Clock::Data => engine.data_now()?.unwrap_or_else(system),
+        })
+    }
 }
 
 /// Why a server cannot start on a database.
@@ -148,7 +174,15 @@ impl AppState {
             answers: Arc::new(crate::http::Answers::default()),
             live: Arc::new(crate::http::events::Live::default()),
             mappings: Arc::new(std::collections::BTreeMap::new()),
+            clock: Clock::System,
+            auto_tasks: false,
         }
+    }
+
+    pub fn with_clock(mut self, clock: Clock, auto_tasks: bool) -> AppState {
+        self.clock = clock;
+        self.auto_tasks = auto_tasks;
+        self
     }
 
     /// The same state with these mappings (by name) for loads.

@@ -64,6 +64,7 @@ async fn a_dead_renderer_is_replaced_and_the_api_stays_up() {
             name: "admin".into(),
             role: Role::Admin,
             scope: "32".into(),
+            org: None,
         },
     )
     .unwrap();

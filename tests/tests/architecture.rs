@@ -125,7 +125,7 @@ fn dependency_rule_holds() {
             .0
             .clone()
     };
-    for pure in ["indicators", "scenes"] {
+    for pure in ["indicators", "workflow", "scenes"] {
         let internal: Vec<String> = edges[&id_of(pure)]
             .iter()
             .map(|d| names[d].clone())

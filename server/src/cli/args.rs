@@ -22,6 +22,40 @@ pub(crate) enum ScaleArg {
     Large,
 }
 
+/// How the closed loop keeps time and which rules it runs by.
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct SupervisionArgs {
+    /// The clock of task events, deadlines and escalation: the wall clock (UTC+8), or the
+    /// latest time the data has reached (for a simulated feed).
+    #[arg(long, value_enum, default_value_t = ClockArg::System)]
+    pub(crate) clock: ClockArg,
+    /// Make a task of every critical alert that has none (assigned to the county's
+    /// government office, 5 working days).
+    #[arg(long)]
+    pub(crate) auto_tasks: bool,
+    /// Public holidays and worked weekend days for working-day deadlines: a TOML file with
+    /// `holidays = ["YYYY-MM-DD", ...]` and `working_weekends = [...]` (default: weekends
+    /// only).
+    #[arg(long)]
+    pub(crate) holidays: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ClockArg {
+    System,
+    Data,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TasksAction {
+    /// Plays supervised tasks into the database from its own alerts of past quarters, through
+    /// every state of their life, on the data's clock (what `make demo` starts from).
+    Seed {
+        #[arg(long)]
+        db: PathBuf,
+    },
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
     Table,
@@ -252,6 +286,13 @@ pub(crate) enum Command {
         /// A directory of mapping TOMLs (`NAME.toml`) that loads may name (`mapping=NAME`).
         #[arg(long)]
         mappings: Option<PathBuf>,
+        #[command(flatten)]
+        supervision: SupervisionArgs,
+    },
+    /// Supervised tasks in a database no server has open.
+    Tasks {
+        #[command(subcommand)]
+        action: TasksAction,
     },
     /// Generate the small sample if missing, load it and serve it.
     Demo {

@@ -5,4 +5,5 @@ pub mod args;
 pub mod data;
 pub mod feed;
 pub mod serve;
+pub mod tasks;
 pub mod twin;

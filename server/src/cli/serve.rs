@@ -1,6 +1,6 @@
 //! Serving: the server's state, tokens and audit log, the listener, and the demo.
 
-use super::args::ScaleArg;
+use super::args::{ClockArg, ScaleArg, SupervisionArgs};
 use super::data::{generate, ingest};
 use anyhow::{Context, Result};
 use server::state::AppState;
@@ -29,6 +29,9 @@ pub(crate) struct TokenEntry {
     role: String,
     scope: String,
     secret: String,
+    /// The organisation of a `department` token: `<scope>/<name>`.
+    #[serde(default)]
+    org: Option<String>,
 }
 
 /// Tokens from `DATABRAIN_ADMIN_TOKEN` and the tokens file, with the audit log.
@@ -40,6 +43,7 @@ pub(crate) fn load_auth(tokens: Option<&Path>, audit: &Path) -> Result<server::a
             name: "admin (DATABRAIN_ADMIN_TOKEN)".into(),
             role: Role::Admin,
             scope: "32".into(),
+            org: None,
         };
         auth.add(&secret, admin)
             .map_err(|e| anyhow::anyhow!("DATABRAIN_ADMIN_TOKEN: {e}"))?;
@@ -59,6 +63,7 @@ pub(crate) fn load_auth(tokens: Option<&Path>, audit: &Path) -> Result<server::a
                     name: t.name.clone(),
                     role,
                     scope: t.scope,
+                    org: t.org,
                 },
             )
             .map_err(|e| anyhow::anyhow!("{e}, in {}", path.display()))?;
@@ -67,6 +72,27 @@ pub(crate) fn load_auth(tokens: Option<&Path>, audit: &Path) -> Result<server::a
     auth.audit_to(audit)
         .with_context(|| format!("cannot open the audit log {}", audit.display()))?;
     Ok(auth)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HolidaysFile {
+    #[serde(default)]
+    holidays: Vec<chrono::NaiveDate>,
+    #[serde(default)]
+    working_weekends: Vec<chrono::NaiveDate>,
+}
+
+/// The working-day calendar of `serve --holidays FILE`.
+pub(crate) fn load_calendar(path: &Path) -> Result<workflow::Calendar> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the holidays file {}", path.display()))?;
+    let file: HolidaysFile = toml::from_str(&text)
+        .with_context(|| format!("malformed holidays file {}", path.display()))?;
+    Ok(workflow::Calendar {
+        holidays: file.holidays.into_iter().collect(),
+        working_weekends: file.working_weekends.into_iter().collect(),
+    })
 }
 
 /// A random token: 32 hex digits from the operating system's generator.
@@ -107,10 +133,22 @@ pub(crate) fn serve(
     addr: SocketAddr,
     auth: server::auth::Auth,
     mappings: std::collections::BTreeMap<String, analytics::Mapping>,
+    supervision: &SupervisionArgs,
 ) -> Result<()> {
-    let state = AppState::open(db)?.with_auth(auth).with_mappings(mappings);
+    let clock = match supervision.clock {
+        ClockArg::System => server::state::Clock::System,
+        ClockArg::Data => server::state::Clock::Data,
+    };
+    let state = AppState::open(db)?
+        .with_auth(auth)
+        .with_mappings(mappings)
+        .with_clock(clock, supervision.auto_tasks);
+    if let Some(path) = &supervision.holidays {
+        state.engine.set_calendar(load_calendar(path)?);
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
+        tokio::spawn(server::http::tasks::supervise(state.clone()));
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
@@ -150,6 +188,8 @@ pub(crate) fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
     if !has_data {
         ingest(&db, &sample)?;
     }
+    // The closed loop in every state, from the sample's own alerts (once per database).
+    super::tasks::seed(&db)?;
     // One token per role, fresh at every start: the province for admin, leader and viewer, a
     // Nanjing analyst, a planner of the demo district.
     use server::auth::{Principal, Role};
@@ -158,6 +198,8 @@ pub(crate) fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
     for (role, scope) in [
         (Role::Admin, "32"),
         (Role::Leader, "32"),
+        (Role::Supervisor, "32"),
+        (Role::Department, data_samples::regions::DEMO_DISTRICT),
         (Role::Analyst, "3201"),
         (Role::Planner, "320102"),
         (Role::Viewer, "32"),
@@ -170,6 +212,7 @@ pub(crate) fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
                 name: format!("demo {}", role.as_str()),
                 role,
                 scope: scope.into(),
+                org: (role == Role::Department).then(|| workflow::default_owner(scope)),
             },
         )?;
         println!(
@@ -183,6 +226,13 @@ pub(crate) fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
             Role::Analyst => {
                 println!("           analysis:    http://{addr}/analyst?token={secret}")
             }
+            Role::Supervisor => {
+                println!("           the board:   http://{addr}/tasks?token={secret}")
+            }
+            Role::Department => println!(
+                "           the inbox:   http://{addr}/tasks?token={secret} ({})",
+                workflow::default_owner(scope)
+            ),
             Role::Planner => println!(
                 "           the planner: http://{addr}/planner?scene=demo_district&token={secret}"
             ),
@@ -193,5 +243,12 @@ pub(crate) fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
             _ => {}
         }
     }
-    serve(&db, addr, auth, Default::default())
+    // The demo's feed plays on a simulated clock: supervision keeps the data's time, and
+    // critical alerts become tasks by rule.
+    let supervision = SupervisionArgs {
+        clock: ClockArg::Data,
+        auto_tasks: true,
+        holidays: None,
+    };
+    serve(&db, addr, auth, Default::default(), &supervision)
 }

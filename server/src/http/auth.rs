@@ -40,12 +40,20 @@ pub enum Role {
     /// Writes department data of its scope through the server (loads and appends); reads
     /// like a viewer.
     Loader,
+    /// Verifies or reopens resolved tasks and decides on extensions, in its scope; reads like
+    /// a leader.
+    Supervisor,
+    /// An organisation that owns tasks (its token names it): accepts, returns, works on,
+    /// asks for more time and resolves its own tasks; reads like a viewer.
+    Department,
     Admin,
 }
 
 /// A role name that is not one of [`Role::ALL`].
 #[derive(Debug, thiserror::Error)]
-#[error("unknown role {0:?} (admin, leader, analyst, loader, planner, viewer)")]
+#[error(
+    "unknown role {0:?} (admin, leader, supervisor, department, analyst, loader, planner, viewer)"
+)]
 pub struct UnknownRole(String);
 
 impl std::str::FromStr for Role {
@@ -56,6 +64,8 @@ impl std::str::FromStr for Role {
             "leader" => Role::Leader,
             "analyst" => Role::Analyst,
             "loader" => Role::Loader,
+            "supervisor" => Role::Supervisor,
+            "department" => Role::Department,
             "planner" => Role::Planner,
             "viewer" => Role::Viewer,
             other => return Err(UnknownRole(other.to_owned())),
@@ -64,9 +74,11 @@ impl std::str::FromStr for Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 8] = [
         Role::Admin,
         Role::Leader,
+        Role::Supervisor,
+        Role::Department,
         Role::Analyst,
         Role::Loader,
         Role::Planner,
@@ -79,6 +91,8 @@ impl Role {
             Role::Leader => "leader",
             Role::Analyst => "analyst",
             Role::Loader => "loader",
+            Role::Supervisor => "supervisor",
+            Role::Department => "department",
             Role::Planner => "planner",
             Role::Viewer => "viewer",
         }
@@ -92,6 +106,34 @@ impl Role {
     /// Whether the role may write data (within its scope).
     pub fn writes(self) -> bool {
         matches!(self, Role::Loader | Role::Admin)
+    }
+
+    /// Whether the role may read supervised tasks (of its scope; a department only its own).
+    pub fn reads_tasks(self) -> bool {
+        matches!(
+            self,
+            Role::Leader | Role::Supervisor | Role::Department | Role::Analyst | Role::Admin
+        )
+    }
+
+    /// Whether the role may read single 12345 work orders (of its scope): the record-level
+    /// routes (`/api/work-orders`, `/open311`).
+    pub fn reads_records(self) -> bool {
+        matches!(
+            self,
+            Role::Leader | Role::Supervisor | Role::Department | Role::Analyst | Role::Admin
+        )
+    }
+
+    /// The part the role plays in a task's life, if any.
+    pub fn actor_role(self) -> Option<workflow::ActorRole> {
+        match self {
+            Role::Leader => Some(workflow::ActorRole::Leader),
+            Role::Supervisor => Some(workflow::ActorRole::Supervisor),
+            Role::Department => Some(workflow::ActorRole::Department),
+            Role::Admin => Some(workflow::ActorRole::Admin),
+            Role::Viewer | Role::Planner | Role::Analyst | Role::Loader => None,
+        }
     }
 
     /// Whether the role may run raw SQL (and then only with the whole province in scope).
@@ -108,6 +150,9 @@ pub struct Principal {
     pub role: Role,
     /// Region code whose subtree this token may see.
     pub scope: String,
+    /// The organisation a `department` token acts for (`<scope>/<name>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub org: Option<String>,
 }
 
 /// A token that cannot be added.
@@ -119,6 +164,10 @@ pub enum TokenError {
     BadScope { name: String, scope: String },
     #[error("the token for {0} is already given to someone else")]
     Duplicate(String),
+    #[error(
+        "{name}: a department token names its organisation as org = \"<its scope>/<name>\" (and only department tokens have one), not {org:?}"
+    )]
+    BadOrg { name: String, org: Option<String> },
 }
 
 enum AuditMessage {
@@ -189,6 +238,22 @@ impl Auth {
             return Err(TokenError::BadScope {
                 name: principal.name,
                 scope: principal.scope,
+            });
+        }
+        let org_ok = match (&principal.org, principal.role) {
+            (Some(org), Role::Department) => org.split_once('/').is_some_and(|(code, name)| {
+                code == principal.scope
+                    && !name.trim().is_empty()
+                    && name.chars().count() <= 64
+                    && !name.chars().any(|c| c.is_control() || c == '/')
+            }),
+            (None, Role::Department) | (Some(_), _) => false,
+            (None, _) => true,
+        };
+        if !org_ok {
+            return Err(TokenError::BadOrg {
+                name: principal.name,
+                org: principal.org,
             });
         }
         if self.lookup(secret.as_bytes()).is_some() {
@@ -286,6 +351,18 @@ impl Auth {
             limiter.retain_recent();
         }
         limiter.check_key(&address.to_owned()).is_ok()
+    }
+
+    /// An audit line for what the server did by its own rules (no request behind it), such as
+    /// escalating an overdue task.
+    pub fn record_system(&self, what: &str, detail: serde_json::Value) {
+        self.record(serde_json::json!({
+            "when": chrono::Local::now().to_rfc3339(),
+            "who": "system",
+            "role": "system",
+            "what": bounded(what),
+            "detail": detail,
+        }));
     }
 
     fn record(&self, entry: serde_json::Value) {
@@ -572,6 +649,7 @@ mod tests {
             name: "x".into(),
             role: Role::Viewer,
             scope: scope.into(),
+            org: None,
         };
         assert!(auth.add("short", p("32")).is_err());
         assert!(auth.add("0123456789abcdef", p("nanjing")).is_err());

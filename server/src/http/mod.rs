@@ -17,11 +17,13 @@ pub mod loads;
 pub mod openapi;
 pub mod pages;
 pub mod params;
+pub mod records;
 pub mod risks;
 pub mod scenes;
 pub mod serve;
 pub mod sql;
 pub mod stream;
+pub mod tasks;
 pub mod work;
 
 pub use work::{Answers, blocking};
@@ -65,6 +67,7 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(pages::wall))
         .routes(routes!(pages::analyst))
         .routes(routes!(pages::planner))
+        .routes(routes!(pages::tasks))
         .routes(routes!(pages::common_js))
         .routes(routes!(scenes::health))
         .routes(routes!(openapi::serve))
@@ -85,6 +88,14 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(loads::append))
         .routes(routes!(events::events))
         .routes(routes!(events::events_ws))
+        .routes(routes!(tasks::list, tasks::create))
+        .routes(routes!(tasks::show))
+        .routes(routes!(tasks::event))
+        .routes(routes!(tasks::evaluation))
+        .routes(routes!(records::events))
+        .routes(routes!(records::services))
+        .routes(routes!(records::requests))
+        .routes(routes!(records::request_one))
         .split_for_parts();
     (public, private, openapi::document(public_api, private_api))
 }

@@ -143,6 +143,7 @@ small {{ color:#8ea2c0; }} .hint {{ color:#8ea2c0; font-size:13px; }} .warn {{ c
 <p class=hint>Catalogue {version}. Pages: <a class=pagelink href="/wall?scene=jiangsu_by_city" style="color:#9fc5ff">指挥大屏 wall</a> ·
 <a class=pagelink href="/analyst" style="color:#9fc5ff">指标分析 analyst</a> ·
 <a class=pagelink href="/planner?scene=demo_district" style="color:#9fc5ff">规划 planner</a> ·
+<a class=pagelink href="/tasks" style="color:#9fc5ff">督办 tasks</a> ·
 API: <a href="/api/openapi.json" style="color:#9fc5ff">/api/openapi.json</a></p>
 </section></div>
 <script>
@@ -212,6 +213,22 @@ pub async fn analyst() -> Html<&'static str> {
     responses((status = 200, description = "the planner page's HTML", body = String, content_type = "text/html")))]
 pub async fn planner() -> Html<&'static str> {
     Html(include_str!("pages/planner.html"))
+}
+
+/// The task board and a department's inbox (`/tasks?token=`, optionally
+/// `&indicator=&region=&period=` from an alert): counts by state, late and carded tasks
+/// first, one task's events, evaluation and the actions of the caller's role.
+#[utoipa::path(get, path = "/tasks", tag = "pages",
+    params(
+        ("token" = Option<String>, Query, description = "the page's token, for its scripts"),
+        ("indicator" = Option<String>, Query, description = "from an alert: its indicator"),
+        ("region" = Option<String>, Query, description = "from an alert: its region"),
+        ("period" = Option<String>, Query, description = "from an alert: its period"),
+        ("task" = Option<String>, Query, description = "the task shown"),
+    ),
+    responses((status = 200, description = "the task page's HTML", body = String, content_type = "text/html")))]
+pub async fn tasks() -> Html<&'static str> {
+    Html(include_str!("pages/tasks.html"))
 }
 
 /// The pages' shared script.

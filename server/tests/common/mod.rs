@@ -28,7 +28,8 @@ pub fn sealed_engine(dir: &Path, seed: u64) -> analytics::Engine {
 }
 
 /// Tokens `(secret, role, scope)`, each named `"{role} {scope}"`, with `rate_per_s` (bursts
-/// of four times that) and the audit log in `dir/audit.jsonl`.
+/// of four times that) and the audit log in `dir/audit.jsonl`. A department token acts for
+/// [`department_org`] of its scope.
 pub fn auth(dir: &Path, tokens: &[(&str, Role, &str)], rate_per_s: f64) -> Auth {
     let mut auth = Auth::default();
     auth.rate_per_s = rate_per_s;
@@ -40,6 +41,7 @@ pub fn auth(dir: &Path, tokens: &[(&str, Role, &str)], rate_per_s: f64) -> Auth 
                 name: format!("{} {scope}", role.as_str()),
                 role: *role,
                 scope: scope.to_string(),
+                org: (*role == Role::Department).then(|| department_org(scope)),
             },
         )
         .unwrap();
@@ -53,4 +55,9 @@ pub fn auth(dir: &Path, tokens: &[(&str, Role, &str)], rate_per_s: f64) -> Auth 
 pub fn server_engine(dir: &Path, seed: u64) -> analytics::Engine {
     let path = sealed_engine(dir, seed).path().to_owned();
     analytics::Engine::open_for_server(&path).unwrap()
+}
+
+/// The organisation a test's department token of `scope` acts for.
+pub fn department_org(scope: &str) -> String {
+    format!("{scope}/城管局")
 }

@@ -89,6 +89,7 @@ pub fn bench_auth(token: &str) -> Result<server::auth::Auth> {
             name: "bench".into(),
             role: Role::Admin,
             scope: "32".into(),
+            org: None,
         },
     )?;
     Ok(auth)

@@ -8,6 +8,21 @@ async function api(path) {
   if (!r.ok) throw new Error(body.error || r.statusText);
   return body;
 }
+// POST a JSON body; an error carries the server's rule and message.
+async function post(path, body) {
+  const r = await fetch(path, {
+    method: 'POST',
+    headers: { Authorization: 'Bearer ' + TOKEN, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const out = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const e = new Error(out.error || r.statusText);
+    e.rule = out.rule; e.status = r.status;
+    throw e;
+  }
+  return out;
+}
 function fmt(v, unit) {
   if (v === null || v === undefined) return '–';
   if (unit === 'ratio') return (v * 100).toFixed(1) + '%';
