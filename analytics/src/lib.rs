@@ -40,11 +40,11 @@ pub use load::{
 };
 pub use policy::{ALERT_FLOOR, Audience, SMALL_CELL_FLOOR, SmallCells};
 pub use pool::{Engine, OpenMode};
-pub use records::{MAX_ORDERS, OrderQuery, WorkOrder, WorkOrderEvent};
-pub use tasks::{Evaluation, FEEDBACK_INDICATOR, Measured, Side, StoredEvent, TaskWrite};
 pub use query::{
     BuildingRecord, IndicatorValue, RegionInfo, RegionShapeRecord, Snapshot, latest_complete_period,
 };
+pub use records::{MAX_ORDERS, OrderQuery, WorkOrder, WorkOrderEvent};
+pub use tasks::{Evaluation, FEEDBACK_INDICATOR, Measured, Side, StoredEvent, TaskWrite};
 
 use std::path::PathBuf;
 

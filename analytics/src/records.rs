@@ -73,10 +73,7 @@ impl Engine {
         );
         let mut args: Vec<duckdb::types::Value> = vec![scope.unwrap_or("").to_owned().into()];
         if !q.ids.is_empty() {
-            sql += &format!(
-                " AND o.order_id IN ({})",
-                vec!["?"; q.ids.len()].join(", ")
-            );
+            sql += &format!(" AND o.order_id IN ({})", vec!["?"; q.ids.len()].join(", "));
             args.extend(q.ids.iter().map(|i| i.clone().into()));
         }
         if let Some(c) = &q.content_code {

@@ -235,11 +235,7 @@ impl Engine {
         let mut start = 0;
         while start < stored.len() {
             let id = stored[start].0.clone();
-            let end = start
-                + stored[start..]
-                    .iter()
-                    .take_while(|(t, _)| *t == id)
-                    .count();
+            let end = start + stored[start..].iter().take_while(|(t, _)| *t == id).count();
             let task = replay(&id, &stored[start..end], &calendar)?;
             if within.is_none_or(|w| task.raised_by.region_code.starts_with(w)) {
                 out.push(task);
@@ -285,9 +281,10 @@ impl Engine {
                 }
             }
             for ((indicator, grain, period), members) in groups {
-                let (Some(ind), Ok(grain)) =
-                    (self.catalogue.get(&indicator).cloned(), grain.parse::<Grain>())
-                else {
+                let (Some(ind), Ok(grain)) = (
+                    self.catalogue.get(&indicator).cloned(),
+                    grain.parse::<Grain>(),
+                ) else {
                     continue;
                 };
                 let mut by_level: std::collections::BTreeMap<indicators::Level, Vec<usize>> =
@@ -355,7 +352,8 @@ impl Engine {
             }
             let through = self.recorded_through(&ind)?;
             // The after-period counts once it has ended with data through its last day.
-            let after = after.filter(|p| through.is_some_and(|t| p.end() <= t + chrono::Days::new(1)));
+            let after =
+                after.filter(|p| through.is_some_and(|t| p.end() <= t + chrono::Days::new(1)));
             let last = after.unwrap_or(before);
             let values = self.values(
                 audience,
@@ -430,7 +428,11 @@ impl Engine {
                 "{} from {} to {}{}",
                 o.as_str(),
                 indicator.before.period,
-                indicator.after.as_ref().map(|s| s.period.as_str()).unwrap_or(""),
+                indicator
+                    .after
+                    .as_ref()
+                    .map(|s| s.period.as_str())
+                    .unwrap_or(""),
                 if o != indicator.outcome {
                     " (the indicator improved, satisfaction got worse)"
                 } else {
@@ -470,7 +472,10 @@ fn comparison(kind: Kind, v: &crate::IndicatorValue) -> Comparison {
         }
         (Kind::Count | Kind::Rate, _) if v.numerator > 0.0 => {
             let half = 1.96 / v.numerator.sqrt();
-            (Some(value * (1.0 - half).max(0.0)), Some(value * (1.0 + half)))
+            (
+                Some(value * (1.0 - half).max(0.0)),
+                Some(value * (1.0 + half)),
+            )
         }
         _ => (None, None),
     };

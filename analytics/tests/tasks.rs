@@ -17,7 +17,12 @@ fn actor(role: ActorRole) -> Actor {
     Actor {
         name: format!("{role:?}").to_lowercase(),
         role,
-        scope: if role == ActorRole::Department { COUNTY } else { "32" }.into(),
+        scope: if role == ActorRole::Department {
+            COUNTY
+        } else {
+            "32"
+        }
+        .into(),
         org: (role == ActorRole::Department).then(|| OWNER.to_owned()),
     }
 }
@@ -118,13 +123,37 @@ fn verdict(before: (f64, f64), after: (f64, f64)) -> Outcome {
 #[test]
 fn the_evaluation_matches_a_computation_from_the_csv() {
     let (tmp, engine, _) = loaded(42);
-    let id = assign(&engine, "hotline_on_time_rate", "2024-Q2", t("2024-07-04 09:00:00"));
-    step(&engine, &id, ActorRole::Department, Action::Accept, t("2024-07-04 15:00:00"), "").unwrap();
+    let id = assign(
+        &engine,
+        "hotline_on_time_rate",
+        "2024-Q2",
+        t("2024-07-04 09:00:00"),
+    );
+    step(
+        &engine,
+        &id,
+        ActorRole::Department,
+        Action::Accept,
+        t("2024-07-04 15:00:00"),
+        "",
+    )
+    .unwrap();
     let (task, _) = engine.task(&id).unwrap().unwrap();
     let everyone = Audience::trusted();
     // Not resolved: the evaluation waits.
-    assert_eq!(engine.evaluate(&everyone, &task).unwrap().outcome, Outcome::Pending);
-    let w = step(&engine, &id, ActorRole::Department, Action::Resolve, t("2024-07-20 10:00:00"), "more staff").unwrap();
+    assert_eq!(
+        engine.evaluate(&everyone, &task).unwrap().outcome,
+        Outcome::Pending
+    );
+    let w = step(
+        &engine,
+        &id,
+        ActorRole::Department,
+        Action::Resolve,
+        t("2024-07-20 10:00:00"),
+        "more staff",
+    )
+    .unwrap();
     let e = engine.evaluate(&everyone, &w.task).unwrap();
     // Resolved in Q3: the period after is Q4, the same length as Q2.
     assert_eq!(e.indicator.before.period, "2024-Q2");
@@ -152,7 +181,10 @@ fn the_evaluation_matches_a_computation_from_the_csv() {
     let happy = |r: &csv::StringRecord| r[11].parse::<u32>().unwrap() >= 4;
     let fb_before = ratio_from_csv(&orders, closed_in("2024-04-01", "2024-07-01"), happy);
     let fb_after = ratio_from_csv(&orders, closed_in("2024-10-01", "2025-01-01"), happy);
-    let fb = e.feedback.as_ref().expect("satisfaction is computed per quarter and county");
+    let fb = e
+        .feedback
+        .as_ref()
+        .expect("satisfaction is computed per quarter and county");
     assert!((fb.before.value.value.unwrap() - fb_before.0 / fb_before.1).abs() < 1e-12);
     assert_eq!(fb.outcome, verdict(fb_before, fb_after));
     let expected = match (e.indicator.outcome, fb.outcome) {
@@ -165,7 +197,10 @@ fn the_evaluation_matches_a_computation_from_the_csv() {
         &engine,
         &id,
         ActorRole::Supervisor,
-        Action::Verify { effective: true, outcome: e.outcome },
+        Action::Verify {
+            effective: true,
+            outcome: e.outcome,
+        },
         t("2025-01-10 10:00:00"),
         "",
     );
@@ -182,10 +217,19 @@ fn the_evaluation_matches_a_computation_from_the_csv() {
 fn a_value_on_too_few_records_gives_no_verdict() {
     let (_tmp, engine, _) = loaded(42);
     // One grid cell in one month: far fewer than 30 orders.
-    let grid: String = engine.with_conn(|c| {
-        c.query_row("SELECT MIN(grid_id) FROM work_orders WHERE community_code LIKE '320102%'", [], |r| r.get(0))
-            .map_err(|e| AnalyticsError::Db { context: "grid".into(), source: e })
-    }).unwrap();
+    let grid: String = engine
+        .with_conn(|c| {
+            c.query_row(
+                "SELECT MIN(grid_id) FROM work_orders WHERE community_code LIKE '320102%'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| AnalyticsError::Db {
+                context: "grid".into(),
+                source: e,
+            })
+        })
+        .unwrap();
     let new = NewTask {
         region_code: grid.clone(),
         indicator: "hotline_on_time_rate".into(),
@@ -199,26 +243,78 @@ fn a_value_on_too_few_records_gives_no_verdict() {
         working_days: 5,
     };
     let id = engine
-        .task_event(None, |_| Ok(Event { action: Action::Assign(new), actor: actor(ActorRole::Admin), at: t("2024-06-03 09:00:00"), note: String::new() }))
+        .task_event(None, |_| {
+            Ok(Event {
+                action: Action::Assign(new),
+                actor: actor(ActorRole::Admin),
+                at: t("2024-06-03 09:00:00"),
+                note: String::new(),
+            })
+        })
         .unwrap()
         .task
         .id;
-    step(&engine, &id, ActorRole::Department, Action::Accept, t("2024-06-03 10:00:00"), "").unwrap();
-    let w = step(&engine, &id, ActorRole::Department, Action::Resolve, t("2024-06-05 10:00:00"), "fixed").unwrap();
+    step(
+        &engine,
+        &id,
+        ActorRole::Department,
+        Action::Accept,
+        t("2024-06-03 10:00:00"),
+        "",
+    )
+    .unwrap();
+    let w = step(
+        &engine,
+        &id,
+        ActorRole::Department,
+        Action::Resolve,
+        t("2024-06-05 10:00:00"),
+        "fixed",
+    )
+    .unwrap();
     let e = engine.evaluate(&Audience::trusted(), &w.task).unwrap();
     assert_eq!(e.outcome, Outcome::Insufficient, "{e:?}");
-    let refused = step(&engine, &id, ActorRole::Supervisor, Action::Verify { effective: true, outcome: e.outcome }, t("2024-08-01 10:00:00"), "");
-    assert!(matches!(refused, Err(AnalyticsError::Refused(r)) if r.rule == workflow::Rule::Evidence));
+    let refused = step(
+        &engine,
+        &id,
+        ActorRole::Supervisor,
+        Action::Verify {
+            effective: true,
+            outcome: e.outcome,
+        },
+        t("2024-08-01 10:00:00"),
+        "",
+    );
+    assert!(
+        matches!(refused, Err(AnalyticsError::Refused(r)) if r.rule == workflow::Rule::Evidence)
+    );
     // Verified as done but not shown effective: allowed.
-    let w = step(&engine, &id, ActorRole::Supervisor, Action::Verify { effective: false, outcome: e.outcome }, t("2024-08-01 10:00:00"), "").unwrap();
-    assert_eq!((w.task.state, w.task.effective), (State::Verified, Some(false)));
+    let w = step(
+        &engine,
+        &id,
+        ActorRole::Supervisor,
+        Action::Verify {
+            effective: false,
+            outcome: e.outcome,
+        },
+        t("2024-08-01 10:00:00"),
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        (w.task.state, w.task.effective),
+        (State::Verified, Some(false))
+    );
 }
 
 /// A small deterministic generator, so the sequence is the same on every run.
 struct Lcg(u64);
 impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -228,10 +324,27 @@ fn every_accepted_event_is_stored_and_refused_ones_change_nothing() {
     let (_tmp, engine, _) = loaded(7);
     let mut rng = Lcg(12345);
     let mut at = t("2025-01-06 09:00:00");
-    let ids: Vec<String> = (0..3).map(|i| assign(&engine, "hotline_on_time_rate", &format!("2024-Q{}", i + 2), at)).collect();
-    let mut accepted: std::collections::HashMap<String, Vec<String>> =
-        ids.iter().map(|id| (id.clone(), vec!["assign".to_owned()])).collect();
-    let roles = [ActorRole::Leader, ActorRole::Supervisor, ActorRole::Department, ActorRole::Admin, ActorRole::System];
+    let ids: Vec<String> = (0..3)
+        .map(|i| {
+            assign(
+                &engine,
+                "hotline_on_time_rate",
+                &format!("2024-Q{}", i + 2),
+                at,
+            )
+        })
+        .collect();
+    let mut accepted: std::collections::HashMap<String, Vec<String>> = ids
+        .iter()
+        .map(|id| (id.clone(), vec!["assign".to_owned()]))
+        .collect();
+    let roles = [
+        ActorRole::Leader,
+        ActorRole::Supervisor,
+        ActorRole::Department,
+        ActorRole::Admin,
+        ActorRole::System,
+    ];
     for _ in 0..150 {
         at += Duration::hours(rng.below(30) as i64);
         let id = &ids[rng.below(3) as usize];
@@ -239,12 +352,18 @@ fn every_accepted_event_is_stored_and_refused_ones_change_nothing() {
             0 => Action::Accept,
             1 => Action::Start,
             2 => Action::Return,
-            3 => Action::Reassign { owner_org: OWNER.into(), working_days: 5 },
+            3 => Action::Reassign {
+                owner_org: OWNER.into(),
+                working_days: 5,
+            },
             4 => Action::AskExtension { working_days: 2 },
             5 => Action::GrantExtension,
             6 => Action::RefuseExtension,
             7 => Action::Resolve,
-            8 => Action::Verify { effective: false, outcome: Outcome::Unchanged },
+            8 => Action::Verify {
+                effective: false,
+                outcome: Outcome::Unchanged,
+            },
             9 => Action::Reopen { working_days: 5 },
             _ => Action::Close,
         };
@@ -260,8 +379,16 @@ fn every_accepted_event_is_stored_and_refused_ones_change_nothing() {
             }
             Err(AnalyticsError::Refused(r)) => {
                 assert!(!r.message.is_empty());
-                assert_eq!(count(&engine, "task_events"), events_before, "a refusal wrote");
-                assert_eq!(engine.generation(), generation, "a refusal made a commit visible");
+                assert_eq!(
+                    count(&engine, "task_events"),
+                    events_before,
+                    "a refusal wrote"
+                );
+                assert_eq!(
+                    engine.generation(),
+                    generation,
+                    "a refusal made a commit visible"
+                );
             }
             Err(e) => panic!("{e}"),
         }
@@ -269,12 +396,21 @@ fn every_accepted_event_is_stored_and_refused_ones_change_nothing() {
     for id in &ids {
         let (task, events) = engine.task(id).unwrap().unwrap();
         let stored: Vec<&str> = events.iter().map(|e| e.event.action.name()).collect();
-        assert_eq!(stored, accepted[id].iter().map(String::as_str).collect::<Vec<_>>());
-        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=events.len() as u32).collect::<Vec<_>>());
+        assert_eq!(
+            stored,
+            accepted[id].iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            (1..=events.len() as u32).collect::<Vec<_>>()
+        );
         assert_eq!(task.events as usize, events.len());
     }
     assert_eq!(count(&engine, "task_outcomes"), 3);
-    assert!(accepted.values().map(Vec::len).sum::<usize>() > 10, "too few events were accepted to show anything");
+    assert!(
+        accepted.values().map(Vec::len).sum::<usize>() > 10,
+        "too few events were accepted to show anything"
+    );
 }
 
 #[test]
@@ -288,15 +424,51 @@ fn the_ledger_is_an_indicator_like_any_other() {
     let (task, _) = engine.task(&a).unwrap().unwrap();
     assert_eq!(task.deadline_at, t("2024-07-18 23:59:59"));
     for id in [&a, &b] {
-        step(&engine, id, ActorRole::Department, Action::Accept, t("2024-07-05 09:00:00"), "").unwrap();
+        step(
+            &engine,
+            id,
+            ActorRole::Department,
+            Action::Accept,
+            t("2024-07-05 09:00:00"),
+            "",
+        )
+        .unwrap();
     }
-    step(&engine, &a, ActorRole::Department, Action::Resolve, t("2024-07-10 09:00:00"), "done").unwrap();
-    step(&engine, &b, ActorRole::Department, Action::Resolve, t("2024-07-25 09:00:00"), "done late").unwrap();
+    step(
+        &engine,
+        &a,
+        ActorRole::Department,
+        Action::Resolve,
+        t("2024-07-10 09:00:00"),
+        "done",
+    )
+    .unwrap();
+    step(
+        &engine,
+        &b,
+        ActorRole::Department,
+        Action::Resolve,
+        t("2024-07-25 09:00:00"),
+        "done late",
+    )
+    .unwrap();
     // c was never accepted: supervision cards it, yellow after the deadline, red three
     // working days later.
     let yellow = engine.escalate_overdue(t("2024-07-19 09:00:00")).unwrap();
-    assert_eq!(yellow.iter().map(|w| (w.task.id.clone(), w.task.card)).collect::<Vec<_>>(), vec![(c.clone(), Card::Yellow)]);
-    assert!(engine.escalate_overdue(t("2024-07-19 10:00:00")).unwrap().is_empty(), "a card is given once");
+    assert_eq!(
+        yellow
+            .iter()
+            .map(|w| (w.task.id.clone(), w.task.card))
+            .collect::<Vec<_>>(),
+        vec![(c.clone(), Card::Yellow)]
+    );
+    assert!(
+        engine
+            .escalate_overdue(t("2024-07-19 10:00:00"))
+            .unwrap()
+            .is_empty(),
+        "a card is given once"
+    );
     let red = engine.escalate_overdue(t("2024-07-24 09:00:00")).unwrap();
     assert_eq!(red.len(), 1);
     assert_eq!(red[0].task.card, Card::Red);
@@ -315,12 +487,20 @@ fn the_ledger_is_an_indicator_like_any_other() {
     let v = engine.values(&everyone, &rate, &q).unwrap();
     let v = v.iter().find(|v| v.region_code == COUNTY).unwrap();
     assert_eq!((v.numerator, v.denominator), (1.0, Some(3.0)));
-    let escalation = engine.catalogue().get("task_escalation_rate").unwrap().clone();
+    let escalation = engine
+        .catalogue()
+        .get("task_escalation_rate")
+        .unwrap()
+        .clone();
     let v = engine.values(&everyone, &escalation, &q).unwrap();
     let v = v.iter().find(|v| v.region_code == COUNTY).unwrap();
     assert_eq!((v.numerator, v.denominator), (1.0, Some(3.0)));
     // The city above adds the county's tasks up; the cube agrees with the rows.
-    let city = IndicatorQuery { level: Level::City, region: Some("3201".into()), ..q.clone() };
+    let city = IndicatorQuery {
+        level: Level::City,
+        region: Some("3201".into()),
+        ..q.clone()
+    };
     let v = engine.values(&everyone, &rate, &city).unwrap();
     assert_eq!(v[0].denominator, Some(3.0));
     // A re-ingest of the sample replaces the data, not the loop's record.
@@ -334,24 +514,44 @@ fn work_order_events_agree_with_the_orders() {
     let (tmp, engine, manifest) = loaded(42);
     let sql = |q: &str| -> i64 {
         engine
-            .with_conn(|c| c.query_row(q, [], |r| r.get(0)).map_err(|e| AnalyticsError::Db { context: q.into(), source: e }))
+            .with_conn(|c| {
+                c.query_row(q, [], |r| r.get(0))
+                    .map_err(|e| AnalyticsError::Db {
+                        context: q.into(),
+                        source: e,
+                    })
+            })
             .unwrap()
     };
-    assert_eq!(sql("SELECT COUNT(*) FROM work_order_outcomes"), sql("SELECT COUNT(*) FROM work_orders"));
+    assert_eq!(
+        sql("SELECT COUNT(*) FROM work_order_outcomes"),
+        sql("SELECT COUNT(*) FROM work_orders")
+    );
     // On time from the events equals on time from the order rows, order by order.
     assert_eq!(
-        sql("SELECT COUNT(*) FROM work_orders o JOIN work_order_outcomes w USING (order_id) \
-             WHERE o.closed_at IS NOT NULL AND w.on_time <> CAST(o.closed_at <= o.due_at AS INTEGER)"),
+        sql(
+            "SELECT COUNT(*) FROM work_orders o JOIN work_order_outcomes w USING (order_id) \
+             WHERE o.closed_at IS NOT NULL AND w.on_time <> CAST(o.closed_at <= o.due_at AS INTEGER)"
+        ),
         0
     );
-    assert_eq!(sql("SELECT COUNT(*) FROM work_orders o JOIN work_order_outcomes w USING (order_id) WHERE o.closed_at IS DISTINCT FROM w.closed_at"), 0);
+    assert_eq!(
+        sql(
+            "SELECT COUNT(*) FROM work_orders o JOIN work_order_outcomes w USING (order_id) WHERE o.closed_at IS DISTINCT FROM w.closed_at"
+        ),
+        0
+    );
     assert!(sql("SELECT COUNT(*) FROM work_order_outcomes WHERE returns > 0") > 0);
     assert!(sql("SELECT COUNT(*) FROM work_order_outcomes WHERE reopenings > 0") > 0);
     assert!(sql("SELECT COUNT(*) FROM work_order_outcomes WHERE merged") > 0);
     assert!(sql("SELECT COUNT(*) FROM work_order_outcomes WHERE extensions > 0") > 0);
-    assert_eq!(manifest.rows["work_order_events"] as i64, sql("SELECT COUNT(*) FROM work_order_events"));
+    assert_eq!(
+        manifest.rows["work_order_events"] as i64,
+        sql("SELECT COUNT(*) FROM work_order_events")
+    );
     // First-time resolution of the county in 2025-Q1, from the events CSV.
-    let mut orders: std::collections::HashMap<String, (bool, Option<String>, bool)> = Default::default();
+    let mut orders: std::collections::HashMap<String, (bool, Option<String>, bool)> =
+        Default::default();
     let mut reader = csv::Reader::from_path(sample_file(&tmp, "work_order_events.csv")).unwrap();
     for row in reader.records() {
         let row = row.unwrap();
@@ -379,15 +579,23 @@ fn work_order_events_agree_with_the_orders() {
             }
         }
     }
-    let ind = engine.catalogue().get("hotline_first_time_rate").unwrap().clone();
+    let ind = engine
+        .catalogue()
+        .get("hotline_first_time_rate")
+        .unwrap()
+        .clone();
     let v = engine
-        .values(&Audience::trusted(), &ind, &IndicatorQuery {
-            level: Level::County,
-            grain: Grain::Quarter,
-            from: Some("2025-Q1".into()),
-            to: Some("2025-Q1".into()),
-            region: Some(COUNTY.into()),
-        })
+        .values(
+            &Audience::trusted(),
+            &ind,
+            &IndicatorQuery {
+                level: Level::County,
+                grain: Grain::Quarter,
+                from: Some("2025-Q1".into()),
+                to: Some("2025-Q1".into()),
+                region: Some(COUNTY.into()),
+            },
+        )
         .unwrap();
     let v = v.iter().find(|v| v.region_code == COUNTY).unwrap();
     assert_eq!((v.numerator, v.denominator), (n, Some(d)));

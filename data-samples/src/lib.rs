@@ -2,7 +2,11 @@
 //!
 //! For a scale and a seed it writes, into one directory: the region tree (`regions.csv`,
 //! `regions.geojson`), resident population per grid cell (`population.csv`), 12345 hotline work
-//! orders (`work_orders.csv`), government service applications (`service_applications.csv`),
+//! orders (`work_orders.csv`) and each order's life event by event (`work_order_events.csv`:
+//! accepted, dispatched, sometimes returned and dispatched again, acknowledged, sometimes
+//! extended or merged into an earlier duplicate, closed, visited back, sometimes reopened
+//! after an unhappy visit; the last time limit and closure are the order row's own),
+//! government service applications (`service_applications.csv`),
 //! the demo district's buildings (`buildings.geojson`), the other departments' fact tables
 //! (hotline call reports, grid events, enforcement cases, air quality, county economic
 //! statistics, the IT-system census, service scenario lists, data-sharing requests; see
@@ -376,7 +380,14 @@ pub fn generate(out: &Path, config: &Config) -> Result<Manifest, GenerateError> 
     bar.set_message("12345 work orders");
     // The events draw from a stream of their own, so the orders are what they were before
     // the events existed.
-    let events = write_work_orders(out, &ctx, orders, &mut root.fork(4), &mut root.fork(8), &bar)?;
+    let events = write_work_orders(
+        out,
+        &ctx,
+        orders,
+        &mut root.fork(4),
+        &mut root.fork(8),
+        &bar,
+    )?;
     rows.insert("work_orders".to_owned(), orders);
     rows.insert("work_order_events".to_owned(), events);
     bar.set_message("service applications");
@@ -604,11 +615,22 @@ fn write_order_events(
     let span_s = (stop - o.created).num_seconds().max(0);
     // A point `f` of the way from creation to the closure (or, open, to now or the limit).
     let at = |f: f64| o.created + Duration::seconds((span_s as f64 * f) as i64);
-    let mut rows: Vec<(NaiveDateTime, &str, String, Option<NaiveDateTime>, Option<&str>, Option<usize>)> = Vec::new();
+    let mut rows: Vec<(
+        NaiveDateTime,
+        &str,
+        String,
+        Option<NaiveDateTime>,
+        Option<&str>,
+        Option<usize>,
+    )> = Vec::new();
     rows.push((o.created, "accept", "12345热线".into(), None, None, None));
     let returned = rng.chance(0.03 + 0.04 * o.trouble);
     // An extension moves the limit to the row's; the first dispatch had an earlier one.
-    let extension_h = if rng.chance(0.05) { 24 * (1 + rng.below(3) as i64) } else { 0 };
+    let extension_h = if rng.chance(0.05) {
+        24 * (1 + rng.below(3) as i64)
+    } else {
+        0
+    };
     let first_due = if o.due - Duration::hours(extension_h) > o.created + Duration::hours(1) {
         o.due - Duration::hours(extension_h)
     } else {
@@ -616,16 +638,48 @@ fn write_order_events(
     };
     if returned {
         let other = department_for(county, CONTENT_NAMES[rng.below(CONTENT_NAMES.len())].0);
-        let wrong = if other == org { format!("{county}/政府办公室") } else { other };
-        rows.push((at(0.02), "dispatch", wrong.clone(), Some(first_due), None, None));
+        let wrong = if other == org {
+            format!("{county}/政府办公室")
+        } else {
+            other
+        };
+        rows.push((
+            at(0.02),
+            "dispatch",
+            wrong.clone(),
+            Some(first_due),
+            None,
+            None,
+        ));
         rows.push((at(0.08), "return", wrong, None, None, None));
-        rows.push((at(0.12), "dispatch", org.clone(), Some(first_due), None, None));
+        rows.push((
+            at(0.12),
+            "dispatch",
+            org.clone(),
+            Some(first_due),
+            None,
+            None,
+        ));
     } else {
-        rows.push((at(0.02), "dispatch", org.clone(), Some(first_due), None, None));
+        rows.push((
+            at(0.02),
+            "dispatch",
+            org.clone(),
+            Some(first_due),
+            None,
+            None,
+        ));
     }
     rows.push((at(0.18), "acknowledge", org.clone(), None, None, None));
     if let Some(original) = o.repeat_of.filter(|_| rng.chance(0.5)) {
-        rows.push((at(0.2), "merge", "12345热线".into(), None, Some(original), None));
+        rows.push((
+            at(0.2),
+            "merge",
+            "12345热线".into(),
+            None,
+            Some(original),
+            None,
+        ));
     }
     if first_due != o.due {
         rows.push((at(0.3), "extend", org.clone(), Some(o.due), None, None));
@@ -633,12 +687,21 @@ fn write_order_events(
     if let Some(closed) = o.closed {
         if rng.chance(0.03 + 0.06 * o.trouble) && span_s > 600 {
             rows.push((at(0.55), "close", org.clone(), None, None, None));
-            rows.push((at(0.6), "visit", "12345热线".into(), None, None, Some(1 + rng.below(2))));
+            rows.push((
+                at(0.6),
+                "visit",
+                "12345热线".into(),
+                None,
+                None,
+                Some(1 + rng.below(2)),
+            ));
             rows.push((at(0.62), "reopen", "12345热线".into(), None, None, None));
         }
         rows.push((closed, "close", org.clone(), None, None, None));
         if let Some(s) = o.satisfaction {
-            let visit = (closed + Duration::hours(2 + rng.below(46) as i64)).min(end - Duration::seconds(1)).max(closed);
+            let visit = (closed + Duration::hours(2 + rng.below(46) as i64))
+                .min(end - Duration::seconds(1))
+                .max(closed);
             rows.push((visit, "visit", "12345热线".into(), None, None, Some(s)));
         }
     }

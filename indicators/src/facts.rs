@@ -259,7 +259,15 @@ pub const WORK_ORDERS: FactTable = FactTable {
 /// The kinds of event in a 12345 work order's life (受理、派单、签收、办理、办结、回访 with its rating, and
 /// returns, reassignments, extensions, merges of duplicates and reopenings).
 pub const WORK_ORDER_EVENT_KINDS: [&str; 9] = [
-    "accept", "dispatch", "acknowledge", "return", "extend", "merge", "close", "visit", "reopen",
+    "accept",
+    "dispatch",
+    "acknowledge",
+    "return",
+    "extend",
+    "merge",
+    "close",
+    "visit",
+    "reopen",
 ];
 
 pub const WORK_ORDER_EVENTS: FactTable = FactTable {

@@ -95,17 +95,29 @@ mod tests {
         let before = side(0.70, 0.65, 0.75, 300.0);
         let better = side(0.85, 0.80, 0.89, 300.0);
         let overlapping = side(0.74, 0.69, 0.79, 300.0);
-        assert_eq!(compare(&before, Some(&better), true, 30.0), Outcome::Improved);
+        assert_eq!(
+            compare(&before, Some(&better), true, 30.0),
+            Outcome::Improved
+        );
         assert_eq!(compare(&before, Some(&better), false, 30.0), Outcome::Worse);
-        assert_eq!(compare(&before, Some(&overlapping), true, 30.0), Outcome::Unchanged);
-        assert_eq!(compare(&better, Some(&before), false, 30.0), Outcome::Improved);
+        assert_eq!(
+            compare(&before, Some(&overlapping), true, 30.0),
+            Outcome::Unchanged
+        );
+        assert_eq!(
+            compare(&better, Some(&before), false, 30.0),
+            Outcome::Improved
+        );
     }
 
     #[test]
     fn too_few_records_or_no_after_period_give_no_verdict() {
         let before = side(0.70, 0.65, 0.75, 300.0);
         let thin = side(0.95, 0.90, 0.99, 12.0);
-        assert_eq!(compare(&before, Some(&thin), true, 30.0), Outcome::Insufficient);
+        assert_eq!(
+            compare(&before, Some(&thin), true, 30.0),
+            Outcome::Insufficient
+        );
         assert_eq!(compare(&before, None, true, 30.0), Outcome::Pending);
         let withheld = Comparison {
             value: None,
@@ -113,6 +125,9 @@ mod tests {
             high: None,
             support: None,
         };
-        assert_eq!(compare(&before, Some(&withheld), true, 30.0), Outcome::Insufficient);
+        assert_eq!(
+            compare(&before, Some(&withheld), true, 30.0),
+            Outcome::Insufficient
+        );
     }
 }

@@ -24,6 +24,6 @@ mod task;
 pub use calendar::Calendar;
 pub use evaluation::{Comparison, Outcome, compare};
 pub use task::{
-    Action, Actor, ActorRole, Card, Event, MAX_EXTENSION_WORKING_DAYS, MAX_WORKING_DAYS,
-    NewTask, RED_AFTER_WORKING_DAYS, Refusal, Rule, Severity, State, Task, default_owner,
+    Action, Actor, ActorRole, Card, Event, MAX_EXTENSION_WORKING_DAYS, MAX_WORKING_DAYS, NewTask,
+    RED_AFTER_WORKING_DAYS, Refusal, Rule, Severity, State, Task, default_owner,
 };

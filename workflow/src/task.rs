@@ -201,7 +201,7 @@ pub struct Event {
 }
 
 /// The rule a refused event breaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// `assign` starts a task and nothing else does.
@@ -304,12 +304,13 @@ fn check_org(org: &str, region: &str) -> Result<(), Refusal> {
     let name_ok = !name.trim().is_empty()
         && name.chars().count() <= 64
         && !name.chars().any(|c| c.is_control() || c == '/');
-    let code_ok =
-        matches!(code.len(), 6 | 9 | 12) && code.bytes().all(|b| b.is_ascii_digit());
+    let code_ok = matches!(code.len(), 6 | 9 | 12) && code.bytes().all(|b| b.is_ascii_digit());
     if !name_ok || !code_ok {
         return refuse(
             Rule::Organisation,
-            format!("owner_org {org:?} is not <county or finer division code>/<name of at most 64 characters>"),
+            format!(
+                "owner_org {org:?} is not <county or finer division code>/<name of at most 64 characters>"
+            ),
         );
     }
     if !region.starts_with(code) {
@@ -482,7 +483,11 @@ impl Task {
                     "{} is for the owner {}, not {}",
                     event.action.name(),
                     self.raised_by.owner_org,
-                    event.actor.org.as_deref().unwrap_or("someone without an organisation")
+                    event
+                        .actor
+                        .org
+                        .as_deref()
+                        .unwrap_or("someone without an organisation")
                 ),
             );
         }
@@ -526,11 +531,7 @@ impl Task {
                 if self.pending_extension.is_some() {
                     return refuse(Rule::Extension, "an extension request is already pending");
                 }
-                check_days(
-                    *working_days,
-                    MAX_EXTENSION_WORKING_DAYS,
-                    "an extension",
-                )?;
+                check_days(*working_days, MAX_EXTENSION_WORKING_DAYS, "an extension")?;
                 next.pending_extension = Some(*working_days);
             }
             Action::GrantExtension | Action::RefuseExtension => {

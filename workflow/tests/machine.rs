@@ -6,10 +6,10 @@
 
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use proptest::prelude::*;
+use proptest::test_runner::TestCaseError;
 use std::collections::BTreeSet;
 use workflow::{
-    Action, Actor, ActorRole, Calendar, Card, Event, NewTask, Outcome, Rule, Severity, State,
-    Task,
+    Action, Actor, ActorRole, Calendar, Card, Event, NewTask, Outcome, Rule, Severity, State, Task,
 };
 
 const REGION: &str = "320505001";
@@ -23,7 +23,12 @@ fn actor(i: usize) -> Actor {
         2 => ("supervisor", ActorRole::Supervisor, "3205", None),
         3 => ("owner", ActorRole::Department, "320505", Some(OWNER)),
         4 => ("other-dept", ActorRole::Department, "320506", Some(OTHER)),
-        5 => ("same-scope-other-org", ActorRole::Department, "320505", Some("320505/水务局")),
+        5 => (
+            "same-scope-other-org",
+            ActorRole::Department,
+            "320505",
+            Some("320505/水务局"),
+        ),
         6 => ("admin", ActorRole::Admin, "32", None),
         _ => ("system", ActorRole::System, "32", None),
     };
@@ -221,75 +226,137 @@ fn broken(task: Option<&Task>, event: &Event, calendar: &Calendar) -> BTreeSet<R
 
 type Step = (usize, usize, u32, usize, i64, bool);
 
+/// The actor whose role may make event `kind` (so that sequences get deep into the life of
+/// a task, not only refusals).
+fn rightful(kind: usize, pick: usize) -> usize {
+    match kind {
+        0 | 4 => 0,
+        1 | 2 | 3 | 5 | 8 => 3,
+        6 | 7 | 11 => [0, 2, 6][pick % 3],
+        9 | 10 => 2,
+        _ => 7,
+    }
+}
+
 fn step() -> impl Strategy<Value = Step> {
     (
         0usize..13,
-        0usize..8,
-        prop_oneof![Just(0u32), 1u32..25, Just(61u32)],
+        prop_oneof![1 => 0usize..8, 2 => Just(usize::MAX)],
+        prop_oneof![1 => Just(0u32), 8 => 1u32..25, 1 => Just(61u32)],
         0usize..30,
         prop_oneof![3 => 0i64..(6 * 24 * 60), 1 => -120i64..0],
-        any::<bool>(),
+        prop_oneof![1 => Just(false), 4 => Just(true)],
     )
+        .prop_map(|(kind, who, days, pick, minutes, noted)| {
+            let who = if who == usize::MAX {
+                rightful(kind, pick)
+            } else {
+                who
+            };
+            (kind, who, days, pick, minutes, noted)
+        })
+}
+
+/// Plays one random sequence against the oracle; records the states it reached.
+fn check(
+    first_days: u32,
+    steps: Vec<Step>,
+    reached: &mut BTreeSet<State>,
+) -> Result<(), TestCaseError> {
+    let calendar = Calendar::default();
+    let mut at = start();
+    let opening = Event {
+        action: Action::Assign(new_task(first_days, OWNER)),
+        actor: actor(0),
+        at,
+        note: "critical on-time rate".into(),
+    };
+    let mut task = Task::start("T1", &opening, &calendar).expect("a valid assignment");
+    let mut accepted = vec![opening];
+    for (kind, who, days, pick, minutes, noted) in steps {
+        at += Duration::minutes(minutes);
+        let event = Event {
+            action: action(kind, days, pick),
+            actor: actor(who),
+            at,
+            note: if noted {
+                "because".into()
+            } else {
+                String::new()
+            },
+        };
+        let rules = broken(Some(&task), &event, &calendar);
+        let before = task.clone();
+        match task.apply(&event, &calendar) {
+            Ok(next) => {
+                prop_assert!(
+                    rules.is_empty(),
+                    "{} accepted but breaks {rules:?}",
+                    event.action.name()
+                );
+                if let Some(state) = leads_to(event.action.name()) {
+                    prop_assert_eq!(next.state, state);
+                } else {
+                    prop_assert_eq!(next.state, before.state);
+                }
+                prop_assert_eq!(next.events, before.events + 1);
+                reached.insert(next.state);
+                task = next;
+                accepted.push(event);
+            }
+            Err(refusal) => {
+                prop_assert!(
+                    rules.contains(&refusal.rule),
+                    "{} refused for {:?} ({}) but breaks only {rules:?}",
+                    event.action.name(),
+                    refusal.rule,
+                    refusal.message
+                );
+                prop_assert!(!refusal.message.is_empty());
+                prop_assert_eq!(&task, &before);
+                // Time does not move on with a refused event.
+                at = task.last_at.max(at);
+            }
+        }
+    }
+    let replayed = Task::replay("T1", &accepted, &calendar).expect("accepted events replay");
+    prop_assert_eq!(&replayed, &task);
+    prop_assert_eq!(task.events as usize, accepted.len());
+    Ok(())
+}
+
+fn sequences() -> impl Strategy<Value = (u32, Vec<Step>)> {
+    (1u32..20, proptest::collection::vec(step(), 1..40))
 }
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_event_sequences_follow_the_rules(
-        first_days in 1u32..20,
-        steps in proptest::collection::vec(step(), 1..40),
-    ) {
-        let calendar = Calendar::default();
-        let mut at = start();
-        let opening = Event {
-            action: Action::Assign(new_task(first_days, OWNER)),
-            actor: actor(0),
-            at,
-            note: "critical on-time rate".into(),
-        };
-        let mut task = Task::start("T1", &opening, &calendar).expect("a valid assignment");
-        let mut accepted = vec![opening];
-        let mut seen = BTreeSet::new();
-        for (kind, who, days, pick, minutes, noted) in steps {
-            at += Duration::minutes(minutes);
-            let event = Event {
-                action: action(kind, days, pick),
-                actor: actor(who),
-                at,
-                note: if noted { "because".into() } else { String::new() },
-            };
-            let rules = broken(Some(&task), &event, &calendar);
-            let before = task.clone();
-            match task.apply(&event, &calendar) {
-                Ok(next) => {
-                    prop_assert!(rules.is_empty(), "{} accepted but breaks {rules:?}", event.action.name());
-                    if let Some(state) = leads_to(event.action.name()) {
-                        prop_assert_eq!(next.state, state);
-                    } else {
-                        prop_assert_eq!(next.state, before.state);
-                    }
-                    prop_assert_eq!(next.events, before.events + 1);
-                    seen.insert(event.action.name());
-                    task = next;
-                    accepted.push(event);
-                }
-                Err(refusal) => {
-                    prop_assert!(
-                        rules.contains(&refusal.rule),
-                        "{} refused for {:?} ({}) but breaks only {rules:?}",
-                        event.action.name(), refusal.rule, refusal.message
-                    );
-                    prop_assert!(!refusal.message.is_empty());
-                    prop_assert_eq!(&task, &before);
-                    // Time does not move on with a refused event.
-                    at = task.last_at.max(at);
-                }
-            }
-        }
-        let replayed = Task::replay("T1", &accepted, &calendar).expect("accepted events replay");
-        prop_assert_eq!(&replayed, &task);
-        prop_assert_eq!(task.events as usize, accepted.len());
+    fn random_event_sequences_follow_the_rules((first_days, steps) in sequences()) {
+        check(first_days, steps, &mut BTreeSet::new())?;
+    }
+}
+
+/// The random sequences reach every state (and so test every kind of event somewhere).
+#[test]
+fn the_random_sequences_reach_every_state() {
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 2000,
+        ..ProptestConfig::default()
+    });
+    let reached = std::cell::RefCell::new(BTreeSet::new());
+    runner
+        .run(&sequences(), |(first_days, steps)| {
+            check(first_days, steps, &mut reached.borrow_mut())
+        })
+        .unwrap();
+    let reached = reached.into_inner();
+    for state in State::ALL {
+        assert!(
+            reached.contains(&state),
+            "no sequence reached {state:?}: {reached:?}"
+        );
     }
 }
 
@@ -304,11 +371,26 @@ fn a_task_only_starts_with_a_valid_assignment() {
     };
     let refused = |event: &Event| Task::start("T", event, &calendar).unwrap_err().rule;
     assert_eq!(refused(&e(Action::Accept, 3)), Rule::First);
-    assert_eq!(refused(&e(Action::Assign(new_task(5, OWNER)), 3)), Rule::Role);
-    assert_eq!(refused(&e(Action::Assign(new_task(5, OWNER)), 1)), Rule::Scope);
-    assert_eq!(refused(&e(Action::Assign(new_task(0, OWNER)), 0)), Rule::Deadline);
-    assert_eq!(refused(&e(Action::Assign(new_task(5, "32/省政府")), 0)), Rule::Organisation);
-    assert_eq!(refused(&e(Action::Assign(new_task(5, OTHER)), 0)), Rule::Organisation);
+    assert_eq!(
+        refused(&e(Action::Assign(new_task(5, OWNER)), 3)),
+        Rule::Role
+    );
+    assert_eq!(
+        refused(&e(Action::Assign(new_task(5, OWNER)), 1)),
+        Rule::Scope
+    );
+    assert_eq!(
+        refused(&e(Action::Assign(new_task(0, OWNER)), 0)),
+        Rule::Deadline
+    );
+    assert_eq!(
+        refused(&e(Action::Assign(new_task(5, "32/省政府")), 0)),
+        Rule::Organisation
+    );
+    assert_eq!(
+        refused(&e(Action::Assign(new_task(5, OTHER)), 0)),
+        Rule::Organisation
+    );
     let t = Task::start("T", &e(Action::Assign(new_task(5, OWNER)), 7), &calendar).unwrap();
     assert_eq!(t.state, State::Assigned);
     // 2025-04-03 is a Thursday: five working days later is Thursday the 10th.
@@ -357,28 +439,83 @@ fn the_whole_loop_with_an_extension_a_reopening_and_cards() {
     )
     .unwrap();
     let t = step(&t0, Action::Accept, 3, 0, "").unwrap();
-    let t = step(&t, Action::AskExtension { working_days: 2 }, 3, 1, "need the contractor").unwrap();
-    assert_eq!(step(&t, Action::AskExtension { working_days: 1 }, 3, 0, "more").unwrap_err().rule, Rule::Extension);
-    assert_eq!(step(&t, Action::GrantExtension, 3, 0, "").unwrap_err().rule, Rule::Role);
+    let t = step(
+        &t,
+        Action::AskExtension { working_days: 2 },
+        3,
+        1,
+        "need the contractor",
+    )
+    .unwrap();
+    assert_eq!(
+        step(&t, Action::AskExtension { working_days: 1 }, 3, 0, "more")
+            .unwrap_err()
+            .rule,
+        Rule::Extension
+    );
+    assert_eq!(
+        step(&t, Action::GrantExtension, 3, 0, "").unwrap_err().rule,
+        Rule::Role
+    );
     let t = step(&t, Action::GrantExtension, 0, 1, "").unwrap();
     // Due Monday the 7th, extended by two working days to Wednesday the 9th.
     assert_eq!(t.deadline_at.to_string(), "2025-04-09 23:59:59");
     // Not yet late on Wednesday; yellow on Thursday; red after three more working days.
     let t = step(&t, Action::Start, 3, 24 * 5, "").unwrap();
-    assert_eq!(step(&t, Action::Escalate { card: Card::Red }, 7, 24, "").unwrap_err().rule, Rule::Card);
-    let t = step(&t, Action::Escalate { card: Card::Yellow }, 7, 0, "").unwrap();
+    assert_eq!(
+        step(&t, Action::Escalate { card: Card::Red }, 7, 24, "")
+            .unwrap_err()
+            .rule,
+        Rule::Card
+    );
+    let t = step(&t, Action::Escalate { card: Card::Yellow }, 7, 24, "").unwrap();
     let t = step(&t, Action::Escalate { card: Card::Red }, 7, 24 * 5, "").unwrap();
     let t = step(&t, Action::Resolve, 3, 1, "cleared the backlog").unwrap();
     assert_eq!(t.resolved_on_time, Some(false));
-    let refused = step(&t, Action::Verify { effective: true, outcome: Outcome::Insufficient }, 2, 1, "").unwrap_err();
+    let refused = step(
+        &t,
+        Action::Verify {
+            effective: true,
+            outcome: Outcome::Insufficient,
+        },
+        2,
+        1,
+        "",
+    )
+    .unwrap_err();
     assert_eq!(refused.rule, Rule::Evidence);
-    let t = step(&t, Action::Reopen { working_days: 5 }, 2, 1, "residents still complain").unwrap();
+    let t = step(
+        &t,
+        Action::Reopen { working_days: 5 },
+        2,
+        1,
+        "residents still complain",
+    )
+    .unwrap();
     assert_eq!((t.state, t.reopened), (State::Reopened, 1));
     let t = step(&t, Action::Resolve, 3, 24, "second round").unwrap();
-    let t = step(&t, Action::Verify { effective: true, outcome: Outcome::Improved }, 2, 1, "").unwrap();
+    let t = step(
+        &t,
+        Action::Verify {
+            effective: true,
+            outcome: Outcome::Improved,
+        },
+        2,
+        1,
+        "",
+    )
+    .unwrap();
     assert_eq!(t.effective, Some(true));
-    assert_eq!(step(&t, Action::Close, 3, 1, "").unwrap_err().rule, Rule::Role);
+    assert_eq!(
+        step(&t, Action::Close, 3, 1, "").unwrap_err().rule,
+        Rule::Role
+    );
     let t = step(&t, Action::Close, 0, 1, "").unwrap();
     assert_eq!(t.state, State::Closed);
-    assert_eq!(step(&t, Action::Reopen { working_days: 5 }, 2, 1, "again").unwrap_err().rule, Rule::State);
+    assert_eq!(
+        step(&t, Action::Reopen { working_days: 5 }, 2, 1, "again")
+            .unwrap_err()
+            .rule,
+        Rule::State
+    );
 }

@@ -60,11 +60,7 @@ pub(crate) fn seed(db: &Path) -> Result<()> {
         let others = threshold
             .filter(|a| a.region_code != data_samples::regions::DEMO_DISTRICT)
             .take(OTHERS_PER_QUARTER);
-        let created = quarter
-            .end()
-            .and_hms_opt(9, 0, 0)
-            .expect("valid time")
-            + Duration::days(3);
+        let created = quarter.end().and_hms_opt(9, 0, 0).expect("valid time") + Duration::days(3);
         for alert in demo.into_iter().chain(others) {
             if created >= end {
                 break;
@@ -155,8 +151,7 @@ fn play(
         Ok(true)
     };
     let worked = |step: &mut dyn FnMut(i64, &Actor, Action, &str) -> Result<bool>| -> Result<bool> {
-        Ok(step(20, &department, Action::Accept, "")?
-            && step(24, &department, Action::Start, "")?)
+        Ok(step(20, &department, Action::Accept, "")? && step(24, &department, Action::Start, "")?)
     };
     let resolve = "extra staff on the overdue orders; daily review of open ones";
     match story % 8 {
@@ -164,44 +159,90 @@ fn play(
         0 => {
             let _ = worked(&mut step)?
                 && step(24 * 9, &department, Action::Resolve, resolve)?
-                && step(24 * 180, &supervisor, Action::Verify { effective: true, outcome: workflow::Outcome::Pending }, "")?
+                && step(
+                    24 * 180,
+                    &supervisor,
+                    Action::Verify {
+                        effective: true,
+                        outcome: workflow::Outcome::Pending,
+                    },
+                    "",
+                )?
                 && step(24, &leader, Action::Close, "")?;
         }
         // Verified, not yet closed.
         1 => {
             let _ = worked(&mut step)?
                 && step(24 * 6, &department, Action::Resolve, resolve)?
-                && step(24 * 180, &supervisor, Action::Verify { effective: true, outcome: workflow::Outcome::Pending }, "")?;
+                && step(
+                    24 * 180,
+                    &supervisor,
+                    Action::Verify {
+                        effective: true,
+                        outcome: workflow::Outcome::Pending,
+                    },
+                    "",
+                )?;
         }
         // Resolved (late), waiting for the supervisor.
         2 => {
-            let _ = worked(&mut step)?
-                && step(24 * 20, &department, Action::Resolve, resolve)?;
+            let _ = worked(&mut step)? && step(24 * 20, &department, Action::Resolve, resolve)?;
         }
         // In progress, with an extension granted.
         3 => {
             let _ = worked(&mut step)?
-                && step(24 * 3, &department, Action::AskExtension { working_days: 5 }, "waiting for the contractor's crew")?
+                && step(
+                    24 * 3,
+                    &department,
+                    Action::AskExtension { working_days: 5 },
+                    "waiting for the contractor's crew",
+                )?
                 && step(4, &leader, Action::GrantExtension, "")?;
         }
         // Reopened after an unconvincing resolution.
         4 => {
             let _ = worked(&mut step)?
-                && step(24 * 5, &department, Action::Resolve, "reminded staff of the time limits")?
-                && step(24 * 2, &supervisor, Action::Reopen { working_days: 10 }, "a reminder is not a remedy: show the backlog falling")?;
+                && step(
+                    24 * 5,
+                    &department,
+                    Action::Resolve,
+                    "reminded staff of the time limits",
+                )?
+                && step(
+                    24 * 2,
+                    &supervisor,
+                    Action::Reopen { working_days: 10 },
+                    "a reminder is not a remedy: show the backlog falling",
+                )?;
         }
         // Returned as not theirs, reassigned, accepted by the new owner's office.
         5 => {
-            let _ = step(6, &department, Action::Return, "the backlog is the street teams', not the county office's")?
-                && step(20, &leader, Action::Reassign { owner_org: street.clone(), working_days: 10 }, "the city management bureau runs the street teams")?
-                && step(4, &second, Action::Accept, "")?;
+            let _ = step(
+                6,
+                &department,
+                Action::Return,
+                "the backlog is the street teams', not the county office's",
+            )? && step(
+                20,
+                &leader,
+                Action::Reassign {
+                    owner_org: street.clone(),
+                    working_days: 10,
+                },
+                "the city management bureau runs the street teams",
+            )? && step(4, &second, Action::Accept, "")?;
         }
         // Never accepted: it will run late.
         6 => {}
         // Accepted, an extension asked and not yet decided.
         _ => {
             let _ = step(30, &department, Action::Accept, "")?
-                && step(24 * 2, &department, Action::AskExtension { working_days: 3 }, "the data for the review arrives next week")?;
+                && step(
+                    24 * 2,
+                    &department,
+                    Action::AskExtension { working_days: 3 },
+                    "the data for the review arrives next week",
+                )?;
         }
     }
     Ok(())

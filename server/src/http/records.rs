@@ -51,7 +51,10 @@ fn w3(t: NaiveDateTime) -> String {
 }
 
 /// A time parameter: RFC 3339 (converted to UTC+8) or a plain date (its midnight).
-fn time_param(params: &std::collections::HashMap<String, String>, name: &str) -> Result<Option<NaiveDateTime>, AppError> {
+fn time_param(
+    params: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<Option<NaiveDateTime>, AppError> {
     let Some(text) = params.get(name) else {
         return Ok(None);
     };
@@ -68,7 +71,10 @@ fn time_param(params: &std::collections::HashMap<String, String>, name: &str) ->
     ))
 }
 
-fn request(o: &analytics::WorkOrder, names: &std::collections::HashMap<String, analytics::RegionInfo>) -> Value {
+fn request(
+    o: &analytics::WorkOrder,
+    names: &std::collections::HashMap<String, analytics::RegionInfo>,
+) -> Value {
     json!({
         "service_request_id": o.order_id,
         "status": if o.closed_at.is_some() { "closed" } else { "open" },
@@ -113,8 +119,10 @@ pub async fn events(
     let engine = state.engine.clone();
     let scope = caller.0.scope.clone();
     let owned = id.clone();
-    let found = crate::http::blocking(move || Ok(engine.work_order_events(Some(&scope), &owned)?)).await?;
-    let (order, events) = found.ok_or_else(|| AppError::NotFound(format!("no work order {id:?}")))?;
+    let found =
+        crate::http::blocking(move || Ok(engine.work_order_events(Some(&scope), &owned)?)).await?;
+    let (order, events) =
+        found.ok_or_else(|| AppError::NotFound(format!("no work order {id:?}")))?;
     let n = events.len();
     Ok(rows(Json(json!({"order": order, "events": events})), n))
 }
@@ -135,7 +143,8 @@ pub async fn services(
     may_read(&caller)?;
     let engine = state.engine.clone();
     let scope = caller.0.scope.clone();
-    let found = crate::http::blocking(move || Ok(engine.work_order_services(Some(&scope))?)).await?;
+    let found =
+        crate::http::blocking(move || Ok(engine.work_order_services(Some(&scope))?)).await?;
     let list: Vec<Value> = found
         .iter()
         .map(|(code, types, _)| {
@@ -176,15 +185,31 @@ pub async fn requests(
 ) -> Result<Response, AppError> {
     params::only_known(
         &params,
-        &["service_request_id", "service_code", "start_date", "end_date", "status", "jurisdiction_id"],
+        &[
+            "service_request_id",
+            "service_code",
+            "start_date",
+            "end_date",
+            "status",
+            "jurisdiction_id",
+        ],
     )?;
     may_read(&caller)?;
     let ids: Vec<String> = params
         .get("service_request_id")
-        .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default();
     if ids.len() > analytics::MAX_ORDERS {
-        return Err(AppError::bad("service_request_id", format!("at most {} ids", analytics::MAX_ORDERS)));
+        return Err(AppError::bad(
+            "service_request_id",
+            format!("at most {} ids", analytics::MAX_ORDERS),
+        ));
     }
     let closed = match params.get("status").map(String::as_str) {
         None => None,
@@ -195,7 +220,12 @@ pub async fn requests(
                 match part.trim() {
                     "open" => open = true,
                     "closed" => closed = true,
-                    other => return Err(AppError::bad("status", format!("{other:?} is not open or closed"))),
+                    other => {
+                        return Err(AppError::bad(
+                            "status",
+                            format!("{other:?} is not open or closed"),
+                        ));
+                    }
                 }
             }
             (open != closed).then_some(closed)
@@ -235,7 +265,10 @@ pub async fn requests(
         };
         let names = engine.regions();
         let found = engine.work_orders(Some(&scope), &q)?;
-        Ok(found.iter().map(|o| request(o, &names)).collect::<Vec<Value>>())
+        Ok(found
+            .iter()
+            .map(|o| request(o, &names))
+            .collect::<Vec<Value>>())
     })
     .await?;
     let n = list.len();
@@ -275,7 +308,11 @@ pub async fn request_one(
             limit: 1,
             ..analytics::OrderQuery::default()
         };
-        Ok(engine.work_orders(Some(&scope), &q)?.iter().map(|o| request(o, &names)).collect::<Vec<Value>>())
+        Ok(engine
+            .work_orders(Some(&scope), &q)?
+            .iter()
+            .map(|o| request(o, &names))
+            .collect::<Vec<Value>>())
     })
     .await?;
     if found.is_empty() {

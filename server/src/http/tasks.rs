@@ -166,7 +166,12 @@ pub async fn list(
         None => None,
         Some("true") => Some(true),
         Some("false") => Some(false),
-        Some(other) => return Err(AppError::bad("overdue", format!("{other:?} is not true or false"))),
+        Some(other) => {
+            return Err(AppError::bad(
+                "overdue",
+                format!("{other:?} is not true or false"),
+            ));
+        }
     };
     let limit = params::number(&params, "limit", MAX_LIST as f64, 1.0..=MAX_LIST as f64)? as usize;
     let owner_org = params.get("owner_org").cloned();
@@ -179,16 +184,28 @@ pub async fn list(
             .tasks(Some(&region))?
             .into_iter()
             .filter(|t| sees(&caller, t))
-            .filter(|t| owner_org.as_ref().is_none_or(|o| *o == t.raised_by.owner_org))
+            .filter(|t| {
+                owner_org
+                    .as_ref()
+                    .is_none_or(|o| *o == t.raised_by.owner_org)
+            })
             .collect();
-        let mut counts: BTreeMap<&str, usize> =
-            workflow::State::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        let mut counts: BTreeMap<&str, usize> = workflow::State::ALL
+            .iter()
+            .map(|s| (s.as_str(), 0))
+            .collect();
         for t in &tasks {
             *counts.entry(t.state.as_str()).or_default() += 1;
         }
         let late = tasks.iter().filter(|t| t.overdue(now)).count();
-        let yellow = tasks.iter().filter(|t| t.card == workflow::Card::Yellow).count();
-        let red = tasks.iter().filter(|t| t.card == workflow::Card::Red).count();
+        let yellow = tasks
+            .iter()
+            .filter(|t| t.card == workflow::Card::Yellow)
+            .count();
+        let red = tasks
+            .iter()
+            .filter(|t| t.card == workflow::Card::Red)
+            .count();
         tasks.retain(|t| {
             only_state.is_none_or(|s| t.state == s) && overdue.is_none_or(|o| t.overdue(now) == o)
         });
@@ -289,7 +306,10 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
         }
         let grain = match &body.grain {
             None => None,
-            Some(g) => Some(g.parse::<indicators::Grain>().map_err(|e| AppError::bad("grain", e.to_string()))?),
+            Some(g) => Some(
+                g.parse::<indicators::Grain>()
+                    .map_err(|e| AppError::bad("grain", e.to_string()))?,
+            ),
         };
         let audience = caller.audience(&state);
         audience.region(Some(&body.region), "region")?;
@@ -314,16 +334,23 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
                         "you see no alert on {} in {}{}: a task is raised on an alert",
                         body.indicator,
                         body.region,
-                        body.period.as_deref().map(|p| format!(" for {p}")).unwrap_or_default()
+                        body.period
+                            .as_deref()
+                            .map(|p| format!(" for {p}"))
+                            .unwrap_or_default()
                     ),
                 }));
             };
-            if let Some(open) = engine.tasks(Some(&alert.region_code))?.into_iter().find(|t| {
-                t.raised_by.indicator == alert.indicator
-                    && t.raised_by.region_code == alert.region_code
-                    && t.raised_by.period == alert.period
-                    && t.state != workflow::State::Closed
-            }) {
+            if let Some(open) = engine
+                .tasks(Some(&alert.region_code))?
+                .into_iter()
+                .find(|t| {
+                    t.raised_by.indicator == alert.indicator
+                        && t.raised_by.region_code == alert.region_code
+                        && t.raised_by.period == alert.period
+                        && t.state != workflow::State::Closed
+                })
+            {
                 return Err(AppError::Conflict {
                     reason: "duplicate".into(),
                     message: format!(
@@ -424,7 +451,11 @@ fn action_of(body: &EventBody) -> Result<Action, AppError> {
     Ok(match body.action.as_str() {
         simple @ ("accept" | "start" | "return" | "grant_extension" | "refuse_extension"
         | "resolve" | "close") => {
-            extra(&[("working_days", days), ("owner_org", org), ("effective", eff)])?;
+            extra(&[
+                ("working_days", days),
+                ("owner_org", org),
+                ("effective", eff),
+            ])?;
             match simple {
                 "accept" => Action::Accept,
                 "start" => Action::Start,
@@ -521,9 +552,9 @@ pub async fn event(
         let w = crate::http::blocking(move || {
             let e2 = engine.clone();
             Ok(engine.task_event(Some(&task_id), move |task| {
-                let task = task.filter(|t| sees(&caller, t)).ok_or_else(|| {
-                    analytics::AnalyticsError::NoSuchTask(task_id.clone())
-                })?;
+                let task = task
+                    .filter(|t| sees(&caller, t))
+                    .ok_or_else(|| analytics::AnalyticsError::NoSuchTask(task_id.clone()))?;
                 let action = match action {
                     Action::Verify { effective, .. } => Action::Verify {
                         effective,
@@ -546,7 +577,8 @@ pub async fn event(
     .await;
     match result {
         Ok(w) => audited(
-            Json(json!({"seq": w.seq, "task": view(&w.task, false, w.task.last_at)})).into_response(),
+            Json(json!({"seq": w.seq, "task": view(&w.task, false, w.task.last_at)}))
+                .into_response(),
             json!({"task": id, "action": action_name, "seq": w.seq}),
         ),
         Err(e) => refused(e, Some(&id), &action_name),
@@ -589,7 +621,8 @@ pub async fn show(
     let small_cells = caller.0.role.sees_small_cells();
     crate::http::blocking(move || {
         let now = clock.now(&engine)?;
-        let withheld = !small_cells && engine.figures_withheld(&audience, std::slice::from_ref(&task))?[0];
+        let withheld =
+            !small_cells && engine.figures_withheld(&audience, std::slice::from_ref(&task))?[0];
         let evaluation = match task.resolved_at {
             Some(_) => Some(engine.evaluate(&audience, &task)?),
             None => None,
@@ -623,7 +656,10 @@ pub async fn evaluation(
     if task.resolved_at.is_none() {
         return Err(AppError::Conflict {
             reason: "not_resolved".into(),
-            message: format!("task {id} is {}: nothing to evaluate yet", task.state.as_str()),
+            message: format!(
+                "task {id} is {}: nothing to evaluate yet",
+                task.state.as_str()
+            ),
         });
     }
     let audience = caller.audience(&state);
@@ -655,8 +691,14 @@ pub fn sweep(state: &AppState, with_alerts: bool) -> Result<Swept, AppError> {
     }
     if state.auto_tasks && with_alerts {
         let tasks = engine.tasks(None)?;
-        let alerts = engine.alerts(&analytics::Audience::trusted(), &analytics::AlertQuery::default())?;
-        for a in alerts.iter().filter(|a| a.severity == indicators::Status::Critical) {
+        let alerts = engine.alerts(
+            &analytics::Audience::trusted(),
+            &analytics::AlertQuery::default(),
+        )?;
+        for a in alerts
+            .iter()
+            .filter(|a| a.severity == indicators::Status::Critical)
+        {
             let exists = tasks.iter().any(|t| {
                 t.raised_by.indicator == a.indicator
                     && t.raised_by.region_code == a.region_code
