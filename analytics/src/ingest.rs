@@ -52,7 +52,7 @@ pub(crate) fn schema_sql() -> String {
             CREATE TABLE IF NOT EXISTS ingests (ingest_id BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL, \
             source VARCHAR NOT NULL);\n\
             CREATE TABLE IF NOT EXISTS task_events (task_id VARCHAR NOT NULL, seq INTEGER NOT NULL, \
-            at TIMESTAMP NOT NULL, action VARCHAR NOT NULL, actor VARCHAR NOT NULL, event VARCHAR NOT NULL, \
+            event_at TIMESTAMP NOT NULL, action VARCHAR NOT NULL, actor VARCHAR NOT NULL, event VARCHAR NOT NULL, \
             PRIMARY KEY (task_id, seq));\n";
     sql += crate::cube::REGISTRY_SQL;
     sql

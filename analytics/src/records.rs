@@ -56,6 +56,22 @@ pub struct OrderQuery {
     pub limit: usize,
 }
 
+/// A `TIMESTAMP` column read as text (the DuckDB crate is built without its chrono
+/// feature, whose change would rebuild it).
+pub(crate) fn timestamp(r: &duckdb::Row, i: usize) -> duckdb::Result<NaiveDateTime> {
+    let text: String = r.get(i)?;
+    NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f").map_err(|e| {
+        duckdb::Error::FromSqlConversionFailure(i, duckdb::types::Type::Text, Box::new(e))
+    })
+}
+
+pub(crate) fn opt_timestamp(r: &duckdb::Row, i: usize) -> duckdb::Result<Option<NaiveDateTime>> {
+    match r.get::<_, Option<String>>(i)? {
+        None => Ok(None),
+        Some(_) => timestamp(r, i).map(Some),
+    }
+}
+
 fn db(context: &'static str) -> impl FnOnce(duckdb::Error) -> AnalyticsError {
     AnalyticsError::db(context)
 }
@@ -64,10 +80,10 @@ impl Engine {
     /// Work orders in the subtree of `scope` (all with `None`) that match `q`, newest first.
     pub fn work_orders(&self, scope: Option<&str>, q: &OrderQuery) -> Result<Vec<WorkOrder>> {
         let mut sql = String::from(
-            "SELECT o.order_id, o.created_at, o.due_at, o.closed_at, o.request_type, o.content_code, \
-             o.channel, o.community_code, o.grid_id, o.lon, o.lat, \
-             GREATEST(o.created_at, COALESCE(e.last_at, o.created_at), COALESCE(o.closed_at, o.created_at)), e.agency \
-             FROM work_orders o LEFT JOIN (SELECT order_id, MAX(at) AS last_at, \
+            "SELECT o.order_id, CAST(o.created_at AS VARCHAR), CAST(o.due_at AS VARCHAR), CAST(o.closed_at AS VARCHAR), \
+             o.request_type, o.content_code, o.channel, o.community_code, o.grid_id, o.lon, o.lat, \
+             CAST(GREATEST(o.created_at, COALESCE(e.last_at, o.created_at), COALESCE(o.closed_at, o.created_at)) AS VARCHAR), e.agency \
+             FROM work_orders o LEFT JOIN (SELECT order_id, MAX(event_at) AS last_at, \
              arg_max(org, seq) FILTER (WHERE kind = 'dispatch') AS agency \
              FROM work_order_events GROUP BY order_id) e USING (order_id) WHERE starts_with(o.community_code, ?)",
         );
@@ -104,9 +120,9 @@ impl Engine {
                     .query_map(params_from_iter(args.iter()), |r| {
                         Ok(WorkOrder {
                             order_id: r.get(0)?,
-                            created_at: r.get(1)?,
-                            due_at: r.get(2)?,
-                            closed_at: r.get(3)?,
+                            created_at: timestamp(r, 1)?,
+                            due_at: timestamp(r, 2)?,
+                            closed_at: opt_timestamp(r, 3)?,
                             request_type: r.get(4)?,
                             content_code: r.get(5)?,
                             channel: r.get(6)?,
@@ -114,7 +130,7 @@ impl Engine {
                             grid_id: r.get(8)?,
                             lon: r.get(9)?,
                             lat: r.get(10)?,
-                            updated_at: r.get(11)?,
+                            updated_at: timestamp(r, 11)?,
                             agency: r.get(12)?,
                         })
                     })
@@ -149,7 +165,7 @@ impl Engine {
             let events = self.with_conn(|conn| {
                 let mut stmt = conn
                     .prepare(
-                        "SELECT seq, at, kind, org, due_at, merged_into, satisfaction \
+                        "SELECT seq, CAST(event_at AS VARCHAR), kind, org, CAST(due_at AS VARCHAR), merged_into, satisfaction \
                          FROM work_order_events WHERE order_id = ? ORDER BY seq",
                     )
                     .map_err(db("cannot read work order events"))?;
@@ -157,10 +173,10 @@ impl Engine {
                     .query_map([id], |r| {
                         Ok(WorkOrderEvent {
                             seq: r.get(0)?,
-                            at: r.get(1)?,
+                            at: timestamp(r, 1)?,
                             kind: r.get(2)?,
                             org: r.get(3)?,
-                            due_at: r.get(4)?,
+                            due_at: opt_timestamp(r, 4)?,
                             merged_into: r.get(5)?,
                             satisfaction: r.get(6)?,
                         })

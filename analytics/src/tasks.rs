@@ -149,7 +149,7 @@ impl Engine {
                 params![
                     id,
                     task.events,
-                    event.at,
+                    event.at.to_string(),
                     event.action.name(),
                     event.actor.name,
                     json
@@ -222,7 +222,8 @@ impl Engine {
                 if stored.is_empty() {
                     return Ok(None);
                 }
-                Ok(Some((replay(id, &stored, &calendar)?, stored)))
+                let task = replay(id, &stored, &calendar)?;
+                Ok(Some((task, stored.into_iter().map(|(_, e)| e).collect())))
             })
         })
     }
@@ -254,10 +255,13 @@ impl Engine {
                     .map(|c| format!("SELECT MAX(CAST({c} AS TIMESTAMP)) AS t FROM {}", t.name))
             })
             .collect();
-        let sql = format!("SELECT MAX(t) FROM ({})", parts.join(" UNION ALL "));
+        let sql = format!(
+            "SELECT CAST(MAX(t) AS VARCHAR) FROM ({})",
+            parts.join(" UNION ALL ")
+        );
         self.consistent(|| {
             self.with_conn(|conn| {
-                conn.query_row(&sql, [], |r| r.get::<_, Option<NaiveDateTime>>(0))
+                conn.query_row(&sql, [], |r| crate::records::opt_timestamp(r, 0))
                     .map_err(db("cannot read the data's clock"))
             })
         })
@@ -555,10 +559,10 @@ fn write_ledger_row(conn: &duckdb::Connection, engine: &Engine, task: &Task) -> 
             task.raised_by.indicator,
             task.raised_by.owner_org,
             task.state.as_str(),
-            task.created_at,
-            task.deadline_at,
-            task.resolved_at,
-            task.closed_at,
+            task.created_at.to_string(),
+            task.deadline_at.to_string(),
+            task.resolved_at.map(|t| t.to_string()),
+            task.closed_at.map(|t| t.to_string()),
             on_time,
             task.reopened,
             escalated,

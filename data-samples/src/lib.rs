@@ -742,7 +742,7 @@ fn write_work_orders(
         .write_record([
             "order_id",
             "seq",
-            "at",
+            "event_at",
             "kind",
             "org",
             "due_at",

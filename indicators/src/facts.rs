@@ -274,7 +274,7 @@ pub const WORK_ORDER_EVENTS: FactTable = FactTable {
     name: "work_order_events",
     description: "the life of each 12345 work order, event by event: accepted by the hotline, dispatched (again after a return) to an organisation, acknowledged, extended, merged into an earlier duplicate, closed, visited back with a rating, reopened after an unhappy visit",
     key: &["order_id", "seq"],
-    recorded_at: Some("at"),
+    recorded_at: Some("event_at"),
     row_covers: Grain::Day,
     census: false,
     disclosure: Disclosure::Records,
@@ -284,7 +284,7 @@ pub const WORK_ORDER_EVENTS: FactTable = FactTable {
     columns: &[
         col("order_id", Text),
         col("seq", Integer),
-        col("at", Timestamp),
+        col("event_at", Timestamp),
         col("kind", Text),
         // The organisation acting (the hotline, or the one the order is dispatched to).
         opt("org", Text),
@@ -329,13 +329,13 @@ pub const WORK_ORDER_OUTCOMES: FactTable = FactTable {
     dimensions: &[],
     region: RegionKey::Grid,
     source: Source::Derived(
-        "SELECT order_id, MIN(community_code), MIN(grid_id), MIN(at) FILTER (WHERE kind = 'accept'), \
-         arg_max(due_at, seq) FILTER (WHERE due_at IS NOT NULL), MIN(at) FILTER (WHERE kind = 'close'), \
-         MAX(at) FILTER (WHERE kind = 'close'), COUNT(*) FILTER (WHERE kind = 'dispatch'), \
+        "SELECT order_id, MIN(community_code), MIN(grid_id), MIN(event_at) FILTER (WHERE kind = 'accept'), \
+         arg_max(due_at, seq) FILTER (WHERE due_at IS NOT NULL), MIN(event_at) FILTER (WHERE kind = 'close'), \
+         MAX(event_at) FILTER (WHERE kind = 'close'), COUNT(*) FILTER (WHERE kind = 'dispatch'), \
          COUNT(*) FILTER (WHERE kind = 'return'), COUNT(*) FILTER (WHERE kind = 'reopen'), \
          COUNT(*) FILTER (WHERE kind = 'extend'), COUNT(*) FILTER (WHERE kind = 'merge') > 0, \
          CASE WHEN COUNT(*) FILTER (WHERE kind = 'close') = 0 THEN NULL \
-              WHEN MAX(at) FILTER (WHERE kind = 'close') <= arg_max(due_at, seq) FILTER (WHERE due_at IS NOT NULL) THEN 1 ELSE 0 END, \
+              WHEN MAX(event_at) FILTER (WHERE kind = 'close') <= arg_max(due_at, seq) FILTER (WHERE due_at IS NOT NULL) THEN 1 ELSE 0 END, \
          CASE WHEN COUNT(*) FILTER (WHERE kind = 'close') = 0 THEN NULL \
               WHEN COUNT(*) FILTER (WHERE kind IN ('return', 'reopen')) = 0 THEN 1 ELSE 0 END \
          FROM work_order_events GROUP BY order_id",

@@ -551,10 +551,11 @@ pub async fn event(
         let task_id = id.clone();
         let w = crate::http::blocking(move || {
             let e2 = engine.clone();
+            let missing = task_id.clone();
             Ok(engine.task_event(Some(&task_id), move |task| {
                 let task = task
                     .filter(|t| sees(&caller, t))
-                    .ok_or_else(|| analytics::AnalyticsError::NoSuchTask(task_id.clone()))?;
+                    .ok_or(analytics::AnalyticsError::NoSuchTask(missing))?;
                 let action = match action {
                     Action::Verify { effective, .. } => Action::Verify {
                         effective,
