@@ -304,12 +304,19 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
                 ),
             ));
         }
-        let grain = match &body.grain {
-            None => None,
-            Some(g) => Some(
+        let grain = match (&body.grain, &body.period) {
+            (Some(g), _) => Some(
                 g.parse::<indicators::Grain>()
                     .map_err(|e| AppError::bad("grain", e.to_string()))?,
             ),
+            // A period's label says its grain (2025, 2025-Q4, 2025-11, 2025-W45, 2025-11-03).
+            (None, Some(p)) => Some(
+                indicators::Grain::ALL
+                    .into_iter()
+                    .find(|g| indicators::Period::parse(*g, p).is_ok())
+                    .ok_or_else(|| AppError::bad("period", format!("{p:?} is not a period")))?,
+            ),
+            (None, None) => None,
         };
         let audience = caller.audience(&state);
         audience.region(Some(&body.region), "region")?;
