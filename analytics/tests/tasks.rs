@@ -374,7 +374,11 @@ fn every_accepted_event_is_stored_and_refused_ones_change_nothing() {
             "verify" | "reopen" => ActorRole::Supervisor,
             _ => ActorRole::Leader,
         };
-        let role = if rng.below(3) == 0 { roles[rng.below(roles.len() as u64) as usize] } else { rightful };
+        let role = if rng.below(3) == 0 {
+            roles[rng.below(roles.len() as u64) as usize]
+        } else {
+            rightful
+        };
         let generation = engine.generation();
         let events_before = count(&engine, "task_events");
         match step(&engine, id, role, action, at, "because") {

@@ -96,7 +96,8 @@ async fn an_alert_on_the_wall_becomes_a_verified_task_through_the_pages() {
     ))
     .await;
     cdp.wait_for(
-        &format!("document.querySelector('tr.task[data-id=\"{id}\"]') !== null"),
+        // The URL first: until the new page has loaded, the old one is still there.
+        &format!("location.search.includes('{DEPARTMENT}') && document.querySelector('tr.task[data-id=\"{id}\"]') !== null"),
         "the task in the inbox",
     )
     .await;
@@ -137,7 +138,7 @@ async fn an_alert_on_the_wall_becomes_a_verified_task_through_the_pages() {
     .await;
     let outcome = cdp
         .wait_for(
-            "(document.getElementById('outcome') || {}).textContent",
+            &format!("location.search.includes('{SUPERVISOR}') && (document.getElementById('outcome') || {{}}).textContent"),
             "the evaluation",
         )
         .await;
@@ -194,4 +195,61 @@ async fn an_alert_on_the_wall_becomes_a_verified_task_through_the_pages() {
         task["events"][2]["note"],
         "extra staff on the overdue orders"
     );
+}
+
+/// `databrain tasks seed` (what `make demo` starts from): tasks in every state, cards on the
+/// late ones, and "effective" only where the evaluation shows an improvement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeded_loop_has_every_state_and_honest_verdicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = sample_db(tmp.path(), 42);
+    let out = databrain_tests::run(&["tasks", "seed", "--db", db.to_str().unwrap()]);
+    assert!(out.starts_with("seeded "), "{out}");
+    let again = databrain_tests::run(&["tasks", "seed", "--db", db.to_str().unwrap()]);
+    assert!(again.contains("already has tasks"), "{again}");
+    let server = Server::start_with(&db, &[], &["--clock", "data"]);
+    let board = get(&server, &server.token, "/api/tasks").await;
+    for (state, n) in board["counts"].as_object().unwrap() {
+        assert!(
+            n.as_u64().unwrap() > 0,
+            "no seeded task is {state}: {}",
+            board["counts"]
+        );
+    }
+    assert!(
+        board["cards"]["red"].as_u64().unwrap() > 0,
+        "no late task was carded"
+    );
+    let mut effective = 0;
+    for t in board["tasks"].as_array().unwrap() {
+        if t["effective"] == true {
+            effective += 1;
+            let id = t["id"].as_str().unwrap();
+            let e = get(
+                &server,
+                &server.token,
+                &format!("/api/tasks/{id}/evaluation"),
+            )
+            .await;
+            // Verified on the evaluation of its day; the data has not changed since.
+            assert_eq!(e["outcome"], "improved", "{id}: {e}");
+        }
+        let events = get(
+            &server,
+            &server.token,
+            &format!("/api/tasks/{}", t["id"].as_str().unwrap()),
+        )
+        .await;
+        let times: Vec<&str> = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["at"].as_str().unwrap())
+            .collect();
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "events out of order: {times:?}"
+        );
+    }
+    eprintln!("{effective} seeded tasks verified effective");
 }

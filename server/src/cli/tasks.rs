@@ -3,9 +3,9 @@
 //!
 //! For each quarter from 2024-Q2 to the last complete one, the county threshold alerts of
 //! the demo district and a few others become tasks, created three days after the quarter
-//! ends (on the data's own clock) and taken through one of eight stories: closed, verified,
+//! ends (on the data's own clock) and taken through one of nine stories: closed, verified,
 //! resolved, in progress after an extension, reopened, returned and reassigned, left
-//! unaccepted, and waiting on an extension request. Every event goes through the same
+//! unaccepted, waiting on an extension request, and returned. Every event goes through the same
 //! engine call and rules as the server's; verification uses the evaluation, so a task is
 //! effective only where the data shows it. Open tasks past their deadline at the end of the
 //! data get their cards. Deterministic: the same database gives the same tasks.
@@ -79,7 +79,7 @@ pub(crate) fn seed(db: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One task through story `story % 8`, its events no later than `end`.
+/// One task through story `story % 9`, its events no later than `end`.
 fn play(
     engine: &analytics::Engine,
     everyone: &analytics::Audience,
@@ -154,7 +154,7 @@ fn play(
         Ok(step(20, &department, Action::Accept, "")? && step(24, &department, Action::Start, "")?)
     };
     let resolve = "extra staff on the overdue orders; daily review of open ones";
-    match story % 8 {
+    match story % 9 {
         // Closed after verification.
         0 => {
             let _ = worked(&mut step)?
@@ -234,6 +234,15 @@ fn play(
         }
         // Never accepted: it will run late.
         6 => {}
+        // Returned as not theirs, waiting for the leader to reassign it.
+        8 => {
+            let _ = step(
+                8,
+                &department,
+                Action::Return,
+                "a matter for the provincial bureau, not the county",
+            )?;
+        }
         // Accepted, an extension asked and not yet decided.
         _ => {
             let _ = step(30, &department, Action::Accept, "")?
