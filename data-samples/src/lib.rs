@@ -598,6 +598,17 @@ struct Drawn<'a> {
     trouble: f64,
 }
 
+/// One event of an order as written: time, kind, organisation, new time limit, the order a
+/// duplicate is merged into, the return visit's rating.
+type EventRow<'a> = (
+    NaiveDateTime,
+    &'static str,
+    String,
+    Option<NaiveDateTime>,
+    Option<&'a str>,
+    Option<usize>,
+);
+
 /// Writes one order's events (accepted, dispatched, perhaps returned and dispatched again,
 /// acknowledged, perhaps extended or merged into a duplicate's original, closed, perhaps
 /// visited unhappily and reopened, closed again, visited) and returns how many. The last
@@ -615,14 +626,7 @@ fn write_order_events(
     let span_s = (stop - o.created).num_seconds().max(0);
     // A point `f` of the way from creation to the closure (or, open, to now or the limit).
     let at = |f: f64| o.created + Duration::seconds((span_s as f64 * f) as i64);
-    let mut rows: Vec<(
-        NaiveDateTime,
-        &str,
-        String,
-        Option<NaiveDateTime>,
-        Option<&str>,
-        Option<usize>,
-    )> = Vec::new();
+    let mut rows: Vec<EventRow> = Vec::new();
     rows.push((o.created, "accept", "12345热线".into(), None, None, None));
     let returned = rng.chance(0.03 + 0.04 * o.trouble);
     // An extension moves the limit to the row's; the first dispatch had an earlier one.

@@ -611,8 +611,7 @@ async fn open311_and_the_event_history_follow_the_scope() {
         let requested = r["requested_datetime"].as_str().unwrap();
         assert!(
             requested.ends_with("+08:00")
-                && requested >= "2025-10-01T00:00:00"
-                && requested < "2025-11-01",
+                && ("2025-10-01T00:00:00".."2025-11-01").contains(&requested),
             "{requested}"
         );
         assert!(matches!(r["status"].as_str(), Some("open" | "closed")));

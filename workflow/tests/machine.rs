@@ -79,7 +79,7 @@ fn action(kind: usize, days: u32, pick: usize) -> Action {
         7 => Action::RefuseExtension,
         8 => Action::Resolve,
         9 => Action::Verify {
-            effective: pick % 2 == 0,
+            effective: pick.is_multiple_of(2),
             outcome: OUTCOMES[pick % OUTCOMES.len()],
         },
         10 => Action::Reopen { working_days: days },

@@ -638,7 +638,7 @@ pub async fn show(
         Ok(Json(json!({
             "now": now,
             "task": view(&task, withheld, now),
-            "card_due": task.card_due(now, &*engine.calendar()),
+            "card_due": task.card_due(now, &engine.calendar()),
             "events": events,
             "evaluation": evaluation,
         })))
