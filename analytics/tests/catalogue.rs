@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 #[test]
 fn every_indicator_answers_at_every_level_it_allows() {
     let (_tmp, engine, _) = loaded(11);
+    // The ledger's indicators need a task: one assigned, resolved and verified.
+    supervised_task(&engine);
     let catalogue = engine.catalogue().clone();
     assert!(catalogue.indicators.len() >= 40);
     for ind in &catalogue.indicators {
@@ -24,6 +26,69 @@ fn every_indicator_answers_at_every_level_it_allows() {
                 ind.id
             );
         }
+    }
+}
+
+fn supervised_task(engine: &analytics::Engine) {
+    use workflow::{Action, Actor, ActorRole, Event, NewTask, Outcome, Severity};
+    let at = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+    let who = |role| Actor {
+        name: "test".into(),
+        role,
+        scope: "320102".into(),
+        org: Some("320102/城管局".into()),
+    };
+    let steps = [
+        (Action::Accept, ActorRole::Department, "2025-04-07 09:00:00"),
+        (
+            Action::Resolve,
+            ActorRole::Department,
+            "2025-04-08 09:00:00",
+        ),
+        (
+            Action::Verify {
+                effective: false,
+                outcome: Outcome::Unchanged,
+            },
+            ActorRole::Supervisor,
+            "2025-07-08 09:00:00",
+        ),
+    ];
+    let new = NewTask {
+        region_code: "320102".into(),
+        indicator: "hotline_on_time_rate".into(),
+        grain: "quarter".into(),
+        period: "2025-Q1".into(),
+        value: 0.7,
+        threshold: Some(0.8),
+        support: 400.0,
+        severity: Severity::Critical,
+        owner_org: "320102/城管局".into(),
+        working_days: 5,
+    };
+    let id = engine
+        .task_event(None, |_| {
+            Ok(Event {
+                action: Action::Assign(new),
+                actor: who(ActorRole::Leader),
+                at: at("2025-04-03 09:00:00"),
+                note: String::new(),
+            })
+        })
+        .unwrap()
+        .task
+        .id;
+    for (action, role, time) in steps {
+        engine
+            .task_event(Some(&id), |_| {
+                Ok(Event {
+                    action,
+                    actor: who(role),
+                    at: at(time),
+                    note: "done".into(),
+                })
+            })
+            .unwrap();
     }
 }
 

@@ -554,6 +554,16 @@ async fn the_openapi_description_matches_the_routes() {
         ("post", "/api/facts/{table}"),
         ("get", "/api/events"),
         ("get", "/ws/events"),
+        ("get", "/tasks"),
+        ("get", "/api/tasks"),
+        ("post", "/api/tasks"),
+        ("get", "/api/tasks/{id}"),
+        ("post", "/api/tasks/{id}/events"),
+        ("get", "/api/tasks/{id}/evaluation"),
+        ("get", "/api/work-orders/{id}/events"),
+        ("get", "/open311/v2/services.json"),
+        ("get", "/open311/v2/requests.json"),
+        ("get", "/open311/v2/requests/{file}"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -567,6 +577,7 @@ async fn the_openapi_description_matches_the_routes() {
             "/wall",
             "/analyst",
             "/planner",
+            "/tasks",
             "/pages/common.js",
             "/api/health",
             "/api/openapi.json",
