@@ -592,7 +592,49 @@ async fn the_openapi_description_matches_the_routes() {
             );
         }
     }
-    // Every described route is served: none answers 404 or 405 with example parameters.
+    // Every described route is served: none answers 404 or 405 with example parameters (a
+    // task and a work order that exist).
+    let task = state
+        .engine
+        .task_event(None, |_| {
+            Ok(workflow::Event {
+                action: workflow::Action::Assign(workflow::NewTask {
+                    region_code: "320102".into(),
+                    indicator: "hotline_on_time_rate".into(),
+                    grain: "quarter".into(),
+                    period: "2025-Q1".into(),
+                    value: 0.7,
+                    threshold: Some(0.8),
+                    support: 100.0,
+                    severity: workflow::Severity::Warning,
+                    owner_org: "320102/政府办公室".into(),
+                    working_days: 5,
+                }),
+                actor: workflow::Actor {
+                    name: "admin".into(),
+                    role: workflow::ActorRole::Admin,
+                    scope: "32".into(),
+                    org: None,
+                },
+                at: chrono::NaiveDate::from_ymd_opt(2025, 6, 2)
+                    .unwrap()
+                    .and_hms_opt(9, 0, 0)
+                    .unwrap(),
+                note: String::new(),
+            })
+        })
+        .unwrap()
+        .task
+        .id;
+    let order: String = state
+        .engine
+        .with_conn(|c| {
+            Ok(
+                c.query_row("SELECT MIN(order_id) FROM work_orders", [], |r| r.get(0))
+                    .unwrap(),
+            )
+        })
+        .unwrap();
     for (method, path) in &served {
         let uri = path
             .replace(
@@ -600,6 +642,12 @@ async fn the_openapi_description_matches_the_routes() {
                 "/api/indicators/hotline_on_time_rate",
             )
             .replace("/api/scenes/{id}", "/api/scenes/demo_district")
+            .replace("/api/tasks/{id}", &format!("/api/tasks/{task}"))
+            .replace(
+                "/api/work-orders/{id}",
+                &format!("/api/work-orders/{order}"),
+            )
+            .replace("{file}", &format!("{order}.json"))
             .replace("{table}", "work_orders");
         let bearer = format!("Bearer {ADMIN}");
         let request = match method.as_str() {
