@@ -216,7 +216,7 @@ pub(crate) fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
             },
         )?;
         println!(
-            "  {:8} scope {scope:7} http://{addr}/?token={secret}",
+            "  {:10} scope {scope:7} http://{addr}/?token={secret}",
             role.as_str()
         );
         match role {

@@ -13,7 +13,7 @@
 use anyhow::{Context, Result};
 use chrono::{Duration, NaiveDateTime};
 use std::path::Path;
-use workflow::{Action, Actor, ActorRole, Event, NewTask, Severity};
+use workflow::{Action, Actor, ActorRole, Event};
 
 /// Other counties' alerts taken per quarter, besides the demo district's.
 const OTHERS_PER_QUARTER: usize = 5;
@@ -96,22 +96,7 @@ fn play(
     let department = person(&owner, ActorRole::Department, county, Some(owner.clone()));
     let street = format!("{county}/城管局");
     let second = person(&street, ActorRole::Department, county, Some(street.clone()));
-    let new = NewTask {
-        region_code: region.clone(),
-        indicator: alert.indicator.clone(),
-        grain: alert.grain.as_str().to_owned(),
-        period: alert.period.clone(),
-        value: alert.value,
-        threshold: alert.threshold,
-        support: alert.support,
-        severity: if alert.severity == indicators::Status::Critical {
-            Severity::Critical
-        } else {
-            Severity::Warning
-        },
-        owner_org: owner.clone(),
-        working_days: 10,
-    };
+    let new = server::http::tasks::raised_by(alert, owner.clone(), 10);
     let first = engine.task_event(None, |_| {
         Ok(Event {
             action: Action::Assign(new),

@@ -117,6 +117,27 @@ fn audited(mut response: Response, detail: Value) -> Response {
     response
 }
 
+/// What a task raised on `alert` keeps (its figures as they were), for `owner_org` within
+/// `working_days`.
+pub fn raised_by(alert: &analytics::Alert, owner_org: String, working_days: u32) -> NewTask {
+    NewTask {
+        region_code: alert.region_code.clone(),
+        indicator: alert.indicator.clone(),
+        grain: alert.grain.as_str().to_owned(),
+        period: alert.period.clone(),
+        value: alert.value,
+        threshold: alert.threshold,
+        support: alert.support,
+        severity: if alert.severity == indicators::Status::Critical {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        },
+        owner_org,
+        working_days,
+    }
+}
+
 /// Supervised tasks of the caller's scope (a department: its own), late and carded first.
 #[utoipa::path(get, path = "/api/tasks", tag = "tasks",
     params(
@@ -366,25 +387,13 @@ pub async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) 
                     ),
                 });
             }
-            let new = NewTask {
-                region_code: alert.region_code.clone(),
-                indicator: alert.indicator.clone(),
-                grain: alert.grain.as_str().to_owned(),
-                period: alert.period.clone(),
-                value: alert.value,
-                threshold: alert.threshold,
-                support: alert.support,
-                severity: if alert.severity == indicators::Status::Critical {
-                    Severity::Critical
-                } else {
-                    Severity::Warning
-                },
-                owner_org: body
-                    .owner_org
+            let new = raised_by(
+                &alert,
+                body.owner_org
                     .clone()
                     .unwrap_or_else(|| workflow::default_owner(&alert.region_code)),
-                working_days: body.working_days.unwrap_or(DEFAULT_WORKING_DAYS),
-            };
+                body.working_days.unwrap_or(DEFAULT_WORKING_DAYS),
+            );
             let note = body.note.clone().unwrap_or_default();
             let e2 = engine.clone();
             Ok(engine.task_event(None, move |_| {
@@ -715,18 +724,11 @@ pub fn sweep(state: &AppState, with_alerts: bool) -> Result<Swept, AppError> {
             if exists || a.region_code.len() < 6 {
                 continue;
             }
-            let new = NewTask {
-                region_code: a.region_code.clone(),
-                indicator: a.indicator.clone(),
-                grain: a.grain.as_str().to_owned(),
-                period: a.period.clone(),
-                value: a.value,
-                threshold: a.threshold,
-                support: a.support,
-                severity: Severity::Critical,
-                owner_org: workflow::default_owner(&a.region_code),
-                working_days: DEFAULT_WORKING_DAYS,
-            };
+            let new = raised_by(
+                a,
+                workflow::default_owner(&a.region_code),
+                DEFAULT_WORKING_DAYS,
+            );
             let w = engine.task_event(None, |_| {
                 Ok(Event {
                     action: Action::Assign(new),
