@@ -20,6 +20,13 @@ pub struct Cdp {
 
 impl Cdp {
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        let v = self.answer(method, params).await;
+        assert!(v.get("error").is_none(), "{method}: {v}");
+        v["result"].clone()
+    }
+
+    /// The whole answer to a command, an error included.
+    async fn answer(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let mut msg = json!({ "id": self.next_id, "method": method, "params": params });
         if let Some(s) = &self.session {
@@ -38,21 +45,29 @@ impl Cdp {
             if let Message::Text(t) = m {
                 let v: Value = serde_json::from_str(&t).unwrap();
                 if v["id"] == self.next_id {
-                    assert!(v.get("error").is_none(), "{method}: {v}");
-                    return v["result"].clone();
+                    return v;
                 }
             }
         }
     }
 
+    /// The value of `expression` in the page; `null` when the page navigated away while it
+    /// ran (the next page is not there yet: `wait_for` asks again).
     pub async fn eval(&mut self, expression: &str) -> Value {
-        let r = self
-            .call(
+        let v = self
+            .answer(
                 "Runtime.evaluate",
                 json!({ "expression": expression, "returnByValue": true }),
             )
             .await;
-        r["result"]["value"].clone()
+        if let Some(error) = v.get("error") {
+            let navigated = error["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("navigated or closed"));
+            assert!(navigated, "Runtime.evaluate: {v}");
+            return Value::Null;
+        }
+        v["result"]["result"]["value"].clone()
     }
 
     pub async fn wait_for(&mut self, expression: &str, what: &str) -> Value {

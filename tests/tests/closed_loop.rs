@@ -72,7 +72,8 @@ async fn an_alert_on_the_wall_becomes_a_verified_task_through_the_pages() {
         .await;
     assert!(link.as_str().unwrap().contains("/tasks?"), "{link}");
     cdp.eval(&format!(
-        "document.querySelector('#alerts a[href*=\"region={county}\"]').click()"
+        // Clicked after the evaluation returns: a navigation during it is an error.
+        "setTimeout(() => document.querySelector('#alerts a[href*=\"region={county}\"]').click(), 0)"
     ))
     .await;
     cdp.wait_for(
@@ -92,7 +93,7 @@ async fn an_alert_on_the_wall_becomes_a_verified_task_through_the_pages() {
 
     // The department: its inbox lists the task; accept, then resolve with what was done.
     cdp.eval(&format!(
-        "location.href = '{base}/tasks?token={DEPARTMENT}'"
+        "setTimeout(() => {{ location.href = '{base}/tasks?token={DEPARTMENT}'; }}, 0)"
     ))
     .await;
     cdp.wait_for(
@@ -133,7 +134,7 @@ async fn an_alert_on_the_wall_becomes_a_verified_task_through_the_pages() {
     // The supervisor: the evaluation is shown; verify (not as effective: no data after the
     // resolution yet) and close.
     cdp.eval(&format!(
-        "location.href = '{base}/tasks?token={SUPERVISOR}&task={id}'"
+        "setTimeout(() => {{ location.href = '{base}/tasks?token={SUPERVISOR}&task={id}'; }}, 0)"
     ))
     .await;
     let outcome = cdp
