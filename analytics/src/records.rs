@@ -85,9 +85,12 @@ impl Engine {
              CAST(GREATEST(o.created_at, COALESCE(e.last_at, o.created_at), COALESCE(o.closed_at, o.created_at)) AS VARCHAR), e.agency \
              FROM work_orders o LEFT JOIN (SELECT order_id, MAX(event_at) AS last_at, \
              arg_max(org, seq) FILTER (WHERE kind = 'dispatch') AS agency \
-             FROM work_order_events GROUP BY order_id) e USING (order_id) WHERE starts_with(o.community_code, ?)",
+             FROM work_order_events WHERE starts_with(community_code, ?) GROUP BY order_id) e USING (order_id) \
+             WHERE starts_with(o.community_code, ?)",
         );
-        let mut args: Vec<duckdb::types::Value> = vec![scope.unwrap_or("").to_owned().into()];
+        // The scope twice: the events are summed only for orders of the scope, not all.
+        let scope = scope.unwrap_or("").to_owned();
+        let mut args: Vec<duckdb::types::Value> = vec![scope.clone().into(), scope.into()];
         if !q.ids.is_empty() {
             sql += &format!(" AND o.order_id IN ({})", vec!["?"; q.ids.len()].join(", "));
             args.extend(q.ids.iter().map(|i| i.clone().into()));

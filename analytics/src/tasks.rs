@@ -194,12 +194,7 @@ impl Engine {
             match self.task_event(Some(&t.id), |_| {
                 Ok(Event {
                     action: workflow::Action::Escalate { card: due },
-                    actor: workflow::Actor {
-                        name: "system".into(),
-                        role: workflow::ActorRole::System,
-                        scope: "32".into(),
-                        org: None,
-                    },
+                    actor: workflow::Actor::system(),
                     at: now,
                     note: format!("past its deadline of {deadline}"),
                 })

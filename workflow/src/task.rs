@@ -109,6 +109,18 @@ pub struct Actor {
     pub org: Option<String>,
 }
 
+impl Actor {
+    /// The server's own rules (escalation, tasks from critical alerts).
+    pub fn system() -> Actor {
+        Actor {
+            name: "system".into(),
+            role: ActorRole::System,
+            scope: "32".into(),
+            org: None,
+        }
+    }
+}
+
 /// What a new task is about: the alert that raised it and who is to act.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NewTask {

@@ -81,15 +81,6 @@ fn sees(caller: &Caller, task: &Task) -> bool {
             || caller.0.org.as_deref() == Some(task.raised_by.owner_org.as_str()))
 }
 
-fn system() -> Actor {
-    Actor {
-        name: "system".into(),
-        role: ActorRole::System,
-        scope: "32".into(),
-        org: None,
-    }
-}
-
 /// A task as the caller may see it: the figures blanked where withheld, whether it is late.
 fn view(task: &Task, withheld: bool, now: chrono::NaiveDateTime) -> Value {
     let mut v = serde_json::to_value(task).expect("tasks serialise");
@@ -732,7 +723,7 @@ pub fn sweep(state: &AppState, with_alerts: bool) -> Result<Swept, AppError> {
             let w = engine.task_event(None, |_| {
                 Ok(Event {
                     action: Action::Assign(new),
-                    actor: system(),
+                    actor: Actor::system(),
                     at: now,
                     note: format!("rule: a critical alert gets a task ({})", a.message),
                 })
