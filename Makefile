@@ -29,6 +29,9 @@ deps:
 		$(SUDO) apt-get update && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y --no-install-recommends $$missing; \
 	fi
 	@[ -x $(VENV)/bin/schemathesis ] || { python3 -m venv $(VENV) && $(VENV)/bin/pip install -q $(PY_PACKAGES); }
+	@# The pages' libraries (ECharts), exactly as package-lock.json pins them; the server serves
+	@# them from node_modules/ (never committed, never fetched at run time).
+	@[ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error
 
 # --all-targets builds what `cargo test` builds (dev-dependencies included), so that demo and
 # test share one feature resolution and never rebuild each other's dependencies.

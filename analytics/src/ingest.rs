@@ -538,3 +538,106 @@ fn check_region_keys_buildings(conn: &Connection, path: &Path) -> Result<()> {
         None => Ok(()),
     }
 }
+
+/// What [`Engine::replace_region_shapes`] did.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ShapesReport {
+    pub ingest_id: i64,
+    /// Regions whose boundary was replaced.
+    pub replaced: u64,
+}
+
+/// One region's boundary for [`Engine::replace_region_shapes`]: polygons, each an outer ring
+/// then holes, in lon/lat (WGS84).
+pub type RegionPolygons = (String, Vec<Vec<Vec<[f64; 2]>>>);
+
+impl Engine {
+    /// Replaces the boundaries of the named regions (e.g. the generated rectangles by real
+    /// outlines from a boundary file, read and converted to WGS84 by the caller), in one
+    /// transaction and as a load of its own (a new snapshot). Every code must be a region of
+    /// the database and every ring closed with at least four finite vertices; otherwise the
+    /// error names the first offender and nothing changes. `source` names the file.
+    pub fn replace_region_shapes(
+        &self,
+        source: &Path,
+        shapes: &[RegionPolygons],
+    ) -> Result<ShapesReport> {
+        if self.mode() != crate::OpenMode::ReadWrite {
+            return Err(ingest_err(source, "the database was opened read-only"));
+        }
+        for (code, polygons) in shapes {
+            if polygons.is_empty() {
+                return Err(ingest_err(source, format!("region {code}: no polygon")));
+            }
+            for (p, rings) in polygons.iter().enumerate() {
+                for (r, ring) in rings.iter().enumerate() {
+                    let what = format!("region {code}: polygon {p} ring {r}");
+                    if ring.len() < 4 {
+                        return Err(ingest_err(
+                            source,
+                            format!("{what} has {} vertices, fewer than 4", ring.len()),
+                        ));
+                    }
+                    if ring.first() != ring.last() {
+                        return Err(ingest_err(source, format!("{what} is not closed")));
+                    }
+                    if let Some(i) = ring
+                        .iter()
+                        .position(|v| !(v[0].is_finite() && v[1].is_finite()))
+                    {
+                        return Err(ingest_err(
+                            source,
+                            format!("{what}: vertex {i} is not finite"),
+                        ));
+                    }
+                }
+            }
+        }
+        let known = self.regions();
+        let unknown: Vec<&str> = shapes
+            .iter()
+            .map(|(c, _)| c.as_str())
+            .filter(|c| !known.contains_key(*c))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ingest_err(
+                source,
+                format!(
+                    "{} boundaries name no region of the database: {}",
+                    unknown.len(),
+                    unknown
+                        .iter()
+                        .take(10)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let report = self.with_conn(|conn| {
+            in_transaction(conn, || {
+                let mut replaced = 0;
+                for (code, polygons) in shapes {
+                    conn.execute("DELETE FROM region_shapes WHERE code = ?", params![code])
+                        .map_err(AnalyticsError::db("cannot replace a region shape"))?;
+                    conn.execute(
+                        "INSERT INTO region_shapes VALUES (?, ?)",
+                        params![
+                            code,
+                            serde_json::to_string(polygons).expect("polygons serialise")
+                        ],
+                    )
+                    .map_err(AnalyticsError::db("cannot replace a region shape"))?;
+                    replaced += 1;
+                }
+                let ingest_id = record_ingest(conn, &format!("boundaries {}", source.display()))?;
+                Ok(ShapesReport {
+                    ingest_id,
+                    replaced,
+                })
+            })
+        })?;
+        self.reload_regions()?;
+        Ok(report)
+    }
+}

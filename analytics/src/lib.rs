@@ -33,7 +33,7 @@ pub use alerts::{Alert, AlertKind, AlertQuery, Driver, Trend, TrendQuery, Verdic
 pub use analyst::{SqlLimits, SqlResult};
 pub use breakdown::Share;
 pub use export::parquet_as_csv;
-pub use ingest::IngestReport;
+pub use ingest::{IngestReport, RegionPolygons, ShapesReport};
 pub use load::{
     ColumnMapping, LoadReport, MAX_UPLOAD_COLUMNS, Mapping, OnReject, Rejection, Upload,
     UploadFormat,

@@ -100,7 +100,17 @@ pub struct BuildingRecord {
 pub struct RegionShapeRecord {
     pub code: String,
     pub name: String,
-    pub ring_lon_lat: Vec<[f64; 2]>,
+    /// Polygons, each an outer ring then holes, each ring closed, in lon/lat (WGS84).
+    pub polygons_lon_lat: Vec<Vec<Vec<[f64; 2]>>>,
+}
+
+/// A stored boundary: the generated sample's one outer ring, or the polygons (with holes) of
+/// a boundary file loaded by [`Engine::replace_region_shapes`].
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum StoredShape {
+    Ring(Vec<[f64; 2]>),
+    Polygons(Vec<Vec<Vec<[f64; 2]>>>),
 }
 
 /// Which load the data comes from.
@@ -720,16 +730,22 @@ impl Engine {
                 .map_err(AnalyticsError::db("cannot read region shapes"))
         })?;
         rows.into_iter()
-            .map(|(code, name, ring)| {
-                let ring_lon_lat =
-                    serde_json::from_str(&ring).map_err(|e| AnalyticsError::Ingest {
-                        message: format!("region {code}: stored shape is not a ring: {e}"),
+            .map(|(code, name, stored)| {
+                let shape: StoredShape =
+                    serde_json::from_str(&stored).map_err(|e| AnalyticsError::Ingest {
+                        message: format!(
+                            "region {code}: stored shape is neither a ring nor polygons: {e}"
+                        ),
                         path: self.path().to_owned(),
                     })?;
+                let polygons_lon_lat = match shape {
+                    StoredShape::Ring(ring) => vec![vec![ring]],
+                    StoredShape::Polygons(p) => p,
+                };
                 Ok(RegionShapeRecord {
                     code,
                     name,
-                    ring_lon_lat,
+                    polygons_lon_lat,
                 })
             })
             .collect()

@@ -54,6 +54,12 @@ impl Level {
     }
 
     /// The level one step up, `None` for the province.
+    /// The level below, if any (grid cells have none).
+    pub fn child(self) -> Option<Level> {
+        let i = Level::ALL.iter().position(|l| *l == self)?;
+        Level::ALL.get(i + 1).copied()
+    }
+
     pub fn parent(self) -> Option<Level> {
         let i = Level::ALL.iter().position(|l| *l == self)?;
         i.checked_sub(1).map(|p| Level::ALL[p])

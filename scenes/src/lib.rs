@@ -219,7 +219,8 @@ impl OrbitCamera {
         ]
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Checks the camera is finite, above the ground and within the distance limits.
+    pub fn validate(&self) -> Result<(), String> {
         let finite = [
             self.yaw_deg,
             self.pitch_deg,

@@ -21,6 +21,7 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Generate { out, scale, seed } => data::generate(&out, scale, seed),
         Command::Ingest { db, dir } => data::ingest(&db, &dir),
+        Command::Boundaries { db, crs, files } => data::boundaries(&db, &crs, &files),
         Command::Query {
             indicator,
             db,

@@ -103,6 +103,8 @@ pub struct AppState {
     /// Whether the server makes a task of every critical alert without one (the rule of
     /// `serve --auto-tasks`).
     pub auto_tasks: bool,
+    /// The pages' front-end libraries (ECharts), read once from `node_modules`.
+    pub vendor: Arc<crate::http::vendor::Vendor>,
 }
 
 /// The "now" of the closed loop.
@@ -176,6 +178,7 @@ impl AppState {
             mappings: Arc::new(std::collections::BTreeMap::new()),
             clock: Clock::System,
             auto_tasks: false,
+            vendor: Arc::new(crate::http::vendor::Vendor::from_env()),
         }
     }
 

@@ -164,14 +164,26 @@ fn regions(
         .region_shapes(within, level)?
         .into_iter()
         .map(|r| {
-            let mut ring = r.ring_lon_lat;
-            if ring.len() > 1 && ring.first() == ring.last() {
-                ring.pop();
-            }
+            // The renderer takes open rings.
+            let polygons = r
+                .polygons_lon_lat
+                .into_iter()
+                .map(|rings| {
+                    rings
+                        .into_iter()
+                        .map(|mut ring| {
+                            if ring.len() > 1 && ring.first() == ring.last() {
+                                ring.pop();
+                            }
+                            ring
+                        })
+                        .collect()
+                })
+                .collect();
             Ok(RegionShape {
                 code: r.code,
                 name: r.name,
-                polygons: vec![vec![ring]],
+                polygons,
             })
         })
         .collect()

@@ -114,6 +114,21 @@ pub(crate) enum Command {
         /// A directory written by `databrain generate`.
         dir: PathBuf,
     },
+    /// Replace the boundaries of the database's regions with those of GeoJSON boundary files
+    /// (Polygon or MultiPolygon features with a `code` or `adcode` property), e.g. the real
+    /// Jiangsu city outlines for the generated rectangles. All files or nothing; every code
+    /// must be a region of the database.
+    Boundaries {
+        /// The DuckDB file (no server may have it open).
+        #[arg(long)]
+        db: PathBuf,
+        /// The files' coordinate system: WGS84, GCJ-02 (Chinese web maps) or an EPSG code.
+        #[arg(long, default_value = "WGS84")]
+        crs: String,
+        /// GeoJSON boundary files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Print an indicator's values per region and period.
     Query {
         /// Indicator id from the catalogue (see GET /api/indicators), e.g. hotline_on_time_rate.

@@ -99,6 +99,54 @@ pub(crate) fn ingest(db: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `databrain boundaries`: real outlines for the regions they name, converted to WGS84.
+pub(crate) fn boundaries(db: &Path, crs: &str, files: &[std::path::PathBuf]) -> Result<()> {
+    let options = twin::cim::RegionOptions {
+        crs: twin::crs::Crs::parse(crs).with_context(|| format!("--crs {crs}"))?,
+        ..Default::default()
+    };
+    let mut shapes = Vec::new();
+    for file in files {
+        let regions = twin::cim::load_regions(file, &options)
+            .with_context(|| format!("cannot read boundaries from {}", file.display()))?;
+        shapes.extend(regions.into_iter().map(|r| {
+            // Stored rings are closed (GeoJSON's convention).
+            let polygons = r
+                .polygons
+                .into_iter()
+                .map(|rings| {
+                    rings
+                        .into_iter()
+                        .map(|mut ring| {
+                            if ring.first() != ring.last()
+                                && let Some(&first) = ring.first()
+                            {
+                                ring.push(first);
+                            }
+                            ring
+                        })
+                        .collect()
+                })
+                .collect();
+            (r.code, polygons)
+        }));
+    }
+    let engine = analytics::Engine::open(db)?;
+    let source = files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let report = engine.replace_region_shapes(Path::new(&source), &shapes)?;
+    println!(
+        "{} region boundaries replaced (load {}) in {}",
+        report.replaced,
+        report.ingest_id,
+        db.display()
+    );
+    Ok(())
+}
+
 pub(crate) fn query(
     db: &Path,
     id: &str,

@@ -187,6 +187,18 @@ pub(crate) fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
     let has_data = current && analytics::Engine::open(&db)?.snapshot().is_ok();
     if !has_data {
         ingest(&db, &sample)?;
+        // Real outlines for the cities and Nanjing's districts when the shared data is there
+        // (the generated rectangles stay below them and elsewhere).
+        let shared = Path::new("../shared/data/boundaries_jiangsu");
+        let files: Vec<std::path::PathBuf> =
+            ["jiangsu_cities.geojson", "nanjing_districts.geojson"]
+                .iter()
+                .map(|f| shared.join(f))
+                .filter(|f| f.is_file())
+                .collect();
+        if !files.is_empty() {
+            super::data::boundaries(&db, "GCJ-02", &files)?;
+        }
     }
     // The closed loop in every state, from the sample's own alerts (once per database).
     super::tasks::seed(&db)?;

@@ -104,12 +104,13 @@ fn with_rows(mut response: Response, rows: usize) -> Response {
         ("from" = Option<String>, Query, description = "first period, inclusive: 2024, 2024-Q3, 2024-07, 2024-W27, 2024-07-15"),
         ("to" = Option<String>, Query, description = "last period, inclusive"),
         ("region" = Option<String>, Query, description = "a division code in the caller's scope (default: the scope)"),
-        ("format" = Option<String>, Query, description = "json (default), csv or sdmx-csv"),
+        ("format" = Option<String>, Query, description = "json (default), csv, sdmx-csv or parquet"),
     ),
-    responses((status = 200, description = "the rows, as JSON, CSV or SDMX-CSV (format=)", content(
+    responses((status = 200, description = "the rows, as JSON, CSV, SDMX-CSV or Parquet (format=)", content(
         (ValuesAnswer = "application/json"),
         (String = "text/csv"),
         (String = "application/vnd.sdmx.data+csv"),
+        (Vec<u8> = "application/vnd.apache.parquet"),
     ))))]
 pub async fn values(
     State(state): State<AppState>,
@@ -118,10 +119,10 @@ pub async fn values(
     params::Params(mut params): params::Params,
 ) -> Result<Response, AppError> {
     let format = params.remove("format").unwrap_or_else(|| "json".into());
-    if !matches!(format.as_str(), "json" | "csv" | "sdmx-csv") {
+    if !matches!(format.as_str(), "json" | "csv" | "sdmx-csv" | "parquet") {
         return Err(AppError::bad(
             "format",
-            format!("{format:?} is not one of json, csv, sdmx-csv"),
+            format!("{format:?} is not one of json, csv, sdmx-csv, parquet"),
         ));
     }
     let query = params::indicator_query(&params)?;
@@ -134,6 +135,33 @@ pub async fn values(
             query.level, query.grain
         )
     };
+    if format == "parquet" {
+        // DuckDB writes Parquet to a file only: a private temporary one, read back and removed.
+        let engine = state.engine.clone();
+        let bytes = blocking(move || {
+            let dir = tempfile::tempdir()
+                .map_err(|e| AppError::Internal(format!("no temporary directory: {e}")))?;
+            let path = dir.path().join("values.parquet");
+            engine.write_parquet(&rows, &path)?;
+            std::fs::read(&path)
+                .map_err(|e| AppError::Internal(format!("cannot read back the Parquet file: {e}")))
+        })
+        .await?;
+        return Ok(with_rows(
+            (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        "application/vnd.apache.parquet".to_owned(),
+                    ),
+                    (header::CONTENT_DISPOSITION, file("parquet")),
+                ],
+                bytes,
+            )
+                .into_response(),
+            count,
+        ));
+    }
     Ok(with_rows(
         match format.as_str() {
             "csv" => (

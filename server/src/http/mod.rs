@@ -18,12 +18,14 @@ pub mod openapi;
 pub mod pages;
 pub mod params;
 pub mod records;
+pub mod regions;
 pub mod risks;
 pub mod scenes;
 pub mod serve;
 pub mod sql;
 pub mod stream;
 pub mod tasks;
+pub mod vendor;
 pub mod work;
 
 pub use work::{Answers, blocking};
@@ -69,6 +71,7 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(pages::planner))
         .routes(routes!(pages::tasks))
         .routes(routes!(pages::common_js))
+        .routes(routes!(vendor::file))
         .routes(routes!(scenes::health))
         .routes(routes!(openapi::serve))
         .split_for_parts();
@@ -83,6 +86,8 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(sql::run))
         .routes(routes!(scenes::list))
         .routes(routes!(scenes::snapshot))
+        .routes(routes!(scenes::legend))
+        .routes(routes!(scenes::focus))
         .routes(routes!(stream::view))
         .routes(routes!(loads::load))
         .routes(routes!(loads::append))
@@ -96,6 +101,8 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(records::services))
         .routes(routes!(records::requests))
         .routes(routes!(records::request_one))
+        .routes(routes!(regions::list))
+        .routes(routes!(regions::shapes))
         .split_for_parts();
     (public, private, openapi::document(public_api, private_api))
 }

@@ -62,6 +62,24 @@ fn kpis(
     Ok(out)
 }
 
+/// A page as built into the binary, or, when `DATABRAIN_PAGES` names a directory (for work
+/// on the pages: no rebuild per edit), as that directory has it now. The variable is the
+/// operator's, like every other path the server reads.
+fn page(name: &str, built_in: &'static str) -> std::borrow::Cow<'static, str> {
+    match std::env::var_os("DATABRAIN_PAGES") {
+        Some(dir) => match std::fs::read_to_string(std::path::Path::new(&dir).join(name)) {
+            Ok(text) => text.into(),
+            Err(e) => {
+                tracing::warn!(
+                    "DATABRAIN_PAGES: cannot read {name} ({e}); serving the built-in page"
+                );
+                built_in.into()
+            }
+        },
+        None => built_in.into(),
+    }
+}
+
 /// `/` without a token: how to get one, and no data.
 pub fn welcome() -> Html<String> {
     Html(
@@ -193,8 +211,8 @@ API: <a href="/api/openapi.json" style="color:#9fc5ff">/api/openapi.json</a></p>
 #[utoipa::path(get, path = "/wall", tag = "pages",
     params(("scene" = Option<String>, Query, description = "the scene shown"), ("token" = Option<String>, Query, description = "the page's token, for its scripts")),
     responses((status = 200, description = "the wall's HTML (no data: its script fetches it)", body = String, content_type = "text/html")))]
-pub async fn wall() -> Html<&'static str> {
-    Html(include_str!("pages/wall.html"))
+pub async fn wall() -> Html<std::borrow::Cow<'static, str>> {
+    Html(page("wall.html", include_str!("pages/wall.html")))
 }
 
 /// The analyst page (`/analyst?token=`): pick indicator, level, grain, region and periods; a
@@ -202,8 +220,8 @@ pub async fn wall() -> Html<&'static str> {
 #[utoipa::path(get, path = "/analyst", tag = "pages",
     params(("token" = Option<String>, Query, description = "the page's token, for its scripts")),
     responses((status = 200, description = "the analyst page's HTML", body = String, content_type = "text/html")))]
-pub async fn analyst() -> Html<&'static str> {
-    Html(include_str!("pages/analyst.html"))
+pub async fn analyst() -> Html<std::borrow::Cow<'static, str>> {
+    Html(page("analyst.html", include_str!("pages/analyst.html")))
 }
 
 /// The planner page (`/planner?scene=ID&token=`): the interactive streamed twin with a pick
@@ -211,8 +229,8 @@ pub async fn analyst() -> Html<&'static str> {
 #[utoipa::path(get, path = "/planner", tag = "pages",
     params(("scene" = Option<String>, Query, description = "the scene shown"), ("token" = Option<String>, Query, description = "the page's token, for its scripts")),
     responses((status = 200, description = "the planner page's HTML", body = String, content_type = "text/html")))]
-pub async fn planner() -> Html<&'static str> {
-    Html(include_str!("pages/planner.html"))
+pub async fn planner() -> Html<std::borrow::Cow<'static, str>> {
+    Html(page("planner.html", include_str!("pages/planner.html")))
 }
 
 /// The task board and a department's inbox (`/tasks?token=`, optionally
@@ -227,8 +245,8 @@ pub async fn planner() -> Html<&'static str> {
         ("task" = Option<String>, Query, description = "the task shown"),
     ),
     responses((status = 200, description = "the task page's HTML", body = String, content_type = "text/html")))]
-pub async fn tasks() -> Html<&'static str> {
-    Html(include_str!("pages/tasks.html"))
+pub async fn tasks() -> Html<std::borrow::Cow<'static, str>> {
+    Html(page("tasks.html", include_str!("pages/tasks.html")))
 }
 
 /// The pages' shared script.
@@ -240,6 +258,6 @@ pub async fn common_js() -> impl axum::response::IntoResponse {
             axum::http::header::CONTENT_TYPE,
             "text/javascript; charset=utf-8",
         )],
-        include_str!("pages/common.js"),
+        page("common.js", include_str!("pages/common.js")),
     )
 }

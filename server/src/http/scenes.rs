@@ -154,3 +154,94 @@ pub async fn snapshot(
     )
         .into_response())
 }
+
+/// The colours and classes of a scene's overlay as the caller sees it (the legend the planner
+/// page draws beside the stream), for the scene's binding or the indicator and period asked.
+#[utoipa::path(get, path = "/api/scenes/{id}/legend", tag = "scenes",
+    params(
+        ("id" = String, Path, description = "a scene id", example = "demo_district"),
+        ("indicator" = Option<String>, Query, description = "an indicator other than the binding's"),
+        ("period" = Option<String>, Query, description = "a period other than the binding's (or latest)"),
+    ),
+    responses(
+        (status = 200, description = "`{legend: {title, subtitle, classes: [{colour, label}]}}`, classes lowest first, `null` when the scene shows no indicator", body = Value),
+        (status = 400, description = "an indicator or period the scene cannot show", body = crate::error::ErrorBody),
+    ))]
+pub async fn legend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    params::Params(params): params::Params,
+) -> Result<Json<Value>, AppError> {
+    params::only_known(&params, &["indicator", "period"])?;
+    let scene = scene_for(&state, &caller, &id)?;
+    let audience = caller.audience(&state);
+    let variant = views::Variant {
+        indicator: params.get("indicator").cloned(),
+        period: params.get("period").cloned(),
+        layers: None,
+    };
+    let legend = blocking(move || {
+        Ok(
+            views::prepared_variant(&state, &scene, &variant, &audience)?
+                .scene
+                .legend
+                .clone(),
+        )
+    })
+    .await?;
+    let hex = |c: [f32; 4]| {
+        format!(
+            "#{:02x}{:02x}{:02x}",
+            (c[0].clamp(0.0, 1.0) * 255.0).round() as u8,
+            (c[1].clamp(0.0, 1.0) * 255.0).round() as u8,
+            (c[2].clamp(0.0, 1.0) * 255.0).round() as u8
+        )
+    };
+    Ok(Json(json!({
+        "legend": legend.map(|l| json!({
+            "title": l.title,
+            "subtitle": l.subtitle,
+            "classes": l.entries.iter().map(|e| json!({ "colour": hex(e.colour_srgb), "label": e.label })).collect::<Vec<_>>(),
+        })),
+    })))
+}
+
+/// A camera looking at one region of a scene (what the planner page's drill-down sends to
+/// its stream as a `camera` command).
+#[utoipa::path(get, path = "/api/scenes/{id}/focus", tag = "scenes",
+    params(
+        ("id" = String, Path, description = "a scene id", example = "demo_district"),
+        ("region" = String, Query, description = "a division code in scope that the scene shows"),
+    ),
+    responses(
+        (status = 200, description = "`{region, camera}`: the orbit camera framing the region", body = Value),
+        (status = 400, description = "no region, or one the scene does not show", body = crate::error::ErrorBody),
+        (status = 403, description = "a region outside the caller's scope", body = crate::error::ErrorBody),
+    ))]
+pub async fn focus(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    params::Params(params): params::Params,
+) -> Result<Json<Value>, AppError> {
+    params::only_known(&params, &["region"])?;
+    let scene = scene_for(&state, &caller, &id)?;
+    let audience = caller.audience(&state);
+    let region = params::region(&params)?
+        .ok_or_else(|| AppError::bad("region", "a division code is required"))?;
+    audience.region(Some(&region), "region")?;
+    let camera = blocking(move || {
+        let prepared = views::prepared(&state, &scene, &audience)?.scene;
+        views::focus(&prepared, &scene.camera, &region)
+            .map(|c| (region.clone(), c))
+            .ok_or_else(|| {
+                AppError::bad(
+                    "region",
+                    format!("scene {} does not show region {region}", scene.id),
+                )
+            })
+    })
+    .await?;
+    Ok(Json(json!({ "region": camera.0, "camera": camera.1 })))
+}

@@ -10,7 +10,8 @@
 //! `{"type":"pick","x":320,"y":180}` (pixels of the current frame),
 //! `{"type":"bookmark","name":"overview"}`, `{"type":"resize","width":1280,"height":720}`,
 //! `{"type":"indicator","id":"..."}`, `{"type":"period","period":"2024"}`,
-//! `{"type":"layer","name":"choropleth","on":false}`, `{"type":"reset"}`. Indicator, period and
+//! `{"type":"layer","name":"choropleth","on":false}`, `{"type":"camera","camera":{...}}` (a
+//! whole orbit camera, checked like a scene's), `{"type":"reset"}`. Indicator, period and
 //! layer changes give the viewer its own variant of the scene (same geometry, its own
 //! overlay; `views::prepared_variant`); a change the scene cannot show is answered with an
 //! error and the last view stays. A frame is rendered only when the view changed (or it spins);
@@ -72,6 +73,7 @@ enum Command {
     Indicator { id: String },
     Period { period: String },
     Layer { name: String, on: bool },
+    Camera(OrbitCamera),
     Reset,
 }
 
@@ -163,9 +165,30 @@ fn parse_command(text: &str) -> Result<Command, String> {
                 .and_then(Value::as_bool)
                 .ok_or("on must be true or false")?,
         }),
+        Some("camera") => {
+            // A whole camera (e.g. from /api/scenes/{id}/focus): typed, then checked.
+            let camera: OrbitCamera = serde_json::from_value(
+                v.get("camera")
+                    .cloned()
+                    .ok_or("camera must be an orbit camera")?,
+            )
+            .map_err(|e| format!("camera: {e}"))?;
+            camera.validate()?;
+            if camera
+                .target_en_m
+                .iter()
+                .any(|m| m.abs() > OrbitCamera::MAX_DISTANCE_M)
+            {
+                return Err(format!(
+                    "camera.target_en_m is more than {} m from the scene centre",
+                    OrbitCamera::MAX_DISTANCE_M
+                ));
+            }
+            Ok(Command::Camera(camera))
+        }
         Some("reset") => Ok(Command::Reset),
         Some(other) => Err(format!(
-            "unknown command type {other:?} (expected orbit, zoom, pan, pick, bookmark, resize, indicator, period, layer or reset)"
+            "unknown command type {other:?} (expected orbit, zoom, pan, pick, bookmark, resize, indicator, period, layer, camera or reset)"
         )),
         None => Err("missing command type".into()),
     }
@@ -278,6 +301,7 @@ where
                             }
                         }
                     }
+                    Ok(Command::Camera(c)) => { camera = c; dirty = true; }
                     Ok(Command::Reset) => { camera = initial; variant = views::Variant::default(); dirty = true; }
                     Err(message) => {
                         send_error(&mut sink, &message).await?;

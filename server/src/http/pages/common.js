@@ -81,3 +81,76 @@ function follow(handlers, query) {
     ws.onclose = () => setTimeout(open, 2000);
   })();
 }
+// ---- Charts and maps (ECharts, served from /vendor by the server; see http/vendor.rs) ----
+// Whether the person (or the test) asked for no motion: charts draw without animation and
+// lists do not scroll by themselves.
+const STILL = window.matchMedia && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+// The pages' palette: dark 大屏 colours, one per series, and the status colours.
+const PALETTE = ['#4fc3f7', '#ffb74d', '#81c784', '#e57373', '#ba68c8', '#fff176', '#4db6ac', '#f06292'];
+const STATUS_COLOUR = { ok: '#1a9850', warning: '#d9a400', critical: '#d73027', no_data: '#555' };
+// A length in CSS pixels for a design length `n` on a page sized in rem (1rem = 10 design
+// pixels at 1920 wide): charts scale with the page instead of having a second layout.
+function ui(n) {
+  return n * parseFloat(getComputedStyle(document.documentElement).fontSize) / 10;
+}
+// The ECharts instance of `el` (made once), resized with the window. `el.dataset.ready` is set
+// once a render with data has finished (what tests wait for).
+const CHARTS = [];
+function chart(el) {
+  if (!window.echarts) {
+    el.innerHTML = '<p class=warn>图表库未安装 The chart library is not installed on this server (make deps).</p>';
+    throw new Error('ECharts is not installed (make deps)');
+  }
+  let c = echarts.getInstanceByDom(el);
+  if (!c) {
+    c = echarts.init(el, null, { renderer: 'canvas' });
+    c.on('finished', () => { if (el.dataset.pending) { delete el.dataset.pending; el.dataset.ready = '1'; } });
+    CHARTS.push(c);
+  }
+  return c;
+}
+// Sets a chart's option (replacing the old one) and marks it pending until drawn.
+function draw(el, option) {
+  const c = chart(el);
+  el.dataset.pending = '1';
+  delete el.dataset.ready;
+  c.setOption(Object.assign({ animation: !STILL, backgroundColor: 'transparent' }, option), true);
+  return c;
+}
+window.addEventListener('resize', () => CHARTS.forEach(c => c.resize()));
+// The common look of an axis on the dark pages.
+function axisStyle(extra) {
+  return Object.assign({
+    axisLine: { lineStyle: { color: '#5b6f8f' } },
+    axisLabel: { color: '#b8c7dd', fontSize: ui(12) },
+    nameTextStyle: { color: '#9fb3d1', fontSize: ui(12) },
+    splitLine: { lineStyle: { color: '#1d2b44' } },
+  }, extra || {});
+}
+// A value as an axis or tooltip shows it: ratios in percent, others as they are.
+function axisValue(unit) {
+  return unit === 'ratio' ? (v => (v * 100).toFixed(0) + '%') : (v => Math.abs(v) >= 10000 ? (v / 10000).toFixed(1) + '万' : String(+v.toFixed(2)));
+}
+function unitLabel(unit) {
+  return unit === 'ratio' ? '%' : unit;
+}
+// Registers the boundaries of `level` within `within` as an ECharts map (from the database,
+// through /api/regions/shapes) and returns [map name, GeoJSON].
+const MAPS = new Map();
+async function regionMap(within, level) {
+  const name = `${within}:${level}`;
+  if (!MAPS.has(name)) {
+    const geo = await api(`/api/regions/shapes?within=${encodeURIComponent(within)}&level=${encodeURIComponent(level)}`);
+    // ECharts names map regions by `properties.name`; the division code is unique, names
+    // need not be (two 新区 in two cities).
+    for (const f of geo.features) { f.properties.label = f.properties.name; f.properties.name = f.properties.code; }
+    echarts.registerMap(name, geo);
+    MAPS.set(name, geo);
+  }
+  return [name, MAPS.get(name)];
+}
+// The levels from province to grid, and the one below a level.
+const LEVELS = ['province', 'city', 'county', 'township', 'community', 'grid'];
+function levelBelow(level) { const i = LEVELS.indexOf(level); return i >= 0 && i + 1 < LEVELS.length ? LEVELS[i + 1] : null; }
+function levelOf(code) { return { 2: 'province', 4: 'city', 6: 'county', 9: 'township', 12: 'community' }[code.length] || 'grid'; }
+const LEVEL_ZH = { province: '省', city: '市', county: '县区', township: '街镇', community: '社区', grid: '网格' };
