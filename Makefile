@@ -73,6 +73,9 @@ bench-stream: deps
 bench-live: deps
 	$(CARGO_ALL) && $(BENCH) live --db $(DB) $(ARGS)
 
-# Re-bless the golden images after a reviewed rendering change (tests/golden/*.png).
+# Re-bless the golden images after a reviewed rendering change: the scenes (tests/golden/*.png)
+# and the pages at 1920x1080 and 3840x2160 (tests/golden/pages/*.png, also the README's).
 bless: deps
-	DATABRAIN_BLESS=1 $(CARGO) test --release --workspace -- --exact scenes_match_their_golden_images
+	DATABRAIN_BLESS=1 $(CARGO) test --release --workspace -- --exact scenes_match_their_golden_images \
+		the_wall_shows_the_apis_numbers_at_1080p_and_4k the_analyst_page_drills_down_and_its_charts_are_the_apis_numbers \
+		the_planner_and_the_task_board_match_their_golden_images

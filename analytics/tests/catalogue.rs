@@ -61,7 +61,7 @@ fn supervised_task(engine: &analytics::Engine) {
         period: "2025-Q1".into(),
         value: 0.7,
         threshold: Some(0.8),
-        support: 400.0,
+        support: Some(400.0),
         severity: Severity::Critical,
         owner_org: "320102/城管局".into(),
         working_days: 5,

@@ -605,7 +605,7 @@ async fn the_openapi_description_matches_the_routes() {
                     period: "2025-Q1".into(),
                     value: 0.7,
                     threshold: Some(0.8),
-                    support: 100.0,
+                    support: Some(100.0),
                     severity: workflow::Severity::Warning,
                     owner_org: "320102/政府办公室".into(),
                     working_days: 5,

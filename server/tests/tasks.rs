@@ -450,7 +450,7 @@ async fn supervision_cards_late_tasks_and_makes_tasks_of_critical_alerts() {
         period: "2023-Q4".into(),
         value: a.value,
         threshold: a.threshold,
-        support: a.support,
+        support: Some(a.support),
         severity: workflow::Severity::Warning,
         owner_org: common::department_org(&a.region_code),
         working_days: 5,

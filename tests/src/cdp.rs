@@ -82,6 +82,56 @@ impl Cdp {
         }
     }
 
+    /// Loads `url` in the page (what typing it into the address bar does).
+    pub async fn navigate(&mut self, url: &str) {
+        self.call("Page.navigate", json!({ "url": url })).await;
+    }
+
+    /// Asks the page for no motion (`prefers-reduced-motion: reduce`): what a person can set
+    /// in their system, and what makes pages still enough for golden screenshots.
+    pub async fn reduce_motion(&mut self) {
+        self.call(
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [{ "name": "prefers-reduced-motion", "value": "reduce" }] }),
+        )
+        .await;
+    }
+
+    /// A PNG screenshot of the viewport, decoded.
+    pub async fn screenshot(&mut self) -> image::RgbaImage {
+        use base64::Engine as _;
+        let shot = self
+            .call("Page.captureScreenshot", json!({ "format": "png" }))
+            .await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().expect("screenshot data"))
+            .expect("base64 screenshot");
+        image::load_from_memory(&png)
+            .expect("a PNG screenshot")
+            .to_rgba8()
+    }
+
+    /// The rectangles (in screenshot pixels) of the visible elements matching `selector`.
+    pub async fn rects(&mut self, selector: &str) -> Vec<crate::golden::Mask> {
+        let js = format!(
+            "JSON.stringify([...document.querySelectorAll({sel})]\
+             .filter(e => e.checkVisibility({{ visibilityProperty: true }})).map(e => e.getBoundingClientRect())\
+             .map(r => [r.x, r.y, r.width, r.height].map(v => v * devicePixelRatio)))",
+            sel = serde_json::to_string(selector).unwrap()
+        );
+        let v = self.eval(&js).await;
+        let rects: Vec<[f64; 4]> = serde_json::from_str(v.as_str().unwrap_or("[]")).unwrap();
+        rects
+            .into_iter()
+            .map(|[x, y, w, h]| crate::golden::Mask {
+                x: x.max(0.0).floor() as u32,
+                y: y.max(0.0).floor() as u32,
+                width: (w + x.min(0.0)).max(0.0).ceil() as u32 + 1,
+                height: (h + y.min(0.0)).max(0.0).ceil() as u32 + 1,
+            })
+            .collect()
+    }
+
     pub async fn mouse(&mut self, kind: &str, x: f64, y: f64) {
         self.call(
             "Input.dispatchMouseEvent",
@@ -137,6 +187,24 @@ impl Browser {
             .await;
         cdp.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
         Browser { child, cdp }
+    }
+}
+
+impl Browser {
+    /// Like [`Browser::open`], with a viewport of exactly `size` CSS pixels at one device
+    /// pixel each (a wall's screen; a headless window's viewport is smaller than the window)
+    /// and `prefers-reduced-motion: reduce`, both set before `url` loads.
+    pub async fn open_still(dir: &std::path::Path, url: &str, size: (u32, u32)) -> Browser {
+        let mut b = Browser::open(dir, "about:blank", size).await;
+        b.cdp
+            .call(
+                "Emulation.setDeviceMetricsOverride",
+                json!({ "width": size.0, "height": size.1, "deviceScaleFactor": 1, "mobile": false }),
+            )
+            .await;
+        b.cdp.reduce_motion().await;
+        b.cdp.navigate(url).await;
+        b
     }
 }
 

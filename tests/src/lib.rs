@@ -5,6 +5,7 @@
 //! library only locates the binary and runs the server.
 
 pub mod cdp;
+pub mod golden;
 
 /// How every test runs Chromium: headless, no sandbox (root in CI), no GPU, and nothing that
 /// reaches the network on its own.

@@ -441,7 +441,8 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
         "the page screenshot is blank"
     );
 
-    // The wall: the streamed twin on the left, KPI cards against the 2025 targets on the right.
+    // The wall: the streamed twin in the centre, panels (targets, trend, ranking, tasks,
+    // alerts) in the columns either side.
     let wall = tmp.path().join("wall.png");
     chromium(
         tmp.path(),
@@ -451,9 +452,9 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
     .await;
     let wall = image::open(&wall).unwrap().to_rgba8();
     let (w, h) = wall.dimensions();
-    let twin = image::imageops::crop_imm(&wall, w / 20, h / 6, w / 2, h / 2).to_image();
+    let twin = image::imageops::crop_imm(&wall, w * 3 / 10, h / 5, w * 2 / 5, h / 2).to_image();
     assert!(distinct_colours(&twin) > 50, "no twin on the wall");
-    // Cards are drawn in #0d1a2e; a good part of the right column must be cards.
+    // Panels are drawn in #0d1a2e; a good part of the right column must be panels.
     let card_pixels = (w * 7 / 10..w)
         .flat_map(|x| (h / 10..h * 8 / 10).map(move |y| (x, y)))
         .filter(|&(x, y)| {
@@ -463,7 +464,7 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
         .count();
     assert!(
         card_pixels > 20_000,
-        "no KPI cards on the wall ({card_pixels} card pixels)"
+        "no panels on the wall ({card_pixels} panel pixels)"
     );
 
     // The analyst page: the table of the query, and a CSV link that gives the API's CSV.

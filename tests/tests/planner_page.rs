@@ -80,4 +80,83 @@ async fn a_drag_changes_the_view_and_a_click_fills_the_pick_panel() {
         panel.as_str().unwrap().contains("2025"),
         "the panel shows no period: {panel}"
     );
+
+    // The legend beside the view is the server's, class for class.
+    let classes = cdp
+        .wait_for(
+            "document.getElementById('legendbody').dataset.classes",
+            "the legend",
+        )
+        .await;
+    let legend: Value = server
+        .client()
+        .get(format!(
+            "{}/api/scenes/demo_district/legend",
+            server.base_url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api: Vec<String> = legend["legend"]["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["colour"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(api.len() >= 2, "{legend}");
+    assert_eq!(classes.as_str().unwrap(), api.len().to_string());
+    let shown = cdp
+        .eval("JSON.stringify([...document.querySelectorAll('#legendbody .cls')].map(c => c.dataset.colour))")
+        .await;
+    let shown: Vec<String> = serde_json::from_str(shown.as_str().unwrap()).unwrap();
+    assert_eq!(shown, api, "the legend's colours");
+
+    // Drill-down: the breadcrumbs end at the scene's district, a township's button flies the camera
+    // there (a new frame), and the crumbs follow.
+    cdp.wait_for(
+        "document.getElementById('crumbs').dataset.region === '320102' && document.querySelector('#children button')",
+        "the district's townships",
+    )
+    .await;
+    let township = cdp
+        .eval("document.querySelector('#children button').dataset.code")
+        .await;
+    let township = township.as_str().unwrap().to_owned();
+    assert!(
+        township.starts_with("320102") && township.len() == 9,
+        "{township}"
+    );
+    let before = cdp
+        .eval("Number(document.getElementById('view').dataset.seq)")
+        .await
+        .as_f64()
+        .unwrap();
+    cdp.eval("document.querySelector('#children button').click()")
+        .await;
+    cdp.wait_for(
+        &format!(
+            "document.getElementById('crumbs').dataset.region === '{township}' && Number(document.getElementById('view').dataset.seq) > {before}"
+        ),
+        "the view of the township",
+    )
+    .await;
+    let crumbs = cdp
+        .eval("JSON.stringify([...document.querySelectorAll('#crumbs [data-code]')].map(c => c.dataset.code))")
+        .await;
+    assert_eq!(
+        crumbs,
+        Value::String(format!("[\"32\",\"3201\",\"320102\",\"{township}\"]")),
+        "from the admin's scope, the province, down to the township"
+    );
+    let message = cdp
+        .eval("document.getElementById('message').textContent")
+        .await;
+    assert_eq!(
+        message,
+        Value::String(String::new()),
+        "the stream refused the camera"
+    );
 }

@@ -131,7 +131,9 @@ pub struct NewTask {
     /// The alert's figures when the task was made.
     pub value: f64,
     pub threshold: Option<f64>,
-    pub support: f64,
+    /// Records the value rested on; `None` for published statistics, which are not counts
+    /// of records (their support is unbounded, which JSON cannot carry as a number).
+    pub support: Option<f64>,
     pub severity: Severity,
     pub owner_org: String,
     pub working_days: u32,

@@ -48,7 +48,7 @@ fn new_task(days: u32, org: &str) -> NewTask {
         period: "2025-Q1".into(),
         value: 0.71,
         threshold: Some(0.8),
-        support: 420.0,
+        support: Some(420.0),
         severity: Severity::Critical,
         owner_org: org.into(),
         working_days: days,

@@ -118,7 +118,7 @@ pub fn raised_by(alert: &analytics::Alert, owner_org: String, working_days: u32)
         period: alert.period.clone(),
         value: alert.value,
         threshold: alert.threshold,
-        support: alert.support,
+        support: alert.support.is_finite().then_some(alert.support),
         severity: if alert.severity == indicators::Status::Critical {
             Severity::Critical
         } else {

@@ -129,7 +129,7 @@ function axisStyle(extra) {
 }
 // A value as an axis or tooltip shows it: ratios in percent, others as they are.
 function axisValue(unit) {
-  return unit === 'ratio' ? (v => (v * 100).toFixed(0) + '%') : (v => Math.abs(v) >= 10000 ? (v / 10000).toFixed(1) + '万' : String(+v.toFixed(2)));
+  return unit === 'ratio' ? (v => +(v * 100).toFixed(1) + '%') : (v => Math.abs(v) >= 10000 ? (v / 10000).toFixed(1) + '万' : String(+v.toFixed(2)));
 }
 function unitLabel(unit) {
   return unit === 'ratio' ? '%' : unit;
