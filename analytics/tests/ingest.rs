@@ -253,3 +253,66 @@ fn values_compare_with_earlier_periods_and_rank_siblings() {
             .all(|w| w[0].value.unwrap() >= w[1].value.unwrap())
     );
 }
+
+/// Real boundaries replace the generated ones region by region, holes and several parts
+/// kept; a file naming a region the database lacks, or with a broken ring, changes nothing
+/// and says which.
+#[test]
+fn boundaries_replace_shapes_all_or_nothing() {
+    let (_tmp, engine) = loaded();
+    let before = engine.region_shapes("3201", "city").unwrap();
+    let snapshot = engine.snapshot().unwrap().ingest_id;
+    let square =
+        |x: f64, y: f64, s: f64| vec![[x, y], [x + s, y], [x + s, y + s], [x, y + s], [x, y]];
+    let nanjing = vec![
+        // Binary fractions, so that the stored JSON reads back to the same numbers.
+        vec![square(118.0, 31.0, 1.0), square(118.25, 31.25, 0.25)],
+        vec![square(119.5, 31.0, 0.125)],
+    ];
+    let source = std::path::Path::new("cities.geojson");
+    // Broken ring, unknown region: refused, nothing changed.
+    let open_ring = vec![vec![vec![
+        [118.0, 31.0],
+        [119.0, 31.0],
+        [119.0, 32.0],
+        [118.0, 32.5],
+    ]]];
+    let e = engine
+        .replace_region_shapes(
+            source,
+            &[("3201".into(), nanjing.clone()), ("3202".into(), open_ring)],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("region 3202") && e.contains("not closed") && e.contains("cities.geojson"),
+        "{e}"
+    );
+    let e = engine
+        .replace_region_shapes(
+            source,
+            &[
+                ("3201".into(), nanjing.clone()),
+                ("3299".into(), nanjing.clone()),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("3299"), "{e}");
+    assert_eq!(engine.region_shapes("3201", "city").unwrap(), before);
+    assert_eq!(engine.snapshot().unwrap().ingest_id, snapshot);
+    // Accepted: a new load, the polygons as given, the other cities untouched.
+    let others = engine.region_shapes("3202", "city").unwrap();
+    let report = engine
+        .replace_region_shapes(source, &[("3201".into(), nanjing.clone())])
+        .unwrap();
+    assert_eq!(report.replaced, 1);
+    assert_eq!(engine.snapshot().unwrap().ingest_id, report.ingest_id);
+    assert!(report.ingest_id > snapshot);
+    let after = engine.region_shapes("3201", "city").unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].polygons_lon_lat, nanjing);
+    assert_eq!(engine.region_shapes("3202", "city").unwrap(), others);
+    // The generated counties below keep their rectangles.
+    assert!(!engine.region_shapes("3201", "county").unwrap().is_empty());
+}

@@ -537,6 +537,7 @@ async fn the_openapi_description_matches_the_routes() {
         ("get", "/analyst"),
         ("get", "/planner"),
         ("get", "/pages/common.js"),
+        ("get", "/vendor/{file}"),
         ("get", "/api/health"),
         ("get", "/api/openapi.json"),
         ("get", "/api/indicators"),
@@ -549,6 +550,10 @@ async fn the_openapi_description_matches_the_routes() {
         ("post", "/api/sql"),
         ("get", "/api/scenes"),
         ("get", "/api/scenes/{id}/snapshot.png"),
+        ("get", "/api/scenes/{id}/legend"),
+        ("get", "/api/scenes/{id}/focus"),
+        ("get", "/api/regions"),
+        ("get", "/api/regions/shapes"),
         ("get", "/ws/view"),
         ("post", "/api/loads"),
         ("post", "/api/facts/{table}"),
@@ -579,6 +584,7 @@ async fn the_openapi_description_matches_the_routes() {
             "/planner",
             "/tasks",
             "/pages/common.js",
+            "/vendor/{file}",
             "/api/health",
             "/api/openapi.json",
         ]
@@ -637,6 +643,7 @@ async fn the_openapi_description_matches_the_routes() {
         .unwrap();
     for (method, path) in &served {
         let uri = path
+            .replace("/vendor/{file}", "/vendor/echarts.min.js")
             .replace(
                 "/api/indicators/{id}",
                 "/api/indicators/hotline_on_time_rate",

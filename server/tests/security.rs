@@ -550,3 +550,188 @@ async fn the_start_page_shows_complete_periods_only() {
     assert_eq!(status, StatusCode::OK);
     assert!(!String::from_utf8(bytes).unwrap().contains("12345"));
 }
+
+/// The division tree, its boundaries and the planner's legend and camera: every region in
+/// the caller's scope, none outside; the boundaries are those of exactly the regions listed;
+/// a region or level outside the scope is refused, like any other route's.
+#[tokio::test]
+async fn regions_shapes_and_scene_helpers_stay_in_scope() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = state(tmp.path());
+    for (token, role, scope) in TOKENS {
+        let (status, list) = get_json(&state, token, "/api/regions").await;
+        assert_eq!(status, StatusCode::OK, "{} {scope}: {list}", role.as_str());
+        assert_eq!(list["within"], *scope);
+        let codes: Vec<&str> = list["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["code"].as_str().unwrap())
+            .collect();
+        assert!(!codes.is_empty(), "{scope}");
+        assert!(
+            codes.iter().all(|c| c.starts_with(scope) && *c != *scope),
+            "{scope}: {codes:?}"
+        );
+        // Breadcrumbs start at the scope, never above it.
+        let path: Vec<&str> = list["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(path, vec![*scope], "{scope}");
+        let level = list["level"].as_str().unwrap();
+        let (status, shapes) =
+            get_json(&state, token, &format!("/api/regions/shapes?level={level}")).await;
+        assert_eq!(status, StatusCode::OK);
+        let drawn: Vec<&str> = shapes["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["properties"]["code"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            drawn, codes,
+            "{scope}: a shape for every region listed, and no other"
+        );
+        for f in shapes["features"].as_array().unwrap() {
+            assert_eq!(f["geometry"]["type"], "MultiPolygon");
+            let ring = &f["geometry"]["coordinates"][0][0];
+            assert!(
+                ring.as_array().unwrap().len() >= 4
+                    && ring[0] == ring[ring.as_array().unwrap().len() - 1]
+            );
+        }
+        // Finer levels of the scope are listed whole (grid cells of the subtree).
+        let (status, grid) = get_json(&state, token, "/api/regions?level=grid").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            grid["regions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["code"].as_str().unwrap().starts_with(scope))
+        );
+        if *scope != "32" {
+            for uri in [
+                "/api/regions?within=32",
+                "/api/regions/shapes?within=3202&level=county",
+                "/api/regions?level=province",
+            ] {
+                let (status, body) = get_json(&state, token, uri).await;
+                assert_eq!(status, StatusCode::FORBIDDEN, "{scope} {uri}: {body}");
+            }
+        }
+    }
+    let admin = "sec-admin-province-01";
+    for (uri, parameter) in [
+        ("/api/regions?within=abc", "within"),
+        ("/api/regions?level=street", "level"),
+        ("/api/regions?within=3201&level=province", "level"),
+        ("/api/regions/shapes?colour=red", "colour"),
+    ] {
+        let (status, body) = get_json(&state, admin, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert_eq!(body["parameter"], parameter, "{uri}: {body}");
+    }
+    // The planner's helpers: a camera for a region of the scene in scope, refused outside it.
+    let planner = "sec-planner-xuanwu-01";
+    let (status, focus) = get_json(
+        &state,
+        planner,
+        "/api/scenes/demo_district/focus?region=320102001",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{focus}");
+    assert!(focus["camera"]["distance_m"].as_f64().unwrap() > 0.0);
+    let (status, _) = get_json(
+        &state,
+        planner,
+        "/api/scenes/demo_district/focus?region=320104",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = get_json(&state, planner, "/api/scenes/demo_district/focus").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, legend) = get_json(&state, planner, "/api/scenes/demo_district/legend").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        legend["legend"]["classes"].as_array().unwrap().len() >= 2,
+        "{legend}"
+    );
+    let (status, _) = get_json(
+        &state,
+        planner,
+        "/api/scenes/demo_district/legend?indicator=nothing",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = get_json(
+        &state,
+        "sec-viewer-suzhou-001",
+        "/api/scenes/demo_district/legend",
+    )
+    .await;
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::NOT_FOUND,
+        "{status}"
+    );
+}
+
+/// The Parquet download is the same rows as the JSON, in scope, withheld cells empty.
+#[tokio::test]
+async fn the_parquet_download_is_the_callers_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = state(tmp.path());
+    let uri = "/api/indicators/hotline_on_time_rate/values?level=grid&grain=quarter&region=320102";
+    for token in ["sec-viewer-province-1", "sec-analyst-nanjing-1"] {
+        let (_, json) = get_json(&state, token, uri).await;
+        let (status, bytes) = get(&state, token, &format!("{uri}&format=parquet")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(bytes.starts_with(b"PAR1"));
+        let file = tmp.path().join("values.parquet");
+        std::fs::write(&file, &bytes).unwrap();
+        let csv = analytics::parquet_as_csv(&file).unwrap();
+        let mut reader = csv::Reader::from_reader(csv.as_slice());
+        let headers = reader.headers().unwrap().clone();
+        let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+        let (code, value, suppressed) = (col("region_code"), col("value"), col("suppressed"));
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        let expected = json["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), expected.len());
+        for (r, e) in rows.iter().zip(expected) {
+            assert_eq!(&r[code], e["region_code"].as_str().unwrap());
+            assert!(r[code].starts_with("320102"));
+            if e["suppressed"] == true {
+                assert_eq!(&r[suppressed], "true");
+                assert_eq!(&r[value], "", "a withheld value in the Parquet file");
+            } else if let Some(v) = e["value"].as_f64() {
+                assert!((r[value].parse::<f64>().unwrap() - v).abs() < 1e-12);
+            }
+        }
+    }
+}
+
+/// The pages' library is served from the allow-list only.
+#[tokio::test]
+async fn the_vendor_route_serves_its_list_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = state(tmp.path());
+    let (status, body) = get(&state, "", "/vendor/echarts.min.js").await;
+    assert_eq!(status, StatusCode::OK, "run `make deps` (npm ci) first");
+    assert!(body.len() > 100_000 && String::from_utf8_lossy(&body[..2000]).contains("echarts"));
+    for uri in [
+        "/vendor/..%2FCargo.toml",
+        "/vendor/%2e%2e%2fpackage.json",
+        "/vendor/zrender.js",
+    ] {
+        let (status, body) = get(&state, "", uri).await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{uri}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}

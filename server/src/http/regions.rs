@@ -29,6 +29,9 @@ fn scoped(
 ) -> Result<(analytics::Audience, String, Level), AppError> {
     params::only_known(params, &["within", "level"])?;
     let audience = caller.audience(state);
+    if let Some(w) = params.get("within") {
+        indicators::region_level(w).map_err(|e| AppError::bad("within", e.to_string()))?;
+    }
     let within = audience
         .region(params.get("within").map(String::as_str), "within")?
         .unwrap_or_else(|| "32".to_owned());

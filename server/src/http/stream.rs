@@ -742,6 +742,23 @@ mod tests {
                 .contains("unknown command type")
         );
         assert!(parse_command("nope").unwrap_err().starts_with("not JSON"));
+        // A whole camera: typed, finite, above the ground, near the scene.
+        assert_eq!(
+            parse_command(
+                r#"{"type":"camera","camera":{"yaw_deg":0,"pitch_deg":45,"distance_m":1000,"target_en_m":[0,0]}}"#
+            ),
+            Ok(Command::Camera(camera()))
+        );
+        for bad in [
+            r#"{"type":"camera"}"#,
+            r#"{"type":"camera","camera":{"yaw_deg":0,"pitch_deg":95,"distance_m":1000}}"#,
+            r#"{"type":"camera","camera":{"yaw_deg":0,"pitch_deg":45,"distance_m":0.5}}"#,
+            r#"{"type":"camera","camera":{"yaw_deg":0,"pitch_deg":45,"distance_m":1000,"target_en_m":[1e9,0]}}"#,
+            r#"{"type":"camera","camera":{"yaw_deg":0,"pitch_deg":45,"distance_m":1000,"fov":90}}"#,
+            r#"{"type":"camera","camera":{"yaw_deg":"north","pitch_deg":45,"distance_m":1000}}"#,
+        ] {
+            assert!(parse_command(bad).is_err(), "{bad}");
+        }
         assert!(
             parse_command(r#"{"type":"zoom"}"#)
                 .unwrap_err()
