@@ -112,7 +112,9 @@ impl From<twin::TwinError> for AppError {
         use twin::TwinError as T;
         match e {
             T::BadSize { .. } => AppError::bad("width", e.to_string()),
-            T::NoDevice { .. } | T::RendererGone(_) => AppError::Unavailable(e.to_string()),
+            T::NoDevice { .. } | T::RendererGone(_) | T::CaptureFailed { .. } => {
+                AppError::Unavailable(e.to_string())
+            }
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -602,11 +602,23 @@ pub fn encode_png(image: &image::RgbaImage) -> Result<Vec<u8>, AppError> {
     Ok(out.into_inner())
 }
 
+/// A frame as JPEG, through `jpeg-encoder` rather than the `image` crate's encoder: it reads
+/// RGBA as it is (no copy to RGB), uses AVX2 where the CPU has it (detected at run time) and
+/// subsamples chroma below quality 90; BENCHMARKS.md ("The view stream") has its times.
 pub fn encode_jpeg(image: &image::RgbaImage, quality: u8) -> Result<Vec<u8>, AppError> {
-    let rgb = image::DynamicImage::ImageRgba8(image.clone()).to_rgb8();
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
-        .encode_image(&rgb)
+    let (width, height) = image.dimensions();
+    let side = |v: u32| {
+        u16::try_from(v)
+            .map_err(|_| AppError::Internal(format!("{v} pixels is too large for JPEG")))
+    };
+    let mut out = Vec::with_capacity(image.as_raw().len() / 10);
+    jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100))
+        .encode(
+            image.as_raw(),
+            side(width)?,
+            side(height)?,
+            jpeg_encoder::ColorType::Rgba,
+        )
         .map_err(|e| AppError::Internal(format!("cannot encode JPEG: {e}")))?;
     Ok(out)
 }

@@ -26,7 +26,7 @@ pub use frame::LocalFrame;
 pub use mesh::MeshData;
 pub use pick::{Pick, pick};
 pub use ramp::{Legend, LegendEntry, Ramp};
-pub use render::{FOV_DEG, MAX_VIEWS, Renderer, ViewRequest};
+pub use render::{FOV_DEG, MAX_VIEWS, Renderer, ViewRequest, ViewResult};
 pub use scenes::{OrbitCamera, RampKind};
 
 use std::collections::HashMap;
@@ -391,6 +391,14 @@ pub enum TwinError {
     NoDevice { detail: String },
     #[error("the renderer stopped: {0}")]
     RendererGone(String),
+    /// One view of a job could not be read back; the job's other views are unaffected.
+    #[error("view {view} ({width}x{height}) was not captured after {attempts} screenshots")]
+    CaptureFailed {
+        view: usize,
+        width: u32,
+        height: u32,
+        attempts: usize,
+    },
     #[error("a render job needs 1..={max} views, not {count}")]
     BadViews { count: usize, max: usize },
     #[error("image size {width}x{height} is outside 16..=4096 pixels per side")]

@@ -55,11 +55,25 @@ pub struct ViewRequest {
     pub height: u32,
 }
 
+/// One view's picture, or why that view alone failed.
+pub type ViewResult = Result<RgbaImage, TwinError>;
+
+/// Updates after a screenshot is asked for before it is asked for again. Bevy skips a
+/// screenshot whose target image is not yet on the GPU when it extracts it (a new or resized
+/// view) and never retries it: the entity stays marked as capturing.
+const RETRY_AFTER_UPDATES: usize = 3;
+/// Screenshots asked for one view before that view fails alone.
+const CAPTURE_ATTEMPTS: usize = 4;
+
 struct Job {
     views: Vec<ViewRequest>,
-    reply: mpsc::Sender<Result<Vec<RgbaImage>, TwinError>>,
+    reply: mpsc::Sender<Result<Vec<ViewResult>, TwinError>>,
     /// Fault injection for tests: panic inside the render thread, as a lost device would.
     crash: bool,
+    /// Fault injection for tests: this many screenshots of view 0 ask for an image that is
+    /// not on the GPU, which Bevy skips without a word (as it does for a target not yet
+    /// prepared).
+    lose_captures: usize,
 }
 
 /// A handle to the render thread. Cheap to share; jobs are served one at a time.
@@ -144,6 +158,7 @@ impl Renderer {
             views: Vec::new(),
             reply,
             crash: true,
+            lose_captures: 0,
         });
         let _ = answer.recv();
         while self.is_running() {
@@ -170,12 +185,25 @@ impl Renderer {
             width,
             height,
         }])?;
-        Ok(images.remove(0))
+        images.remove(0)
     }
 
     /// Renders several independent views in one frame of the one app, an image each, in order
-    /// (blocks until done). Views may show different scenes at different sizes.
-    pub fn render_views(&self, views: Vec<ViewRequest>) -> Result<Vec<RgbaImage>, TwinError> {
+    /// (blocks until done). Views may show different scenes at different sizes. The outer
+    /// error fails the whole job (bad views, a stopped renderer); a view whose picture could
+    /// not be read back fails alone ([`TwinError::CaptureFailed`]).
+    pub fn render_views(&self, views: Vec<ViewRequest>) -> Result<Vec<ViewResult>, TwinError> {
+        self.render_views_losing_captures(views, 0)
+    }
+
+    /// Fault injection for tests: [`Renderer::render_views`] with the first `lose_captures`
+    /// screenshots of view 0 lost, as Bevy loses one whose target is not yet on the GPU.
+    #[doc(hidden)]
+    pub fn render_views_losing_captures(
+        &self,
+        views: Vec<ViewRequest>,
+        lose_captures: usize,
+    ) -> Result<Vec<ViewResult>, TwinError> {
         if views.is_empty() || views.len() > MAX_VIEWS {
             return Err(TwinError::BadViews {
                 count: views.len(),
@@ -196,6 +224,7 @@ impl Renderer {
                 views,
                 reply,
                 crash: false,
+                lose_captures,
             })
             .map_err(|_| TwinError::RendererGone("the render thread has ended".into()))?;
         answer.recv().map_err(|_| {
@@ -287,7 +316,7 @@ impl Headless {
                 if job.crash {
                     panic!("fault injected by a test");
                 }
-                self.render_views(&job.views)
+                self.render_views(&job.views, job.lose_captures)
             }));
             match result {
                 Ok(r) => {
@@ -404,7 +433,11 @@ impl Headless {
         false
     }
 
-    fn render_views(&mut self, views: &[ViewRequest]) -> Result<Vec<RgbaImage>, TwinError> {
+    fn render_views(
+        &mut self,
+        views: &[ViewRequest],
+        mut lose_captures: usize,
+    ) -> Result<Vec<ViewResult>, TwinError> {
         let in_use: Vec<String> = views.iter().map(|v| v.scene.key.clone()).collect();
         let mut settle = false;
         for (i, v) in views.iter().enumerate() {
@@ -457,41 +490,79 @@ impl Headless {
             // Let new meshes, pipelines and UI layout settle for one frame before capturing.
             self.update();
         }
+        let n = views.len();
         let (tx, rx) = mpsc::channel::<(usize, Image)>();
-        for (i, slot) in self.views[..views.len()].iter().enumerate() {
-            let tx = tx.clone();
-            self.app
-                .world_mut()
-                .spawn(Screenshot::image(slot.target.clone()))
-                .observe(move |captured: On<ScreenshotCaptured>| {
-                    let _ = tx.send((i, captured.image.clone()));
-                });
-        }
-        let mut images: Vec<Option<RgbaImage>> = vec![None; views.len()];
-        for round in 0..10 {
+        let mut attempts = vec![0usize; n];
+        let mut images: Vec<Option<RgbaImage>> = vec![None; n];
+        let mut since_asked = 0;
+        loop {
+            // Ask (again) for every view still missing that has attempts left: its camera draws
+            // one more frame and a fresh screenshot entity replaces the stuck one.
+            if since_asked == 0 {
+                for i in 0..n {
+                    if images[i].is_some() || attempts[i] >= CAPTURE_ATTEMPTS {
+                        continue;
+                    }
+                    attempts[i] += 1;
+                    // The stuck entity is left to Bevy: despawning one whose capture is still
+                    // in flight would fail Bevy's own command that marks it captured.
+                    let world = self.app.world_mut();
+                    if let Some(mut camera) = world.get_mut::<Camera>(self.views[i].camera) {
+                        camera.is_active = true;
+                    }
+                    let tx = tx.clone();
+                    let target = if i == 0 && lose_captures > 0 {
+                        lose_captures -= 1;
+                        world.resource::<Assets<Image>>().reserve_handle()
+                    } else {
+                        self.views[i].target.clone()
+                    };
+                    world.spawn(Screenshot::image(target)).observe(
+                        move |captured: On<ScreenshotCaptured>| {
+                            let _ = tx.send((i, captured.image.clone()));
+                        },
+                    );
+                }
+            }
             self.update();
-            if round == 0 {
-                // The frame is drawn and copied; the capture reaches us in the next update. Its
+            since_asked += 1;
+            if since_asked == 1 {
+                // The frame is drawn and copied; the capture reaches us in a later update. Its
                 // cameras need not draw again for that.
-                for slot in &self.views[..views.len()] {
+                for slot in &self.views[..n] {
                     if let Some(mut camera) = self.app.world_mut().get_mut::<Camera>(slot.camera) {
                         camera.is_active = false;
                     }
                 }
             }
             while let Ok((i, image)) = rx.try_recv() {
-                let dynamic = image
+                let rgba = image
                     .try_into_dynamic()
-                    .map_err(|e| TwinError::RendererGone(format!("unreadable frame: {e}")))?;
-                images[i] = Some(dynamic.to_rgba8());
+                    .map_err(|e| TwinError::RendererGone(format!("unreadable frame: {e}")))?
+                    .to_rgba8();
+                images[i] = Some(rgba);
             }
-            if images.iter().all(Option::is_some) {
-                return Ok(images.into_iter().map(|i| i.expect("checked")).collect());
+            let missing = (0..n).filter(|&i| images[i].is_none());
+            let retry = missing.clone().any(|i| attempts[i] < CAPTURE_ATTEMPTS);
+            if missing.clone().next().is_none() || (since_asked >= RETRY_AFTER_UPDATES && !retry) {
+                break;
+            }
+            if since_asked >= RETRY_AFTER_UPDATES {
+                since_asked = 0;
             }
         }
-        Err(TwinError::RendererGone(
-            "not every view was captured after 10 updates".into(),
-        ))
+        Ok(images
+            .into_iter()
+            .enumerate()
+            .map(|(i, image)| {
+                image.ok_or(TwinError::CaptureFailed {
+                    view: i,
+                    width: views[i].width,
+                    height: views[i].height,
+                    attempts: attempts[i],
+                })
+            })
+            .collect())
     }
 }
 

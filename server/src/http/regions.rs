@@ -83,8 +83,8 @@ fn rounded(mut polygons: Vec<Vec<Vec<[f64; 2]>>>) -> Vec<Vec<Vec<[f64; 2]>>> {
 /// The regions of a level within a region, with the path from the scope down to it.
 #[utoipa::path(get, path = "/api/regions", tag = "regions",
     params(
-        ("within" = Option<String>, Query, description = "a division code in scope (default the scope)"),
-        ("level" = Option<String>, Query, description = "the level listed (default the one below `within`)"),
+        ("within" = Option<String>, Query, description = "a division code in scope (default the scope)", example = "3201"),
+        ("level" = Option<String>, Query, description = "the level listed (default the one below `within`)", example = "county"),
     ),
     responses(
         (status = 200, description = "`{within, level, path, regions}`: `path` from the scope down to `within`; `regions` with code, name, level, parent_code, lon, lat", body = Value),
@@ -124,8 +124,8 @@ pub async fn list(
 /// The boundaries of a level's regions within a region, as GeoJSON (WGS84).
 #[utoipa::path(get, path = "/api/regions/shapes", tag = "regions",
     params(
-        ("within" = Option<String>, Query, description = "a division code in scope (default the scope)"),
-        ("level" = Option<String>, Query, description = "the level drawn (default the one below `within`)"),
+        ("within" = Option<String>, Query, description = "a division code in scope (default the scope)", example = "3201"),
+        ("level" = Option<String>, Query, description = "the level drawn (default the one below `within`)", example = "county"),
     ),
     responses(
         (status = 200, description = "a GeoJSON FeatureCollection: one MultiPolygon feature per region (`id` and `properties.code` the division code; `name`, `level`, `parent_code`)", body = Value, content_type = "application/geo+json"),

@@ -212,7 +212,7 @@ pub async fn legend(
 #[utoipa::path(get, path = "/api/scenes/{id}/focus", tag = "scenes",
     params(
         ("id" = String, Path, description = "a scene id", example = "demo_district"),
-        ("region" = String, Query, description = "a division code in scope that the scene shows"),
+        ("region" = String, Query, description = "a division code in scope that the scene shows", example = "320102001"),
     ),
     responses(
         (status = 200, description = "`{region, camera}`: the orbit camera framing the region", body = Value),

@@ -63,7 +63,7 @@ impl Vendor {
 
 /// One of the pages' libraries.
 #[utoipa::path(get, path = "/vendor/{file}", tag = "pages",
-    params(("file" = String, Path, description = "the library's file, e.g. `echarts.min.js`")),
+    params(("file" = String, Path, description = "the library's file", example = "echarts.min.js")),
     responses(
         (status = 200, description = "the file", body = String, content_type = "text/javascript"),
         (status = 404, description = "not a library the pages use, or not installed (`make deps`)", body = crate::error::ErrorBody),
