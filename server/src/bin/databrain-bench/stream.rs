@@ -115,6 +115,25 @@ pub fn run(db: &Path, state: AppState, out: &Path) -> Result<()> {
                 enc.push(t0.elapsed().as_secs_f64() * 1e3);
             }
             writeln!(t, "| JPEG encode per frame at {w}×{h} (a streamed frame encoded again), median | {:.1} ms | |", median(&mut enc))?;
+            // The same frame through the `image` crate's encoder (the stream's encoder until
+            // 2026-12-02), in the same run: what the change to `jpeg-encoder` gained.
+            let rgb = image::DynamicImage::ImageRgba8(image.clone()).to_rgb8();
+            let (mut old, mut old_bytes) = (Vec::new(), 0);
+            for _ in 0..5 {
+                let t0 = Instant::now();
+                let mut out = Vec::new();
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80).encode_image(&rgb)?;
+                old.push(t0.elapsed().as_secs_f64() * 1e3);
+                old_bytes = out.len();
+            }
+            let new_bytes = server::views::encode_jpeg(&image, 80).map_err(|e| anyhow::anyhow!("{e}"))?.len();
+            writeln!(
+                t,
+                "| the same frame with the `image` crate's encoder (before), median / bytes against now | {:.1} ms / {} KiB vs {} KiB | |",
+                median(&mut old),
+                old_bytes / 1024,
+                new_bytes / 1024
+            )?;
         }
 
         // Frames per second per viewer, every viewer turning (spin) and asking 30 a second.
