@@ -143,6 +143,21 @@ fn compare(name: &str, shot: image::RgbaImage, masks: Vec<Mask>) -> Option<Strin
     golden::check(&format!("{name}_{w}x{h}_half"), &half, &masks, TOLERANCE)
 }
 
+/// The page's screenshot against its golden image, `masked` left out; nothing to compare
+/// without the shared boundaries (the golden images show the real ones).
+async fn golden_shot(cdp: &mut Cdp, name: &str, masked: &str) -> Option<String> {
+    shared_boundaries()?;
+    let masks = cdp.rects(masked).await;
+    let shot = cdp.screenshot().await;
+    let viewport = cdp.eval("[innerWidth, innerHeight]").await;
+    assert_eq!(
+        json!([shot.width(), shot.height()]),
+        viewport,
+        "{name}: the screenshot's size"
+    );
+    compare(name, shot, masks)
+}
+
 fn nums(v: &Value) -> Vec<Option<f64>> {
     v.as_array()
         .unwrap()
@@ -367,12 +382,7 @@ async fn the_wall_shows_the_apis_numbers_at_1080p_and_4k() {
         if !spilt.is_empty() {
             problems.push(format!("{w}x{h}: {}", spilt.join("; ")));
         }
-        if shared_boundaries().is_some() {
-            let masks: Vec<Mask> = cdp.rects("[data-volatile]").await;
-            let shot = cdp.screenshot().await;
-            assert_eq!(shot.dimensions(), (w, h));
-            problems.extend(compare("pages/wall", shot, masks));
-        }
+        problems.extend(golden_shot(cdp, "pages/wall", "[data-volatile]").await);
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -645,11 +655,7 @@ async fn the_analyst_page_drills_down_and_its_charts_are_the_apis_numbers() {
         if !spilt.is_empty() {
             problems.push(format!("analyst {w}x{h}: {}", spilt.join("; ")));
         }
-        if shared_boundaries().is_some() {
-            let masks = cdp.rects("[data-volatile]").await;
-            let shot = cdp.screenshot().await;
-            problems.extend(compare("pages/analyst", shot, masks));
-        }
+        problems.extend(golden_shot(cdp, "pages/analyst", "[data-volatile]").await);
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -736,9 +742,7 @@ async fn the_planner_and_the_task_board_match_their_golden_images() {
         cdp.wait_for(ready_js, name).await;
         // The first streamed frame replaces the snapshot; give the image a moment to decode.
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let masks = cdp.rects("#view, [data-volatile]").await;
-        let shot = cdp.screenshot().await;
-        problems.extend(compare(&format!("pages/{name}"), shot, masks));
+        problems.extend(golden_shot(cdp, &format!("pages/{name}"), "#view, [data-volatile]").await);
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

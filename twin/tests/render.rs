@@ -54,6 +54,16 @@ fn scene() -> SceneInput {
     }
 }
 
+/// Looking straight down at the west building, which is red.
+fn top() -> OrbitCamera {
+    OrbitCamera {
+        yaw_deg: 0.0,
+        pitch_deg: 89.0,
+        distance_m: 400.0,
+        target_en_m: [-330.0, 0.0],
+    }
+}
+
 fn near(a: [u8; 4], b: [u8; 3], tolerance: i32) -> bool {
     (0..3).all(|i| (a[i] as i32 - b[i] as i32).abs() <= tolerance)
 }
@@ -63,12 +73,7 @@ fn renders_roof_colours_legend_and_the_requested_camera() {
     let renderer = Renderer::start().unwrap_or_else(|e| panic!("{e}"));
     let prepared = Arc::new(prepare(&scene()).unwrap());
     // Straight down over the west building: its roof fills the centre.
-    let top = OrbitCamera {
-        yaw_deg: 0.0,
-        pitch_deg: 89.0,
-        distance_m: 400.0,
-        target_en_m: [-330.0, 0.0],
-    };
+    let top = top();
     let image = renderer.render(prepared.clone(), top, 320, 180).unwrap();
     assert_eq!(image.dimensions(), (320, 180));
     let centre = image.get_pixel(160, 90).0;
@@ -108,12 +113,7 @@ fn several_views_of_different_scenes_render_in_one_job() {
         o.values = HashMap::from([("g1".to_string(), 0.9), ("g2".to_string(), 0.2)]);
     }
     let b = Arc::new(prepare(&swapped).unwrap());
-    let top = OrbitCamera {
-        yaw_deg: 0.0,
-        pitch_deg: 89.0,
-        distance_m: 400.0,
-        target_en_m: [-330.0, 0.0],
-    };
+    let top = top();
     let views = vec![
         ViewRequest {
             scene: a.clone(),
@@ -152,12 +152,7 @@ fn several_views_of_different_scenes_render_in_one_job() {
 fn multi_view_capture_is_reliable_over_many_jobs() {
     let renderer = Renderer::start().unwrap_or_else(|e| panic!("{e}"));
     let a = Arc::new(prepare(&scene()).unwrap());
-    let top = OrbitCamera {
-        yaw_deg: 0.0,
-        pitch_deg: 89.0,
-        distance_m: 400.0,
-        target_en_m: [-330.0, 0.0],
-    };
+    let top = top();
     for job in 0..60u32 {
         let views: Vec<ViewRequest> = (0..4u32)
             .map(|k| ViewRequest {
@@ -189,12 +184,7 @@ fn multi_view_capture_is_reliable_over_many_jobs() {
 fn a_view_that_fails_to_capture_fails_alone() {
     let renderer = Renderer::start().unwrap_or_else(|e| panic!("{e}"));
     let a = Arc::new(prepare(&scene()).unwrap());
-    let top = OrbitCamera {
-        yaw_deg: 0.0,
-        pitch_deg: 89.0,
-        distance_m: 400.0,
-        target_en_m: [-330.0, 0.0],
-    };
+    let top = top();
     let view = |width, height| ViewRequest {
         scene: a.clone(),
         camera: top,
@@ -226,12 +216,7 @@ fn a_view_that_fails_to_capture_fails_alone() {
 fn a_lost_capture_is_asked_again_and_fails_its_view_alone() {
     let renderer = Renderer::start().unwrap_or_else(|e| panic!("{e}"));
     let a = Arc::new(prepare(&scene()).unwrap());
-    let top = OrbitCamera {
-        yaw_deg: 0.0,
-        pitch_deg: 89.0,
-        distance_m: 400.0,
-        target_en_m: [-330.0, 0.0],
-    };
+    let top = top();
     let views = || {
         vec![
             ViewRequest {
