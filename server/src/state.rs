@@ -178,7 +178,7 @@ impl AppState {
             mappings: Arc::new(std::collections::BTreeMap::new()),
             clock: Clock::System,
             auto_tasks: false,
-            vendor: Arc::new(crate::http::vendor::Vendor::from_env()),
+            vendor: crate::http::vendor::Vendor::shared(),
         }
     }
 

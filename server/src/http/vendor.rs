@@ -28,6 +28,15 @@ pub struct Vendor {
 }
 
 impl Vendor {
+    /// The files of the directory named by `DATABRAIN_VENDOR`, else of the workspace's
+    /// `node_modules`: read once per process (every `AppState` shares them).
+    pub fn shared() -> std::sync::Arc<Vendor> {
+        static SHARED: std::sync::OnceLock<std::sync::Arc<Vendor>> = std::sync::OnceLock::new();
+        SHARED
+            .get_or_init(|| std::sync::Arc::new(Vendor::from_env()))
+            .clone()
+    }
+
     /// The directory named by `DATABRAIN_VENDOR`, else the workspace's `node_modules`.
     pub fn from_env() -> Vendor {
         let dir = std::env::var_os("DATABRAIN_VENDOR")
