@@ -6,9 +6,9 @@ CARGO ?= cargo
 BIN := $(CARGO_TARGET_DIR)/release/databrain
 # Runtime needs: Vulkan on Mesa's lavapipe (CPU rendering), Chromium for the browser test,
 # a CJK font for Chinese labels, Xvfb and xdotool for the planners' window test. Build needs: cmake, sqlite3 and its headers for the bundled
-# PROJ 9.6 (Debian's PROJ 9.1 is too old for the proj crate).
+# PROJ 9.6 (Debian's PROJ 9.1 is too old for the proj crate). nasm: the H.264 encoder's SIMD (openh264 builds C only without it).
 DEB_PACKAGES := mesa-vulkan-drivers libvulkan1 chromium fonts-noto-cjk cmake sqlite3 libsqlite3-dev python3-venv \
-	xvfb xauth xdotool
+	xvfb xauth xdotool nasm
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 BENCH := $(CARGO_TARGET_DIR)/release/databrain-bench

@@ -11,6 +11,7 @@ pub mod error;
 pub mod export;
 pub mod http;
 pub mod state;
+pub mod video;
 pub mod views;
 
 pub use http::{app, auth, openapi};

@@ -124,6 +124,12 @@ fn main() -> Result<()> {
             bookmark.as_deref(),
             &data_dir,
         ),
+        Command::Tiles {
+            db,
+            scene,
+            out,
+            data_dir,
+        } => twin::tiles(&db, &scene, &out, &data_dir),
         Command::Twin {
             db,
             scene,

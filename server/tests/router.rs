@@ -536,6 +536,7 @@ async fn the_openapi_description_matches_the_routes() {
         ("get", "/wall"),
         ("get", "/analyst"),
         ("get", "/planner"),
+        ("get", "/tiles"),
         ("get", "/pages/common.js"),
         ("get", "/vendor/{file}"),
         ("get", "/api/health"),
@@ -552,6 +553,8 @@ async fn the_openapi_description_matches_the_routes() {
         ("get", "/api/scenes/{id}/snapshot.png"),
         ("get", "/api/scenes/{id}/legend"),
         ("get", "/api/scenes/{id}/focus"),
+        ("get", "/api/scenes/{id}/tiles/tileset.json"),
+        ("get", "/api/scenes/{id}/tiles/{file}"),
         ("get", "/api/regions"),
         ("get", "/api/regions/shapes"),
         ("get", "/ws/view"),
@@ -582,6 +585,7 @@ async fn the_openapi_description_matches_the_routes() {
             "/wall",
             "/analyst",
             "/planner",
+            "/tiles",
             "/tasks",
             "/pages/common.js",
             "/vendor/{file}",
@@ -644,6 +648,7 @@ async fn the_openapi_description_matches_the_routes() {
     for (method, path) in &served {
         let uri = path
             .replace("/vendor/{file}", "/vendor/echarts.min.js")
+            .replace("/tiles/{file}", "/tiles/t0.glb")
             .replace(
                 "/api/indicators/{id}",
                 "/api/indicators/hotline_on_time_rate",

@@ -415,6 +415,102 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
     a.close(None).await.unwrap();
     b.close(None).await.unwrap();
 
+    // The H.264 stream: the same picture as the JPEG stream, decoded by a third-party decoder.
+    let video_url = ws_url.replace("fps=10", "fps=10&codec=h264");
+    let (mut v, _) = tokio_tungstenite::connect_async(&video_url).await.unwrap();
+    let mut decoder = openh264::decoder::Decoder::new().unwrap();
+    let mut decode = |bytes: &[u8]| -> image::RgbaImage {
+        let yuv = decoder
+            .decode(bytes)
+            .unwrap()
+            .expect("a picture per frame");
+        let (w, h) = openh264::formats::YUVSource::dimensions(&yuv);
+        let mut rgba = vec![0u8; w * h * 4];
+        yuv.write_rgba8(&mut rgba);
+        image::RgbaImage::from_raw(w as u32, h as u32, rgba).unwrap()
+    };
+    let (key_meta, key_bytes) = next_frame(&mut v).await;
+    assert_eq!(
+        (key_meta["codec"].as_str(), key_meta["key"].as_bool()),
+        (Some("h264"), Some(true)),
+        "{key_meta}"
+    );
+    assert!(
+        key_meta["codec_string"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("avc1.42")),
+        "a Baseline codec string for WebCodecs: {key_meta}"
+    );
+    let decoded1 = decode(&key_bytes);
+    assert_eq!(decoded1.dimensions(), (320, 180));
+    // The scene's starting camera, as the JPEG stream's first frame showed it.
+    let error = mean_luma_error(&decoded1, &frame1);
+    assert!(error < 8.0, "the video's first frame is not the view: {error}");
+    // At rest: a sharp JPEG still of the same frame.
+    let (still_meta, still) = next_frame(&mut v).await;
+    assert_eq!(
+        (still_meta["still"].as_bool(), still_meta["codec"].as_str(), still_meta["seq"].as_u64()),
+        (Some(true), Some("jpeg"), key_meta["seq"].as_u64()),
+        "{still_meta}"
+    );
+    let still = image::load_from_memory(&still).unwrap().to_rgba8();
+    assert!(mean_luma_error(&still, &frame1) < 3.0, "the still is not the view");
+    // A move: a P-frame, smaller than the keyframe, decoding to the new view.
+    v.send(Message::Text(
+        r#"{"type":"orbit","d_yaw_deg":90,"d_pitch_deg":10}"#.into(),
+    ))
+    .await
+    .unwrap();
+    let (p_meta, p_bytes) = next_frame(&mut v).await;
+    assert_eq!(p_meta["key"], false, "{p_meta}");
+    assert!(p_bytes.len() < key_bytes.len());
+    let decoded2 = decode(&p_bytes);
+    let turned = image::load_from_memory(&jpeg2).unwrap().to_rgba8();
+    let error = mean_luma_error(&decoded2, &turned);
+    assert!(error < 8.0, "the P-frame is not the turned view: {error}");
+    assert!(mean_luma_error(&decoded2, &decoded1) > 2.0 * error, "the view did not turn");
+    // Asked for, a keyframe.
+    v.send(Message::Text(r#"{"type":"keyframe"}"#.into()))
+        .await
+        .unwrap();
+    let key_again = loop {
+        let (m, _) = next_frame(&mut v).await;
+        if m["still"] == false {
+            break m;
+        }
+    };
+    assert_eq!(key_again["key"], true, "{key_again}");
+    v.close(None).await.unwrap();
+    // Sizes H.264 cannot code and unknown codecs are refused before the upgrade.
+    for (bad, parameter) in [
+        (video_url.replace("width=320", "width=321"), "width"),
+        (ws_url.replace("fps=10", "fps=10&codec=vp9"), "codec"),
+    ] {
+        let http = bad.replacen("ws", "http", 1);
+        let response = client.get(&http).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{bad}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["parameter"], parameter, "{bad}");
+    }
+    // Followers of one video session get one bitstream; each starts at a keyframe.
+    let video_follow = follow_url.replace("follow=wall", "follow=wall&codec=h264");
+    let (mut a, _) = tokio_tungstenite::connect_async(&video_follow).await.unwrap();
+    let (first_a, _) = next_frame(&mut a).await;
+    assert_eq!(first_a["key"], true, "{first_a}");
+    let (mut b, _) = tokio_tungstenite::connect_async(&video_follow).await.unwrap();
+    let (first_b, bytes_b) = next_frame(&mut b).await;
+    assert_eq!(first_b["key"], true, "a late joiner starts at a keyframe: {first_b}");
+    let mut seen_a = std::collections::BTreeMap::new();
+    while seen_a.len() < 6 {
+        let (m, bytes) = next_frame(&mut a).await;
+        seen_a.insert(m["seq"].as_u64().unwrap(), bytes);
+    }
+    if let Some(same) = seen_a.get(&first_b["seq"].as_u64().unwrap()) {
+        assert_eq!(same, &bytes_b, "followers got different bytes for one frame");
+    }
+    a.close(None).await.unwrap();
+    b.close(None).await.unwrap();
+
     // The page, in headless Chromium.
     let page = client
         .get(format!("{base}/?token={token}"))
@@ -625,4 +721,15 @@ async fn without_vulkan_rendering_fails_clearly_and_the_api_still_serves() {
             .unwrap()
             .contains("Rendering is unavailable")
     );
+}
+
+/// The mean difference of two same-sized pictures' luma, in 0..=255 levels.
+fn mean_luma_error(a: &image::RgbaImage, b: &image::RgbaImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let luma = |p: &image::Rgba<u8>| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64;
+    a.pixels()
+        .zip(b.pixels())
+        .map(|(p, q)| (luma(p) - luma(q)).abs())
+        .sum::<f64>()
+        / (a.width() as f64 * a.height() as f64)
 }

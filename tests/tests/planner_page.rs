@@ -33,6 +33,22 @@ async fn a_drag_changes_the_view_and_a_click_fills_the_pick_panel() {
         rect["x"].as_f64().unwrap() + rect["width"].as_f64().unwrap() / 2.0,
         rect["y"].as_f64().unwrap() + rect["height"].as_f64().unwrap() / 2.0,
     );
+    // The browser decodes the H.264 stream with WebCodecs (Debian's Chromium has it).
+    let codec = cdp
+        .wait_for(
+            "Number(document.getElementById('view').dataset.decoded || 0) >= 1 && document.getElementById('view').dataset.codec",
+            "a decoded video frame",
+        )
+        .await;
+    assert_eq!(codec, "h264");
+    let print_before = cdp
+        .eval("document.getElementById('view').dataset.print")
+        .await;
+    let print_before = thumbnail(&print_before);
+    assert!(
+        print_before.iter().max().unwrap() - print_before.iter().min().unwrap() > 40,
+        "the decoded frame is flat: {print_before:?}"
+    );
     // Idle: no new frames.
     tokio::time::sleep(Duration::from_millis(800)).await;
     let idle = cdp
@@ -58,6 +74,25 @@ async fn a_drag_changes_the_view_and_a_click_fills_the_pick_panel() {
         "a frame after the drag",
     )
     .await;
+    // The decoded video changed with the drag (a thumbnail of the decoded frame, not the still).
+    let decoded = cdp
+        .wait_for(
+            &format!("(() => {{ const v = document.getElementById('view'); return v.dataset.print !== {print:?} && v.dataset.print; }})()",
+                print = hex(&print_before)),
+            "a different decoded frame after the drag",
+        )
+        .await;
+    let print_after = thumbnail(&decoded);
+    let moved = print_before
+        .iter()
+        .zip(&print_after)
+        .filter(|(a, b)| a.abs_diff(**b) > 24)
+        .count();
+    assert!(
+        moved > print_before.len() / 20,
+        "the drag barely changed the decoded picture ({moved} of {} thumbnail pixels)",
+        print_before.len()
+    );
 
     // A click: the pick panel names what is under the pointer.
     cdp.mouse("mousePressed", cx, cy).await;
@@ -159,4 +194,46 @@ async fn a_drag_changes_the_view_and_a_click_fills_the_pick_panel() {
         Value::String(String::new()),
         "the stream refused the camera"
     );
+}
+
+/// The page's 32x18 grey thumbnail of a decoded frame (hex pairs).
+fn thumbnail(v: &Value) -> Vec<u8> {
+    let hex = v.as_str().expect("a thumbnail");
+    assert_eq!(hex.len(), 32 * 18 * 2, "{hex}");
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Told to (`codec=jpeg`), or where WebCodecs cannot decode H.264, the page streams JPEG.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_planner_page_falls_back_to_jpeg_when_told_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = sample_db(tmp.path(), 7);
+    let server = Server::start(&db);
+    let url = format!(
+        "{}/planner?scene=demo_district&codec=jpeg&token={}",
+        server.base_url, server.token
+    );
+    let mut browser = Browser::open(tmp.path(), &url, (1400, 900)).await;
+    let cdp = &mut browser.cdp;
+    cdp.wait_for(
+        "Number(document.getElementById('view').dataset.seq || 0) >= 1",
+        "the first streamed frame",
+    )
+    .await;
+    let shown = cdp
+        .eval("(() => { const v = document.getElementById('view'); return JSON.stringify([v.dataset.codec, v.dataset.decoded || null]); })()")
+        .await;
+    assert_eq!(shown, "[\"jpeg\",null]", "no video was decoded");
+    // The JPEG frame is drawn: the canvas is not blank.
+    let spread = cdp
+        .eval("(() => { const v = document.getElementById('view'); const d = v.getContext('2d').getImageData(0, 0, v.width, v.height).data; let lo = 255, hi = 0; for (let i = 0; i < d.length; i += 4 * 101) { lo = Math.min(lo, d[i + 1]); hi = Math.max(hi, d[i + 1]); } return hi - lo; })()")
+        .await;
+    assert!(spread.as_f64().unwrap() > 40.0, "a blank view: {spread}");
 }

@@ -18,6 +18,7 @@ pub mod mesh;
 pub mod pick;
 pub mod planner;
 pub mod ramp;
+pub mod tiles;
 mod render;
 pub mod window;
 

@@ -258,6 +258,22 @@ pub(crate) enum Command {
         #[arg(long, default_value = ".")]
         data_dir: PathBuf,
     },
+    /// Write a scene as 3D Tiles 1.1 (tileset.json and one GLB per tile, with a feature and
+    /// properties per building) for CesiumJS and other 3D Tiles clients; every value shown.
+    Tiles {
+        /// The DuckDB file.
+        #[arg(long)]
+        db: PathBuf,
+        /// A built-in scene id or a scene TOML file.
+        #[arg(long)]
+        scene: String,
+        /// The directory to write (created; its tileset.json and tN.glb files are replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Where relative file paths of scene layers are taken from.
+        #[arg(long, default_value = ".")]
+        data_dir: PathBuf,
+    },
     /// Open the planners' window on a scene: orbit, pan, zoom, click to pick, keys for layers,
     /// periods and bookmarks (needs a display; on a machine without one, run under Xvfb).
     Twin {

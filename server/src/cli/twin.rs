@@ -42,6 +42,32 @@ fn open_and_prepare(
     Ok((engine, prepared))
 }
 
+/// `databrain tiles`: the scene as 3D Tiles in `out`. Everything is built in memory first,
+/// then written, so a failure leaves no half tileset.
+pub(crate) fn tiles(db: &Path, scene: &str, out: &Path, data_dir: &Path) -> Result<()> {
+    let scene = load_scene(scene)?;
+    let (_engine, prepared) = open_and_prepare(db, &scene, data_dir)?;
+    let tileset = twin::tiles::tileset(&prepared)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut bytes = 0;
+    for (name, glb) in &tileset.tiles {
+        let path = out.join(name);
+        std::fs::write(&path, glb).with_context(|| format!("cannot write {}", path.display()))?;
+        bytes += glb.len();
+    }
+    let path = out.join("tileset.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&tileset.json)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!(
+        "wrote {} ({} tiles, {} objects, {:.1} MiB)",
+        path.display(),
+        tileset.tiles.len(),
+        prepared.objects.len(),
+        bytes as f64 / (1024.0 * 1024.0)
+    );
+    Ok(())
+}
+
 pub(crate) fn planner_window(
     db: &Path,
     scene: &str,

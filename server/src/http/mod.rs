@@ -25,6 +25,7 @@ pub mod serve;
 pub mod sql;
 pub mod stream;
 pub mod tasks;
+pub mod tiles;
 pub mod vendor;
 pub mod work;
 
@@ -69,12 +70,18 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(pages::wall))
         .routes(routes!(pages::analyst))
         .routes(routes!(pages::planner))
+        .routes(routes!(pages::tiles))
         .routes(routes!(pages::tasks))
         .routes(routes!(pages::common_js))
         .routes(routes!(vendor::file))
         .routes(routes!(scenes::health))
         .routes(routes!(openapi::serve))
         .split_for_parts();
+    // CesiumJS's static tree (a few hundred files the library loads by relative path).
+    let public = public.route(
+        "/vendor/cesium/{*path}",
+        axum::routing::get(vendor::cesium),
+    );
     let (private, private_api) = OpenApiRouter::<AppState>::new()
         .routes(routes!(indicators::list))
         .routes(routes!(indicators::show))
@@ -88,6 +95,8 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(scenes::snapshot))
         .routes(routes!(scenes::legend))
         .routes(routes!(scenes::focus))
+        .routes(routes!(tiles::tileset))
+        .routes(routes!(tiles::tile))
         .routes(routes!(stream::view))
         .routes(routes!(loads::load))
         .routes(routes!(loads::append))

@@ -161,6 +161,7 @@ small {{ color:#8ea2c0; }} .hint {{ color:#8ea2c0; font-size:13px; }} .warn {{ c
 <p class=hint>Catalogue {version}. Pages: <a class=pagelink href="/wall?scene=jiangsu_by_city" style="color:#9fc5ff">指挥大屏 wall</a> ·
 <a class=pagelink href="/analyst" style="color:#9fc5ff">指标分析 analyst</a> ·
 <a class=pagelink href="/planner?scene=demo_district" style="color:#9fc5ff">规划 planner</a> ·
+<a class=pagelink href="/tiles?scene=demo_district" style="color:#9fc5ff">三维瓦片 3D Tiles</a> ·
 <a class=pagelink href="/tasks" style="color:#9fc5ff">督办 tasks</a> ·
 API: <a href="/api/openapi.json" style="color:#9fc5ff">/api/openapi.json</a></p>
 </section></div>
@@ -231,6 +232,16 @@ pub async fn analyst() -> Html<std::borrow::Cow<'static, str>> {
     responses((status = 200, description = "the planner page's HTML", body = String, content_type = "text/html")))]
 pub async fn planner() -> Html<std::borrow::Cow<'static, str>> {
     Html(page("planner.html", include_str!("pages/planner.html")))
+}
+
+/// The 3D Tiles page (`/tiles?scene=ID&token=`): the scene's tiles in CesiumJS (served from
+/// `node_modules`, no Cesium ion, no imagery or terrain from anywhere); a click picks a
+/// building and shows its properties from the tile's property table.
+#[utoipa::path(get, path = "/tiles", tag = "pages",
+    params(("scene" = Option<String>, Query, description = "the scene shown"), ("token" = Option<String>, Query, description = "the page's token, for its scripts")),
+    responses((status = 200, description = "the 3D Tiles page's HTML", body = String, content_type = "text/html")))]
+pub async fn tiles() -> Html<std::borrow::Cow<'static, str>> {
+    Html(page("tiles.html", include_str!("pages/tiles.html")))
 }
 
 /// The task board and a department's inbox (`/tasks?token=`, optionally

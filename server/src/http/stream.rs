@@ -1,9 +1,11 @@
-//! The view stream, `GET /ws/view?scene=ID`: JPEG frames of a scene from a camera the browser
-//! steers.
+//! The view stream, `GET /ws/view?scene=ID`: frames of a scene from a camera the browser
+//! steers, as JPEGs or (`codec=h264`) as H.264 video with sharp JPEG stills at rest.
 //!
 //! Protocol. Server to browser: for every frame, a text message
-//! `{"type":"frame","seq":N,"bytes":B,"width":W,"height":H,"camera":{...},...provenance}`
-//! followed by a binary message with the JPEG; for every pick a text message
+//! `{"type":"frame","seq":N,"bytes":B,"codec":"jpeg"|"h264","key":K,"still":S,"width":W,
+//! "height":H,"camera":{...},...provenance}` followed by a binary message with the JPEG or the
+//! H.264 access unit (Annex B; a keyframe's message adds `codec_string` for WebCodecs); a
+//! still repeats the `seq` of the video frame it sharpens. For every pick a text message
 //! `{"type":"pick","x":..,"y":..,"hit":{...}|null}`. Browser to server, text messages:
 //! `{"type":"orbit","d_yaw_deg":10,"d_pitch_deg":-5}`, `{"type":"zoom","factor":0.8}`,
 //! `{"type":"pan","dx_px":40,"dy_px":-10}` (the content follows the pointer),
@@ -11,7 +13,8 @@
 //! `{"type":"bookmark","name":"overview"}`, `{"type":"resize","width":1280,"height":720}`,
 //! `{"type":"indicator","id":"..."}`, `{"type":"period","period":"2024"}`,
 //! `{"type":"layer","name":"choropleth","on":false}`, `{"type":"camera","camera":{...}}` (a
-//! whole orbit camera, checked like a scene's), `{"type":"reset"}`. Indicator, period and
+//! whole orbit camera, checked like a scene's), `{"type":"keyframe"}` (a video decoder's fresh
+//! start), `{"type":"reset"}`. Indicator, period and
 //! layer changes give the viewer its own variant of the scene (same geometry, its own
 //! overlay; `views::prepared_variant`); a change the scene cannot show is answered with an
 //! error and the last view stays. A frame is rendered only when the view changed (or it spins);
@@ -35,6 +38,7 @@ use scenes::OrbitCamera;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +64,7 @@ pub struct ViewConfig {
     pub bookmarks: Vec<(String, OrbitCamera)>,
     /// The layers the scene shows at the start (what `layer` commands change).
     pub layers: twin::OverlayLayers,
+    pub codec: Codec,
 }
 
 #[derive(Debug, PartialEq)]
@@ -74,6 +79,8 @@ enum Command {
     Period { period: String },
     Layer { name: String, on: bool },
     Camera(OrbitCamera),
+    /// The browser's decoder needs a fresh start (it joined late, or lost a frame).
+    Keyframe,
     Reset,
 }
 
@@ -87,6 +94,74 @@ pub enum RenderFailure {
 }
 
 use crate::http::scenes::MAX_SIZE;
+
+/// How a stream's frames travel: a JPEG each, or H.264 with sharp JPEG stills at rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    Jpeg,
+    H264,
+}
+
+impl Codec {
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Jpeg => "jpeg",
+            Codec::H264 => "h264",
+        }
+    }
+}
+
+/// What one frame is to be encoded as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// A frame of a JPEG stream.
+    Jpeg,
+    /// The next frame of the video; an IDR keyframe when `key`.
+    Video { key: bool },
+    /// A sharp JPEG of a video stream's resting view (it does not touch the video's state).
+    Still,
+}
+
+/// An encoded frame: the bytes of the binary message that follows the frame's metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    pub bytes: Vec<u8>,
+    /// A decoder can start here (every JPEG; a video's IDR frames).
+    pub key: bool,
+}
+
+impl Encoded {
+    /// A JPEG (or a test's stand-in for one).
+    pub fn jpeg(bytes: Vec<u8>) -> Encoded {
+        Encoded { bytes, key: true }
+    }
+}
+
+/// A video stream's keyframe at least this often, so a decoder that lost its way recovers
+/// even without asking.
+pub const KEYFRAME_EVERY: Duration = Duration::from_secs(10);
+/// A video stream sends a sharp still once the view has rested this long.
+pub const STILL_AFTER: Duration = Duration::from_millis(400);
+/// The JPEG quality of a video stream's stills.
+pub const STILL_QUALITY: u8 = 90;
+
+/// The metadata of one frame message: what follows in the binary message and how to decode it.
+fn frame_meta(seq: u64, encoding: Encoding, encoded: &Encoded) -> Value {
+    let codec_name = match encoding {
+        Encoding::Video { .. } => Codec::H264.name(),
+        Encoding::Jpeg | Encoding::Still => Codec::Jpeg.name(),
+    };
+    let mut meta = json!({ "type": "frame", "seq": seq, "bytes": encoded.bytes.len(),
+                           "codec": codec_name, "key": encoded.key,
+                           "still": encoding == Encoding::Still });
+    if codec_name == "h264"
+        && encoded.key
+        && let Some(s) = crate::video::codec_string(&encoded.bytes)
+    {
+        meta["codec_string"] = s.into();
+    }
+    meta
+}
 
 fn parse_command(text: &str) -> Result<Command, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
@@ -187,8 +262,9 @@ fn parse_command(text: &str) -> Result<Command, String> {
             Ok(Command::Camera(camera))
         }
         Some("reset") => Ok(Command::Reset),
+        Some("keyframe") => Ok(Command::Keyframe),
         Some(other) => Err(format!(
-            "unknown command type {other:?} (expected orbit, zoom, pan, pick, bookmark, resize, indicator, period, layer, camera or reset)"
+            "unknown command type {other:?} (expected orbit, zoom, pan, pick, bookmark, resize, indicator, period, layer, camera, keyframe or reset)"
         )),
         None => Err("missing command type".into()),
     }
@@ -207,9 +283,14 @@ async fn send_error<S: Sink<Outgoing> + Unpin>(sink: &mut S, message: &str) -> R
     send(sink, Outgoing::Text(error.to_string())).await
 }
 
-/// Serves one view until the browser closes it. `render` turns a camera and size into JPEG
-/// bytes, `pick` a camera, size and pixel into what is there (JSON, `null` for nothing);
-/// `provenance` is merged into every frame message.
+/// Serves one view until the browser closes it. `render` turns a camera, size and variant
+/// into a frame encoded as asked (a JPEG, the next video frame, or a still), `pick` a camera,
+/// size and pixel into what is there (JSON, `null` for nothing); `provenance` is merged into
+/// every frame message.
+///
+/// A video stream starts with a keyframe, sends one when the browser asks (`keyframe`) and at
+/// least every [`KEYFRAME_EVERY`], and once the view has rested [`STILL_AFTER`] a sharp JPEG
+/// still of it (carrying the sequence number of the frame it sharpens).
 #[expect(
     clippy::too_many_arguments,
     reason = "the view's sockets, its start, the data it follows and its two kinds of work"
@@ -227,8 +308,8 @@ pub async fn run_view<S, R, F, Fut, P, PFut>(
 where
     S: Sink<Outgoing> + Unpin,
     R: Stream<Item = Incoming> + Unpin,
-    F: FnMut(OrbitCamera, (u32, u32), views::Variant) -> Fut,
-    Fut: Future<Output = Result<Vec<u8>, RenderFailure>>,
+    F: FnMut(OrbitCamera, (u32, u32), views::Variant, Encoding) -> Fut,
+    Fut: Future<Output = Result<Encoded, RenderFailure>>,
     P: FnMut(OrbitCamera, (u32, u32), [f32; 2], views::Variant) -> PFut,
     PFut: Future<Output = Result<Value, String>>,
 {
@@ -242,6 +323,11 @@ where
     let mut dirty = true;
     let mut seq: u64 = 0;
     let mut following = true;
+    let video = config.codec == Codec::H264;
+    let mut want_key = true;
+    let mut last_key = tokio::time::Instant::now();
+    // When the resting view's still is due (video streams).
+    let mut still_due: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             // New data: the next frame shows it and names its snapshot.
@@ -280,7 +366,11 @@ where
                             send_error(&mut sink, &format!("no bookmark {name:?} (the scene has: {})", names.join(", "))).await?;
                         }
                     },
-                    Ok(Command::Resize { width, height }) => { size = (width, height); dirty = true; }
+                    Ok(Command::Resize { width, height }) => match crate::video::check_size(width, height) {
+                        Err(message) if video => send_error(&mut sink, &message).await?,
+                        _ => { size = (width, height); want_key = true; dirty = true; }
+                    },
+                    Ok(Command::Keyframe) => { want_key = true; dirty = true; }
                     Ok(Command::Indicator { id }) => { variant.indicator = Some(id); dirty = true; }
                     Ok(Command::Period { period }) => { variant.period = Some(period); dirty = true; }
                     Ok(Command::Layer { name, on }) => {
@@ -313,12 +403,20 @@ where
                     camera.orbit(config.spin_deg_per_s / config.fps, 0.0);
                     dirty = true;
                 }
-                if !dirty {
+                let encoding = if dirty {
+                    if !video {
+                        Encoding::Jpeg
+                    } else {
+                        Encoding::Video { key: want_key || last_key.elapsed() >= KEYFRAME_EVERY }
+                    }
+                } else if still_due.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                    Encoding::Still
+                } else {
                     continue;
-                }
+                };
                 dirty = false;
-                let jpeg = match render(camera, size, variant.clone()).await {
-                    Ok(jpeg) => { good_variant = variant.clone(); jpeg }
+                let frame = match render(camera, size, variant.clone(), encoding).await {
+                    Ok(frame) => { good_variant = variant.clone(); frame }
                     // A viewer's change the scene cannot show: say why and keep the last view.
                     Err(RenderFailure::Refused(message)) => {
                         variant = good_variant.clone();
@@ -327,59 +425,104 @@ where
                     }
                     Err(RenderFailure::Failed(message)) => return Err(message),
                 };
-                seq += 1;
-                let mut meta = json!({ "type": "frame", "seq": seq, "bytes": jpeg.len(), "width": size.0, "height": size.1, "camera": camera,
-                                       "variant": { "indicator": variant.indicator, "period": variant.period } });
+                match encoding {
+                    Encoding::Still => still_due = None,
+                    Encoding::Video { .. } => {
+                        seq += 1;
+                        still_due = Some(tokio::time::Instant::now() + STILL_AFTER);
+                        if frame.key {
+                            want_key = false;
+                            last_key = tokio::time::Instant::now();
+                        }
+                    }
+                    Encoding::Jpeg => seq += 1,
+                }
+                let mut meta = frame_meta(seq, encoding, &frame);
+                meta["width"] = size.0.into();
+                meta["height"] = size.1.into();
+                meta["camera"] = json!(camera);
+                meta["variant"] = json!({ "indicator": variant.indicator, "period": variant.period });
                 if let (Some(m), Some(p)) = (meta.as_object_mut(), provenance.as_object()) {
                     m.extend(p.clone());
                 }
                 send(&mut sink, Outgoing::Text(meta.to_string())).await?;
-                send(&mut sink, Outgoing::Binary(jpeg)).await?;
+                send(&mut sink, Outgoing::Binary(frame.bytes)).await?;
             }
         }
     }
 }
 
-/// The shared sessions (walls and their followers), by name, scene and size.
+/// The shared sessions (walls and their followers), by name, scene, size, codec and audience.
 #[derive(Default)]
 pub struct Sessions {
-    map: std::sync::Mutex<HashMap<String, (FrameSender, tokio::task::JoinHandle<()>)>>,
+    map: std::sync::Mutex<HashMap<String, Session>>,
+}
+
+struct Session {
+    frames: FrameSender,
+    wants_key: std::sync::Arc<AtomicBool>,
+    leader: tokio::task::JoinHandle<()>,
 }
 
 type FrameSender = tokio::sync::watch::Sender<Option<std::sync::Arc<SharedFrame>>>;
 type FrameReceiver = tokio::sync::watch::Receiver<Option<std::sync::Arc<SharedFrame>>>;
 
+/// What a follower holds of its session: the newest frame, and the flag that asks the leader
+/// for a keyframe (a video follower that joined late or missed a frame).
+pub struct Following {
+    pub frames: FrameReceiver,
+    pub wants_key: std::sync::Arc<AtomicBool>,
+}
+
 impl Sessions {
-    /// Follows the session `key`, starting its leader with `start` when none is running.
+    /// Follows the session `key`, starting its leader with `start` (given the frames' sender
+    /// and the keyframe flag) when none is running. Joining asks for a keyframe.
     pub fn follow(
         &self,
         key: &str,
-        start: impl FnOnce(FrameSender) -> tokio::task::JoinHandle<()>,
-    ) -> FrameReceiver {
+        start: impl FnOnce(FrameSender, std::sync::Arc<AtomicBool>) -> tokio::task::JoinHandle<()>,
+    ) -> Following {
         let mut map = self.map.lock().expect("sessions lock");
-        if let Some((tx, leader)) = map.get(key)
-            && !leader.is_finished()
+        if let Some(session) = map.get(key)
+            && !session.leader.is_finished()
         {
-            return tx.subscribe();
+            session.wants_key.store(true, Ordering::SeqCst);
+            return Following {
+                frames: session.frames.subscribe(),
+                wants_key: session.wants_key.clone(),
+            };
         }
         let (tx, rx) = tokio::sync::watch::channel(None);
-        let leader = start(tx.clone());
-        map.insert(key.to_owned(), (tx, leader));
-        rx
+        let wants_key = std::sync::Arc::new(AtomicBool::new(true));
+        let leader = start(tx.clone(), wants_key.clone());
+        map.insert(
+            key.to_owned(),
+            Session {
+                frames: tx,
+                wants_key: wants_key.clone(),
+                leader,
+            },
+        );
+        Following {
+            frames: rx,
+            wants_key,
+        }
     }
 
     /// Sessions with a running leader.
     pub fn running(&self) -> usize {
         let map = self.map.lock().expect("sessions lock");
-        map.values().filter(|(_, l)| !l.is_finished()).count()
+        map.values().filter(|s| !s.leader.is_finished()).count()
     }
 }
 
-/// One frame of a shared session, as every follower receives it.
+/// One frame of a shared session, as every follower receives it: the same bytes for all.
 #[derive(Debug)]
 pub struct SharedFrame {
+    pub seq: u64,
     pub meta: String,
-    pub jpeg: Vec<u8>,
+    pub encoding: Encoding,
+    pub frame: Encoded,
 }
 
 /// Where a shared session's camera is at `t` seconds: the scene's tour (each bookmark for its
@@ -410,23 +553,33 @@ pub fn session_camera(
 
 /// Renders a shared session for as long as anyone follows it: a frame whenever the camera
 /// moves, published to a `watch` channel (followers always get the newest frame, never a
-/// queue). One render serves every follower.
+/// queue). One render and one encoding serve every follower. A video session draws a
+/// keyframe when `wants_key` is raised (a follower joined or lost its place) and at least
+/// every [`KEYFRAME_EVERY`], and a still once the camera rests.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the session's channel, its camera, rate, codec and the data it follows"
+)]
 pub async fn run_leader<F, Fut>(
     tx: tokio::sync::watch::Sender<Option<std::sync::Arc<SharedFrame>>>,
+    wants_key: std::sync::Arc<AtomicBool>,
     mut camera_at: impl FnMut(f32) -> OrbitCamera,
     fps: f32,
+    codec: Codec,
     mut provenance: Value,
     mut changes: tokio::sync::watch::Receiver<Option<DataChange>>,
     mut render: F,
 ) where
-    F: FnMut(OrbitCamera) -> Fut,
-    Fut: Future<Output = Result<Vec<u8>, String>>,
+    F: FnMut(OrbitCamera, Encoding) -> Fut,
+    Fut: Future<Output = Result<Encoded, String>>,
 {
     let started = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs_f32(1.0 / fps));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last: Option<OrbitCamera> = None;
     let mut seq = 0u64;
+    let mut last_key = tokio::time::Instant::now();
+    let mut still_due: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
         if tx.receiver_count() == 0 {
@@ -440,27 +593,55 @@ pub async fn run_leader<F, Fut>(
             }
             last = None;
         }
-        if last == Some(camera) {
-            continue;
-        }
-        match render(camera).await {
-            Ok(jpeg) => {
-                seq += 1;
-                let mut meta = json!({ "type": "frame", "seq": seq, "bytes": jpeg.len(),
-                                       "camera": camera, "follow": true });
+        // Taken, not read: a follower that asks while this frame renders asks again after.
+        let key_asked = wants_key.swap(false, Ordering::SeqCst);
+        let moved = last != Some(camera);
+        let encoding = match codec {
+            // A JPEG is a keyframe: a follower that joins gets the current view at once.
+            Codec::Jpeg if moved || key_asked => Encoding::Jpeg,
+            Codec::H264 if moved || key_asked => Encoding::Video {
+                key: key_asked || last_key.elapsed() >= KEYFRAME_EVERY,
+            },
+            Codec::H264 if still_due.is_some_and(|at| tokio::time::Instant::now() >= at) => {
+                Encoding::Still
+            }
+            Codec::Jpeg | Codec::H264 => continue,
+        };
+        match render(camera, encoding).await {
+            Ok(frame) => {
+                match encoding {
+                    Encoding::Still => still_due = None,
+                    Encoding::Video { .. } => {
+                        seq += 1;
+                        still_due = Some(tokio::time::Instant::now() + STILL_AFTER);
+                        if frame.key {
+                            last_key = tokio::time::Instant::now();
+                        }
+                    }
+                    Encoding::Jpeg => seq += 1,
+                }
+                let mut meta = frame_meta(seq, encoding, &frame);
+                meta["camera"] = json!(camera);
+                meta["follow"] = true.into();
                 if let (Some(m), Some(p)) = (meta.as_object_mut(), provenance.as_object()) {
                     m.extend(p.clone());
                 }
                 last = Some(camera);
-                let frame = SharedFrame {
+                let shared = SharedFrame {
+                    seq,
                     meta: meta.to_string(),
-                    jpeg,
+                    encoding,
+                    frame,
                 };
-                if tx.send(Some(std::sync::Arc::new(frame))).is_err() {
+                if tx.send(Some(std::sync::Arc::new(shared))).is_err() {
                     return;
                 }
             }
             Err(e) => {
+                // The next tick tries again (with the keyframe, if one was asked for).
+                if key_asked {
+                    wants_key.store(true, Ordering::SeqCst);
+                }
                 tracing::warn!(error = %e, "a shared session's render failed");
             }
         }
@@ -468,48 +649,110 @@ pub async fn run_leader<F, Fut>(
 }
 
 /// Forwards a shared session's newest frames to one follower until it leaves. Followers
-/// cannot steer; what they send is answered with an error message.
+/// cannot steer; what they send is answered with an error message (but `keyframe`, which
+/// asks the leader for one). A video follower sends a P-frame only right after the frame it
+/// refers to: one that missed a frame (a slow link: the channel keeps only the newest) skips
+/// to the next keyframe and asks for it, rather than queueing or showing broken pictures.
 pub async fn run_follower<S, R>(
     mut sink: S,
     mut incoming: R,
-    mut rx: tokio::sync::watch::Receiver<Option<std::sync::Arc<SharedFrame>>>,
+    following: Following,
 ) -> Result<(), String>
 where
     S: Sink<Outgoing> + Unpin,
     R: Stream<Item = Incoming> + Unpin,
 {
+    let Following {
+        frames: mut rx,
+        wants_key,
+    } = following;
+    // The sequence number of the last video frame this follower was sent.
+    let mut last_video: Option<u64> = None;
     loop {
         tokio::select! {
             msg = incoming.next() => match msg {
                 None | Some(Incoming::Close) => return Ok(()),
-                Some(Incoming::Text(_)) => {
-                    send_error(&mut sink, "this view follows a shared session and cannot be steered").await?;
+                Some(Incoming::Text(text)) => {
+                    if parse_command(&text) == Ok(Command::Keyframe) {
+                        last_video = None;
+                        wants_key.store(true, Ordering::SeqCst);
+                    } else {
+                        send_error(&mut sink, "this view follows a shared session and cannot be steered").await?;
+                    }
                 }
             },
             changed = rx.changed() => {
                 if changed.is_err() {
                     return Ok(());
                 }
-                let frame = rx.borrow_and_update().clone();
-                if let Some(f) = frame {
-                    send(&mut sink, Outgoing::Text(f.meta.clone())).await?;
-                    send(&mut sink, Outgoing::Binary(f.jpeg.clone())).await?;
+                let Some(f) = rx.borrow_and_update().clone() else { continue };
+                if let Encoding::Video { .. } = f.encoding {
+                    let in_step = f.frame.key || last_video.is_some_and(|s| f.seq == s + 1);
+                    if !in_step {
+                        last_video = None;
+                        wants_key.store(true, Ordering::SeqCst);
+                        continue;
+                    }
+                    last_video = Some(f.seq);
                 }
+                send(&mut sink, Outgoing::Text(f.meta.clone())).await?;
+                send(&mut sink, Outgoing::Binary(f.frame.bytes.clone())).await?;
             }
         }
     }
 }
 
+/// A stream's encoder: the JPEG quality, and for a video stream its H.264 encoder (one
+/// bitstream, so one lock; frames of one stream are drawn one at a time anyway).
+#[derive(Clone)]
+struct FrameEncoder {
+    quality: u8,
+    video: Option<std::sync::Arc<std::sync::Mutex<crate::video::VideoEncoder>>>,
+}
+
+impl FrameEncoder {
+    fn new(codec: Codec, quality: u8, size: (u32, u32), fps: f32) -> Result<Self, AppError> {
+        let video = match codec {
+            Codec::Jpeg => None,
+            Codec::H264 => Some(std::sync::Arc::new(std::sync::Mutex::new(
+                crate::video::VideoEncoder::new(size, fps)?,
+            ))),
+        };
+        Ok(FrameEncoder { quality, video })
+    }
+
+    fn encode(&self, image: &image::RgbaImage, encoding: Encoding) -> Result<Encoded, AppError> {
+        match (encoding, &self.video) {
+            (Encoding::Video { key }, Some(video)) => {
+                let frame = video
+                    .lock()
+                    .map_err(|_| AppError::Internal("the H.264 encoder failed before".into()))?
+                    .encode(image, key)?;
+                Ok(Encoded {
+                    bytes: frame.bytes,
+                    key: frame.key,
+                })
+            }
+            (Encoding::Still, _) => Ok(Encoded::jpeg(views::encode_jpeg(
+                image,
+                self.quality.max(STILL_QUALITY),
+            )?)),
+            _ => Ok(Encoded::jpeg(views::encode_jpeg(image, self.quality)?)),
+        }
+    }
+}
+
 /// Draws one frame of a prepared scene and encodes it (blocking work).
-fn frame_jpeg(
+fn frame_encoded(
     renderer: &twin::Renderer,
     prepared: std::sync::Arc<twin::PreparedScene>,
     camera: OrbitCamera,
     (width, height): (u32, u32),
-    quality: u8,
-) -> Result<Vec<u8>, AppError> {
+    encoder: &FrameEncoder,
+    encoding: Encoding,
+) -> Result<Encoded, AppError> {
     let image = renderer.render(prepared, camera, width, height)?;
-    views::encode_jpeg(&image, quality)
+    encoder.encode(&image, encoding)
 }
 
 /// The view stream: a WebSocket of frames and provenance (see the README for messages).
@@ -521,6 +764,7 @@ fn frame_jpeg(
         ("fps" = Option<f32>, Query, description = "0.5..=30 (default 4)"),
         ("spin" = Option<f32>, Query, description = "degrees per second, -90..=90"),
         ("quality" = Option<u8>, Query, description = "JPEG 10..=100"),
+        ("codec" = Option<String>, Query, description = "jpeg (default) or h264: Constrained Baseline H.264 for WebCodecs, even sizes up to 3840x2160, with JPEG stills at rest"),
         ("follow" = Option<String>, Query, description = "join the shared session of this name"),
     ),
     responses((status = 101, description = "switching to WebSocket")))]
@@ -533,7 +777,7 @@ pub async fn view(
     only_known(
         &params,
         &[
-            "scene", "width", "height", "fps", "spin", "quality", "follow",
+            "scene", "width", "height", "fps", "spin", "quality", "follow", "codec",
         ],
     )?;
     let id = params
@@ -547,6 +791,21 @@ pub async fn view(
     let fps = number(&params, "fps", 4.0f32, 0.5..=30.0)?;
     let spin = number(&params, "spin", 0.0f32, -90.0..=90.0)?;
     let quality = number(&params, "quality", 80u8, 10..=100)?;
+    let codec = match params.get("codec").map(String::as_str) {
+        None | Some("jpeg") => Codec::Jpeg,
+        Some("h264") => {
+            crate::video::check_size(width, height).map_err(|m| AppError::bad("width", m))?;
+            Codec::H264
+        }
+        Some(other) => {
+            return Err(AppError::bad(
+                "codec",
+                format!("{other:?} is not a codec here (jpeg or h264)"),
+            ));
+        }
+    };
+    // A joining follower's encoder goes unused when its session already runs (it is cheap).
+    let encoder = FrameEncoder::new(codec, quality, (width, height), fps)?;
     let ws = params::upgrade(ws)?;
     let renderer = state.renderer()?;
     // Preparing here warms the cache for the first frame and names the period shown.
@@ -607,7 +866,12 @@ pub async fn view(
         if let Some(name) = follow {
             // One render for every follower of the session.
             // Followers share a render only with followers who see the same values.
-            let key = format!("{name}|{}|{width}x{height}|{}", scene.id, audience.key());
+            let key = format!(
+                "{name}|{}|{width}x{height}|{}|{}",
+                scene.id,
+                codec.name(),
+                audience.key()
+            );
             let (state_l, scene_l, renderer_l, audience_l) = (
                 state.clone(),
                 scene.clone(),
@@ -623,41 +887,56 @@ pub async fn view(
                 })
                 .collect();
             let changes = state.live.watch();
-            let rx = state.sessions.follow(&key, move |tx| {
+            let following = state.sessions.follow(&key, move |tx, wants_key| {
                 tokio::spawn(async move {
-                    let render = move |camera: OrbitCamera| {
-                        let (state, scene, renderer, audience) = (
+                    let render = move |camera: OrbitCamera, encoding: Encoding| {
+                        let (state, scene, renderer, audience, encoder) = (
                             state_l.clone(),
                             scene_l.clone(),
                             renderer_l.clone(),
                             audience_l.clone(),
+                            encoder.clone(),
                         );
                         async move {
                             blocking(move || {
                                 let prepared = views::prepared(&state, &scene, &audience)?.scene;
-                                frame_jpeg(&renderer, prepared, camera, (width, height), quality)
+                                frame_encoded(
+                                    &renderer,
+                                    prepared,
+                                    camera,
+                                    (width, height),
+                                    &encoder,
+                                    encoding,
+                                )
                             })
                             .await
                             .map_err(|e| e.to_string())
                         }
                     };
                     let camera_at = move |t: f32| session_camera(initial, &tour, spin, t);
-                    run_leader(tx, camera_at, fps, provenance, changes, render).await;
+                    run_leader(
+                        tx, wants_key, camera_at, fps, codec, provenance, changes, render,
+                    )
+                    .await;
                 })
             });
-            if let Err(e) = run_follower(sink, stream, rx).await {
+            if let Err(e) = run_follower(sink, stream, following).await {
                 tracing::info!(error = %e, "follower left");
             }
             return;
         }
         let changes = state.live.watch();
         let (state_r, scene_r, audience_r) = (state.clone(), scene.clone(), audience.clone());
-        let render = move |camera: OrbitCamera, (w, h): (u32, u32), variant: views::Variant| {
-            let (state, scene, renderer, audience) = (
+        let render = move |camera: OrbitCamera,
+                           (w, h): (u32, u32),
+                           variant: views::Variant,
+                           encoding: Encoding| {
+            let (state, scene, renderer, audience, encoder) = (
                 state_r.clone(),
                 scene_r.clone(),
                 renderer.clone(),
                 audience_r.clone(),
+                encoder.clone(),
             );
             async move {
                 let prepared = {
@@ -673,7 +952,7 @@ pub async fn view(
                         other => RenderFailure::Failed(other.to_string()),
                     })?
                 };
-                blocking(move || frame_jpeg(&renderer, prepared, camera, (w, h), quality))
+                blocking(move || frame_encoded(&renderer, prepared, camera, (w, h), &encoder, encoding))
                     .await
                     .map_err(|e| RenderFailure::Failed(e.to_string()))
             }
@@ -697,6 +976,7 @@ pub async fn view(
             size: (width, height),
             bookmarks: bookmarks.clone(),
             layers,
+            codec,
         };
         if let Err(e) = run_view(
             sink, stream, initial, config, provenance, changes, render, pick,
@@ -780,13 +1060,16 @@ mod tests {
         let renders = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = renders.clone();
         // The render refuses the period "1999", as the real one refuses an unknown period.
-        let render = move |c: OrbitCamera, (w, h): (u32, u32), v: views::Variant| {
+        let render = move |c: OrbitCamera, (w, h): (u32, u32), v: views::Variant, e: Encoding| {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async move {
+                assert_eq!(e, Encoding::Jpeg, "a JPEG stream asks for JPEGs only");
                 if v.period.as_deref() == Some("1999") {
                     return Err(RenderFailure::Refused("no data in 1999".into()));
                 }
-                Ok(format!("yaw={} {w}x{h} {:?}", c.yaw_deg, v.period).into_bytes())
+                Ok(Encoded::jpeg(
+                    format!("yaw={} {w}x{h} {:?}", c.yaw_deg, v.period).into_bytes(),
+                ))
             }
         };
         // A pick answers with the pixel and the camera's yaw, so the test sees both arrive.
@@ -803,6 +1086,7 @@ mod tests {
             size: (320, 180),
             bookmarks: vec![("far".into(), far)],
             layers: twin::OverlayLayers::default(),
+            codec: Codec::Jpeg,
         };
         let live = crate::http::events::Live::default();
         let task = tokio::spawn(run_view(
@@ -993,6 +1277,127 @@ mod tests {
         in_tx.send(Incoming::Close).await.unwrap();
         assert_eq!(task.await.unwrap(), Ok(()));
     }
+
+    /// The next frame message and its bytes.
+    async fn next_frame(out_rx: &mut mpsc::Receiver<Outgoing>) -> (Value, Vec<u8>) {
+        let Some(Outgoing::Text(meta)) = out_rx.recv().await else {
+            panic!("expected metadata")
+        };
+        let meta: Value = serde_json::from_str(&meta).unwrap();
+        assert_eq!(meta["type"], "frame", "{meta}");
+        let Some(Outgoing::Binary(bytes)) = out_rx.recv().await else {
+            panic!("expected the frame's bytes")
+        };
+        assert_eq!(meta["bytes"].as_u64(), Some(bytes.len() as u64));
+        (meta, bytes)
+    }
+
+    #[tokio::test]
+    async fn a_video_stream_keys_when_it_starts_or_is_asked_and_sends_a_still_at_rest() {
+        let (in_tx, in_rx) = mpsc::channel::<Incoming>(8);
+        let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(8);
+        let incoming = Box::pin(stream::unfold(in_rx, |mut rx| async move {
+            rx.recv().await.map(|m| (m, rx))
+        }));
+        let sink = Box::pin(sink::unfold(out_tx, |tx, item: Outgoing| async move {
+            tx.send(item).await.map_err(|_| ())?;
+            Ok::<_, ()>(tx)
+        }));
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Encoding>::new()));
+        let log = asked.clone();
+        // The stand-in encoder writes what it was asked for; a video keyframe is a key.
+        let render = move |c: OrbitCamera, (w, h): (u32, u32), _v: views::Variant, e: Encoding| {
+            log.lock().unwrap().push(e);
+            async move {
+                Ok(Encoded {
+                    bytes: format!("{e:?} yaw={} {w}x{h}", c.yaw_deg).into_bytes(),
+                    key: !matches!(e, Encoding::Video { key: false }),
+                })
+            }
+        };
+        let pick = |_c: OrbitCamera, _s: (u32, u32), _at: [f32; 2], _v: views::Variant| async move {
+            Ok(Value::Null)
+        };
+        let config = ViewConfig {
+            fps: 50.0,
+            spin_deg_per_s: 0.0,
+            size: (320, 180),
+            bookmarks: vec![],
+            layers: twin::OverlayLayers::default(),
+            codec: Codec::H264,
+        };
+        let live = crate::http::events::Live::default();
+        let task = tokio::spawn(run_view(
+            sink,
+            incoming,
+            camera(),
+            config,
+            json!({"scene": "s"}),
+            live.watch(),
+            render,
+            pick,
+        ));
+        // The first frame is a keyframe of the video.
+        let (meta, bytes) = next_frame(&mut out_rx).await;
+        assert_eq!(
+            (meta["seq"].as_u64(), meta["codec"].as_str(), meta["key"].as_bool()),
+            (Some(1), Some("h264"), Some(true))
+        );
+        assert_eq!(meta["still"], false);
+        assert_eq!(bytes, b"Video { key: true } yaw=0 320x180");
+        // At rest: a sharp JPEG still of the same frame (same seq), then nothing.
+        let (meta, bytes) = next_frame(&mut out_rx).await;
+        assert_eq!(
+            (meta["seq"].as_u64(), meta["codec"].as_str(), meta["still"].as_bool()),
+            (Some(1), Some("jpeg"), Some(true))
+        );
+        assert_eq!(bytes, b"Still yaw=0 320x180");
+        tokio::time::sleep(STILL_AFTER + Duration::from_millis(200)).await;
+        assert_eq!(asked.lock().unwrap().len(), 2, "a resting view rendered again");
+        // A move is a P-frame; asking for a keyframe gets one.
+        in_tx
+            .send(Incoming::Text(r#"{"type":"orbit","d_yaw_deg":30}"#.into()))
+            .await
+            .unwrap();
+        let (meta, bytes) = next_frame(&mut out_rx).await;
+        assert_eq!((meta["seq"].as_u64(), meta["key"].as_bool()), (Some(2), Some(false)));
+        assert_eq!(bytes, b"Video { key: false } yaw=30 320x180");
+        in_tx
+            .send(Incoming::Text(r#"{"type":"keyframe"}"#.into()))
+            .await
+            .unwrap();
+        let (meta, _) = next_frame(&mut out_rx).await;
+        assert_eq!((meta["seq"].as_u64(), meta["key"].as_bool()), (Some(3), Some(true)));
+        // A size H.264 cannot code is refused and the stream goes on; a good one starts a
+        // new sequence with a keyframe.
+        in_tx
+            .send(Incoming::Text(r#"{"type":"resize","width":641,"height":360}"#.into()))
+            .await
+            .unwrap();
+        // (A still of frame 3 may come first on a slow machine.)
+        let err = loop {
+            match out_rx.recv().await {
+                Some(Outgoing::Text(t)) if t.contains("\"error\"") => break t,
+                Some(_) => continue,
+                None => panic!("expected an error"),
+            }
+        };
+        assert!(err.contains("even width and height"), "{err}");
+        in_tx
+            .send(Incoming::Text(r#"{"type":"resize","width":640,"height":360}"#.into()))
+            .await
+            .unwrap();
+        let (meta, bytes) = loop {
+            let (meta, bytes) = next_frame(&mut out_rx).await;
+            if meta["still"] == false {
+                break (meta, bytes);
+            }
+        };
+        assert_eq!((meta["seq"].as_u64(), meta["width"].as_u64()), (Some(4), Some(640)));
+        assert_eq!(bytes, b"Video { key: true } yaw=30 640x360");
+        in_tx.send(Incoming::Close).await.unwrap();
+        assert_eq!(task.await.unwrap(), Ok(()));
+    }
 }
 
 #[cfg(test)]
@@ -1000,7 +1405,7 @@ mod session_tests {
     use super::*;
     use futures_util::{sink, stream};
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
     use tokio::sync::mpsc;
 
     fn camera() -> OrbitCamera {
@@ -1035,11 +1440,15 @@ mod session_tests {
     async fn followers_share_one_render_and_get_the_same_frames() {
         let renders = Arc::new(AtomicUsize::new(0));
         let counter = renders.clone();
-        let render = move |c: OrbitCamera| {
+        let render = move |c: OrbitCamera, e: Encoding| {
             counter.fetch_add(1, Ordering::SeqCst);
-            async move { Ok(format!("yaw={:.0}", c.yaw_deg).into_bytes()) }
+            async move {
+                assert_eq!(e, Encoding::Jpeg);
+                Ok(Encoded::jpeg(format!("yaw={:.0}", c.yaw_deg).into_bytes()))
+            }
         };
         let (tx, rx) = tokio::sync::watch::channel(None);
+        let wants_key = Arc::new(AtomicBool::new(true));
         // Three followers, each with its own socket.
         let mut outs = Vec::new();
         let mut ins = Vec::new();
@@ -1054,7 +1463,11 @@ mod session_tests {
                 tx.send(item).await.map_err(|_| ())?;
                 Ok::<_, ()>(tx)
             }));
-            tasks.push(tokio::spawn(run_follower(sink, incoming, rx.clone())));
+            let following = Following {
+                frames: rx.clone(),
+                wants_key: wants_key.clone(),
+            };
+            tasks.push(tokio::spawn(run_follower(sink, incoming, following)));
             ins.push(in_tx);
             outs.push(out_rx);
         }
@@ -1063,8 +1476,10 @@ mod session_tests {
         let live = crate::http::events::Live::default();
         let leader = tokio::spawn(run_leader(
             tx,
+            wants_key.clone(),
             |t| session_camera(camera(), &[], 90.0, t),
             20.0,
+            Codec::Jpeg,
             json!({ "scene": "wall" }),
             live.watch(),
             render,
@@ -1103,5 +1518,136 @@ mod session_tests {
         for s in &seqs {
             assert!(s.windows(2).all(|w| w[1] > w[0]), "{s:?}");
         }
+    }
+
+    fn shared(seq: u64, encoding: Encoding, key: bool) -> Option<Arc<SharedFrame>> {
+        let frame = Encoded {
+            bytes: format!("{seq} {encoding:?}").into_bytes(),
+            key,
+        };
+        let meta = frame_meta(seq, encoding, &frame).to_string();
+        Some(Arc::new(SharedFrame {
+            seq,
+            meta,
+            encoding,
+            frame,
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_video_follower_that_misses_a_frame_waits_for_the_next_keyframe() {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let wants_key = Arc::new(AtomicBool::new(false));
+        let (in_tx, in_rx) = mpsc::channel::<Incoming>(8);
+        let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(64);
+        let incoming = Box::pin(stream::unfold(in_rx, |mut rx| async move {
+            rx.recv().await.map(|m| (m, rx))
+        }));
+        let sink = Box::pin(sink::unfold(out_tx, |tx, item: Outgoing| async move {
+            tx.send(item).await.map_err(|_| ())?;
+            Ok::<_, ()>(tx)
+        }));
+        let following = Following {
+            frames: rx,
+            wants_key: wants_key.clone(),
+        };
+        let task = tokio::spawn(run_follower(sink, incoming, following));
+        let sent = |seq, encoding, key| {
+            tx.send(shared(seq, encoding, key)).unwrap();
+        };
+        let mut next = async || -> Vec<u8> {
+            let Some(Outgoing::Text(_)) = out_rx.recv().await else {
+                panic!("expected metadata")
+            };
+            let Some(Outgoing::Binary(bytes)) = out_rx.recv().await else {
+                panic!("expected bytes")
+            };
+            bytes
+        };
+        sent(1, Encoding::Video { key: true }, true);
+        assert_eq!(next().await, b"1 Video { key: true }");
+        sent(2, Encoding::Video { key: false }, false);
+        assert_eq!(next().await, b"2 Video { key: false }");
+        // Frame 3 never reached this follower: frame 4 cannot be decoded without it.
+        sent(4, Encoding::Video { key: false }, false);
+        for _ in 0..200 {
+            if wants_key.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            wants_key.swap(false, Ordering::SeqCst),
+            "the follower asked for a keyframe"
+        );
+        // A still needs no reference: it is shown. The next P-frame is not; the keyframe is.
+        sent(4, Encoding::Still, true);
+        assert_eq!(next().await, b"4 Still");
+        sent(5, Encoding::Video { key: false }, false);
+        sent(6, Encoding::Video { key: true }, true);
+        assert_eq!(next().await, b"6 Video { key: true }");
+        sent(7, Encoding::Video { key: false }, false);
+        assert_eq!(next().await, b"7 Video { key: false }");
+        // A follower may ask for a keyframe itself (its decoder failed); it cannot steer.
+        in_tx
+            .send(Incoming::Text(r#"{"type":"keyframe"}"#.into()))
+            .await
+            .unwrap();
+        in_tx
+            .send(Incoming::Text(r#"{"type":"orbit","d_yaw_deg":5}"#.into()))
+            .await
+            .unwrap();
+        let Some(Outgoing::Text(err)) = out_rx.recv().await else {
+            panic!("expected an error")
+        };
+        assert!(err.contains("cannot be steered"), "{err}");
+        assert!(wants_key.load(Ordering::SeqCst));
+        in_tx.send(Incoming::Close).await.unwrap();
+        assert_eq!(task.await.unwrap(), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_video_leader_keys_for_each_joiner_and_stills_at_rest() {
+        let asked = Arc::new(std::sync::Mutex::new(Vec::<Encoding>::new()));
+        let log = asked.clone();
+        let render = move |_c: OrbitCamera, e: Encoding| {
+            log.lock().unwrap().push(e);
+            async move {
+                Ok(Encoded {
+                    bytes: format!("{e:?}").into_bytes(),
+                    key: !matches!(e, Encoding::Video { key: false }),
+                })
+            }
+        };
+        let (tx, mut rx) = tokio::sync::watch::channel(None);
+        let wants_key = Arc::new(AtomicBool::new(true));
+        let live = crate::http::events::Live::default();
+        // A camera that rests: frames come only for joiners and the still.
+        let leader = tokio::spawn(run_leader(
+            tx,
+            wants_key.clone(),
+            |_t| camera(),
+            50.0,
+            Codec::H264,
+            json!({ "scene": "wall" }),
+            live.watch(),
+            render,
+        ));
+        let mut next = async || {
+            rx.changed().await.unwrap();
+            let f = rx.borrow_and_update().clone().unwrap();
+            (f.seq, f.encoding)
+        };
+        assert_eq!(next().await, (1, Encoding::Video { key: true }));
+        assert_eq!(next().await, (1, Encoding::Still));
+        tokio::time::sleep(STILL_AFTER + Duration::from_millis(200)).await;
+        assert_eq!(asked.lock().unwrap().len(), 2, "a resting session rendered");
+        // Someone joins: a keyframe of the same view, then its still.
+        wants_key.store(true, Ordering::SeqCst);
+        assert_eq!(next().await, (2, Encoding::Video { key: true }));
+        assert_eq!(next().await, (2, Encoding::Still));
+        assert!(!wants_key.load(Ordering::SeqCst));
+        drop(rx);
+        leader.await.unwrap();
     }
 }

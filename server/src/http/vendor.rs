@@ -3,6 +3,11 @@
 //! are never committed and never fetched at run time: the server reads an allow-list of them
 //! once, at start, from `DATABRAIN_VENDOR` (default: the workspace's `node_modules`), and a
 //! page whose library is missing says so instead of loading anything from elsewhere.
+//!
+//! The list is ECharts' files by name and CesiumJS's built tree (`cesium/Build/Cesium`: the
+//! library, its workers, widgets and assets, about 400 files and 14 MB, served as
+//! `/vendor/cesium/...`). A request names a key of the map read at start, so no path from a
+//! request ever reaches the file system.
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -19,10 +24,14 @@ pub const FILES: &[(&str, &str)] = &[
     ("echarts.NOTICE", "echarts/NOTICE"),
 ];
 
+/// CesiumJS's built tree under `node_modules`, served below `cesium/`. Its `index.js` and
+/// `index.cjs` (module builds for bundlers) are left out: the page loads `Cesium.js`.
+pub const CESIUM_DIR: &str = "cesium/Build/Cesium";
+
 /// The vendored files read at start, by served name.
 #[derive(Default)]
 pub struct Vendor {
-    files: BTreeMap<&'static str, axum::body::Bytes>,
+    files: BTreeMap<String, axum::body::Bytes>,
     /// Where they were looked for (for the error of a missing one).
     dir: PathBuf,
 }
@@ -54,7 +63,7 @@ impl Vendor {
         for (name, rel) in FILES {
             match std::fs::read(dir.join(rel)) {
                 Ok(b) => {
-                    files.insert(*name, axum::body::Bytes::from(b));
+                    files.insert(name.to_string(), axum::body::Bytes::from(b));
                 }
                 Err(e) => tracing::warn!(
                     "page library {name} is not installed ({}: {e}); run `make deps`",
@@ -62,11 +71,70 @@ impl Vendor {
                 ),
             }
         }
+        let cesium = dir.join(CESIUM_DIR);
+        match tree(&cesium) {
+            Ok(found) => {
+                for (rel, bytes) in found {
+                    if rel != "index.js" && rel != "index.cjs" {
+                        files.insert(format!("cesium/{rel}"), bytes);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(
+                "page library CesiumJS is not installed ({}: {e}); run `make deps`",
+                cesium.display()
+            ),
+        }
         Vendor { files, dir }
     }
 
     pub fn get(&self, name: &str) -> Option<&axum::body::Bytes> {
         self.files.get(name)
+    }
+}
+
+/// Every file under `root`, by its path relative to `root` with `/` separators (links are not
+/// followed).
+fn tree(root: &std::path::Path) -> std::io::Result<Vec<(String, axum::body::Bytes)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                let path = entry.path();
+                let Some(rel) = path
+                    .strip_prefix(root)
+                    .ok()
+                    .and_then(|r| r.to_str())
+                    .map(|r| r.replace('\\', "/"))
+                else {
+                    continue;
+                };
+                out.push((rel, axum::body::Bytes::from(std::fs::read(&path)?)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The content type of a vendored file, by its extension.
+fn content_type(file: &str) -> &'static str {
+    match file.rsplit('.').next().unwrap_or("") {
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "svg" => "image/svg+xml",
+        "wasm" => "application/wasm",
+        "ktx2" => "image/ktx2",
+        "xml" => "application/xml",
+        "glb" => "model/gltf-binary",
+        _ => "text/plain; charset=utf-8",
     }
 }
 
@@ -93,15 +161,38 @@ pub async fn file(
             },
         ));
     };
-    let kind = if file.ends_with(".js") {
-        "text/javascript; charset=utf-8"
-    } else {
-        "text/plain; charset=utf-8"
-    };
+    let kind = content_type(&file);
     Ok((
         [
             (header::CONTENT_TYPE, kind),
             // The file changes only with package-lock.json, that is with a new server build.
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body.clone(),
+    ))
+}
+
+/// `GET /vendor/cesium/{*path}`: CesiumJS's built tree (the library loads its workers and
+/// assets by relative paths). Static files like the pages, so outside the OpenAPI
+/// description; the path is only ever a key of the map read at start.
+pub async fn cesium(
+    State(state): State<AppState>,
+    Path(path): Path<String>,
+) -> Result<impl IntoResponse, AppError> {
+    let key = format!("cesium/{path}");
+    let Some(body) = state.vendor.get(&key) else {
+        return Err(AppError::NotFound(if state.vendor.get("cesium/Cesium.js").is_none() {
+            format!(
+                "CesiumJS is not installed under {}: run `make deps`",
+                state.vendor.dir.join(CESIUM_DIR).display()
+            )
+        } else {
+            format!("no CesiumJS file {path}")
+        }));
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type(&key)),
             (header::CACHE_CONTROL, "public, max-age=86400"),
         ],
         body.clone(),

@@ -42,34 +42,114 @@ function sparkline(values, w, h, colour) {
   const d = pts.map((p, k) => (k ? 'L' : 'M') + x(p[0]).toFixed(1) + ',' + y(p[1]).toFixed(1)).join(' ');
   return `<svg width="${w}" height="${h}" viewBox="0 0 ${w} ${h}"><path d="${d}" fill="none" stroke="${colour}" stroke-width="2"/></svg>`;
 }
-// Streams a view into an <img>; reconnects a second after the stream ends (a restarted
+// Streams a view into a <canvas>; reconnects a second after the stream ends (a restarted
 // renderer, a restarted server). Returns a handle with send(), readyState and onjson.
-function stream(img, query) {
+//
+// The codec: H.264 decoded by WebCodecs where the browser has it (the server sends a
+// keyframe first, on request and every few seconds, and a sharp JPEG still when the view
+// rests), else JPEG frames. `codec=jpeg` in the page's URL asks for JPEG; a decoder that
+// fails three times falls back to JPEG for good. The canvas says what it shows:
+// data-codec, data-seq (the newest frame drawn), data-decoded (video frames decoded),
+// data-stills, data-fallback (why it fell back), data-print (a 32x18 grey thumbnail of the
+// newest decoded video frame, hex: what a test compares, at a cost of 576 pixels a frame).
+const H264_PROBE = 'avc1.42E01F';
+async function h264Decodes() {
+  if (!('VideoDecoder' in window) || PARAMS.get('codec') === 'jpeg') return false;
+  try { return (await VideoDecoder.isConfigSupported({ codec: H264_PROBE })).supported === true; }
+  catch (e) { return false; }
+}
+function stream(canvas, query) {
   const proto = location.protocol === 'https:' ? 'wss' : 'ws';
+  const ctx = canvas.getContext('2d');
   const conn = {
     ws: null, onjson: null,
     send(m) { if (this.ws && this.ws.readyState === 1) this.ws.send(m); },
     get readyState() { return this.ws ? this.ws.readyState : 3; },
   };
-  function open() {
-    const ws = new WebSocket(`${proto}://${location.host}/ws/view?${query}&token=${encodeURIComponent(TOKEN)}`);
-    ws.binaryType = 'blob';
+  let video = null;       // true once decided; false after a fallback
+  let failures = 0;
+  const thumb = new OffscreenCanvas(32, 18).getContext('2d', { willReadFrequently: true });
+  const print = (picture) => {
+    thumb.drawImage(picture, 0, 0, 32, 18);
+    const d = thumb.getImageData(0, 0, 32, 18).data;
+    let hex = '';
+    for (let i = 0; i < d.length; i += 4) hex += (((d[i] * 3 + d[i + 1] * 6 + d[i + 2]) / 10) | 0).toString(16).padStart(2, '0');
+    return hex;
+  };
+  const count = (k) => { canvas.dataset[k] = Number(canvas.dataset[k] || 0) + 1; };
+  const draw = (picture, m) => {
+    if (m.width && m.height && (canvas.width !== m.width || canvas.height !== m.height)) {
+      canvas.width = m.width; canvas.height = m.height;
+    }
+    ctx.drawImage(picture, 0, 0, canvas.width, canvas.height);
+    canvas.dataset.seq = m.seq;
+  };
+  async function open() {
+    if (video === null) video = await h264Decodes();
+    const codec = video ? 'h264' : 'jpeg';
+    canvas.dataset.codec = codec;
+    const ws = new WebSocket(`${proto}://${location.host}/ws/view?${query}&codec=${codec}&token=${encodeURIComponent(TOKEN)}`);
+    ws.binaryType = 'arraybuffer';
+    let next = null;          // the metadata of the binary message to come
+    let decoder = null, configured = '', needKey = true;
+    const metas = [];         // frames in the decoder, oldest first
+    const reset = (why) => {
+      failures += 1;
+      if (decoder && decoder.state !== 'closed') decoder.close();
+      decoder = null; configured = ''; needKey = true; metas.length = 0;
+      if (failures >= 3) { video = false; canvas.dataset.fallback = why; ws.close(); return; }
+      conn.send(JSON.stringify({ type: 'keyframe' }));
+    };
+    const decode = (m, data) => {
+      if (needKey && !m.key) return;   // a delta frame needs the frames before it
+      const wanted = m.codec_string || configured || H264_PROBE;
+      if (!decoder || (m.key && wanted !== configured)) {
+        if (decoder && decoder.state !== 'closed') decoder.close();
+        decoder = new VideoDecoder({
+          output: (frame) => {
+            const fm = metas.shift() || m;
+            draw(frame, fm); canvas.dataset.print = print(frame); frame.close(); count('decoded');
+          },
+          error: (e) => reset(String(e && e.message || e)),
+        });
+        decoder.configure({ codec: wanted, optimizeForLatency: true });
+        configured = wanted;
+      }
+      needKey = false;
+      metas.push(m);
+      try {
+        decoder.decode(new EncodedVideoChunk({ type: m.key ? 'key' : 'delta', timestamp: m.seq * 1000, data }));
+      } catch (e) { reset(String(e && e.message || e)); }
+    };
     ws.onmessage = (ev) => {
       if (typeof ev.data === 'string') {
         const m = JSON.parse(ev.data);
-        if (m.type === 'frame') img.dataset.seq = m.seq;
+        if (m.type === 'frame') next = m;
         if (conn.onjson) conn.onjson(m);
         return;
       }
-      const url = URL.createObjectURL(ev.data);
-      const old = img.src; img.src = url;
-      if (old.startsWith('blob:')) URL.revokeObjectURL(old);
+      const m = next; next = null;
+      if (!m) return;
+      if (m.codec === 'h264') { decode(m, ev.data); return; }
+      createImageBitmap(new Blob([ev.data], { type: 'image/jpeg' })).then((bitmap) => {
+        draw(bitmap, m); bitmap.close();
+        if (m.still) count('stills');
+      }, () => {});
     };
-    ws.onclose = () => setTimeout(open, 1000);
+    ws.onclose = () => {
+      if (decoder && decoder.state !== 'closed') decoder.close();
+      setTimeout(open, video === false && canvas.dataset.fallback ? 0 : 1000);
+    };
     conn.ws = ws;
   }
   open();
   return conn;
+}
+// Shows a picture (a snapshot) on a stream's canvas until the stream's first frame.
+function placeholder(canvas, url) {
+  const img = new Image();
+  img.onload = () => { if (!canvas.dataset.seq) canvas.getContext('2d').drawImage(img, 0, 0, canvas.width, canvas.height); };
+  img.src = url;
 }
 // Follows the data: the events of /ws/events (hello, snapshot, alert, cleared), each handed
 // to `handlers[type]`; reconnects two seconds after the socket closes.

@@ -1,0 +1,184 @@
+//! H.264 for the view stream: Constrained Baseline (no B-frames, so every frame can be shown
+//! as soon as it is decoded), encoded on the CPU by Cisco's OpenH264 (the `openh264` crate,
+//! built from its bundled source with nasm's SIMD), decoded in browsers by WebCodecs.
+//!
+//! One [`VideoEncoder`] per stream (a steered view or a shared session's leader): P-frames
+//! refer to the frames before them, so one bitstream belongs to one sequence of pictures. The
+//! caller decides when a keyframe is due (a viewer joined or asked, a periodic refresh); a
+//! change of size starts a new sequence with a keyframe by itself. Colour is BT.601 limited
+//! range, as OpenH264 converts RGB and as the stream's VUI says.
+//!
+//! Rate. Frames are drawn only when the view changes, so the bitrate is set per frame:
+//! [`BITS_PER_PIXEL`] of the frame's pixels at the stream's `fps` (OpenH264 spreads the
+//! bitrate over `max_frame_rate` frames a second). The benchmark (`BENCHMARKS.md`, "The view
+//! stream") reports the bytes and the SSIM this gives against the raw frame.
+
+use crate::error::AppError;
+use openh264::OpenH264API;
+use openh264::encoder::{
+    Complexity, Encoder, EncoderConfig, FrameRate, FrameType, Profile, RateControlMode, UsageType,
+    VuiConfig,
+};
+use openh264::formats::{RgbaSliceU8, YUVBuffer};
+
+/// Bits a pixel a frame the rate control aims at: 0.1 gives 720p about 11 KiB a frame.
+pub const BITS_PER_PIXEL: f32 = 0.1;
+/// The largest frame OpenH264 encodes (level 5.2), pixels.
+pub const MAX_SIZE: (u32, u32) = (3840, 2160);
+
+/// One encoded picture: Annex B NAL units (start codes, SPS and PPS before every keyframe).
+#[derive(Debug, Clone)]
+pub struct VideoFrame {
+    pub bytes: Vec<u8>,
+    /// An IDR picture: a decoder can start here.
+    pub key: bool,
+}
+
+pub struct VideoEncoder {
+    encoder: Encoder,
+    yuv: Option<YUVBuffer>,
+    size: (u32, u32),
+}
+
+/// Whether `width`x`height` can be a video stream (4:2:0 needs even sides).
+pub fn check_size(width: u32, height: u32) -> Result<(), String> {
+    if width % 2 != 0 || height % 2 != 0 {
+        return Err(format!(
+            "{width}x{height}: H.264 frames need an even width and height"
+        ));
+    }
+    let (long, short) = (width.max(height), width.min(height));
+    if long > MAX_SIZE.0 || short > MAX_SIZE.1 {
+        return Err(format!(
+            "{width}x{height}: H.264 frames are at most {}x{}",
+            MAX_SIZE.0, MAX_SIZE.1
+        ));
+    }
+    Ok(())
+}
+
+impl VideoEncoder {
+    /// An encoder for frames of `size` at up to `fps` frames a second.
+    pub fn new(size: (u32, u32), fps: f32) -> Result<VideoEncoder, AppError> {
+        check_size(size.0, size.1).map_err(|m| AppError::bad("width", m))?;
+        let bitrate_bps = (size.0 as f32 * size.1 as f32 * BITS_PER_PIXEL * fps).max(50_000.0);
+        let config = EncoderConfig::new()
+            .profile(Profile::Baseline)
+            .usage_type(UsageType::CameraVideoRealTime)
+            .rate_control_mode(RateControlMode::Bitrate)
+            .bitrate(openh264::encoder::BitRate::from_bps(bitrate_bps as u32))
+            .max_frame_rate(FrameRate::from_hz(fps))
+            // Every frame asked for is a frame sent: the stream already draws only changes.
+            .skip_frames(false)
+            .complexity(Complexity::Low)
+            .vui(VuiConfig::bt601());
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| AppError::Internal(format!("cannot start the H.264 encoder: {e}")))?;
+        Ok(VideoEncoder {
+            encoder,
+            yuv: None,
+            size,
+        })
+    }
+
+    /// Encodes one frame; a keyframe when `key` (or when the size changed).
+    pub fn encode(&mut self, image: &image::RgbaImage, key: bool) -> Result<VideoFrame, AppError> {
+        let (width, height) = image.dimensions();
+        check_size(width, height).map_err(|m| AppError::bad("width", m))?;
+        let dims = (width as usize, height as usize);
+        let yuv = match &mut self.yuv {
+            Some(yuv) if self.size == (width, height) => yuv,
+            _ => {
+                self.size = (width, height);
+                self.yuv.insert(YUVBuffer::new(dims.0, dims.1))
+            }
+        };
+        yuv.read_rgba8(RgbaSliceU8::new(image.as_raw(), dims));
+        if key {
+            self.encoder.force_intra_frame();
+        }
+        let stream = self
+            .encoder
+            .encode(&*yuv)
+            .map_err(|e| AppError::Internal(format!("cannot encode H.264: {e}")))?;
+        let key = stream.frame_type() == FrameType::IDR;
+        Ok(VideoFrame {
+            bytes: stream.to_vec(),
+            key,
+        })
+    }
+}
+
+/// The WebCodecs codec string (`avc1.PPCCLL`) of a keyframe, from its sequence parameter set:
+/// profile, constraint flags and level as the encoder wrote them.
+pub fn codec_string(annex_b: &[u8]) -> Option<String> {
+    openh264::nal_units(annex_b).find_map(|nal| {
+        // Skip the start code (3 or 4 bytes); the NAL header follows.
+        let body = nal.strip_prefix(&[0, 0, 0, 1]).or_else(|| nal.strip_prefix(&[0, 0, 1]))?;
+        match body {
+            [header, profile, flags, level, ..] if header & 0x1f == 7 => {
+                Some(format!("avc1.{profile:02X}{flags:02X}{level:02X}"))
+            }
+            _ => None,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openh264::decoder::Decoder;
+
+    /// A picture with edges and flat areas, shifted by `offset` pixels (a camera move).
+    fn picture(width: u32, height: u32, offset: u32) -> image::RgbaImage {
+        image::RgbaImage::from_fn(width, height, |x, y| {
+            let (x, y) = (x + offset, y);
+            let block = ((x / 24) + (y / 24)) % 3;
+            image::Rgba([(40 + 90 * block) as u8, (x % 256) as u8, (y % 200) as u8, 255])
+        })
+    }
+
+    #[test]
+    fn frames_decode_keyframes_come_when_asked_and_sizes_are_checked() {
+        let mut encoder = VideoEncoder::new((320, 180), 10.0).unwrap();
+        let mut decoder = Decoder::new().unwrap();
+        let mut keys = Vec::new();
+        for i in 0..12 {
+            let frame = encoder.encode(&picture(320, 180, i * 3), i == 7).unwrap();
+            keys.push(frame.key);
+            let decoded = decoder.decode(&frame.bytes).unwrap().expect("a picture per frame");
+            assert_eq!(openh264::formats::YUVSource::dimensions(&decoded), (320, 180));
+            // The decoded luma is the picture's (limited-range BT.601), within coding error.
+            let mut rgb = vec![0u8; 320 * 180 * 3];
+            decoded.write_rgb8(&mut rgb);
+            let source = picture(320, 180, i * 3);
+            let error: f64 = rgb
+                .chunks(3)
+                .zip(source.pixels())
+                .map(|(d, s)| (d[0] as f64 - s[0] as f64).abs())
+                .sum::<f64>()
+                / (320.0 * 180.0);
+            assert!(error < 12.0, "frame {i}: mean red error {error}");
+        }
+        assert!(keys[0], "the first frame is a keyframe");
+        assert!(keys[7], "an asked-for keyframe");
+        assert_eq!(
+            keys.iter().filter(|k| **k).count(),
+            2,
+            "no other keyframes: {keys:?}"
+        );
+        // The codec string names Baseline (66 = 0x42).
+        let first = VideoEncoder::new((320, 180), 10.0)
+            .unwrap()
+            .encode(&picture(320, 180, 0), true)
+            .unwrap();
+        let codec = codec_string(&first.bytes).expect("an SPS in a keyframe");
+        assert!(codec.starts_with("avc1.42"), "{codec}");
+        // A new size is a new sequence, starting with a keyframe.
+        let resized = encoder.encode(&picture(160, 90, 0), false).unwrap();
+        assert!(resized.key);
+        assert!(check_size(321, 180).unwrap_err().contains("even"));
+        assert!(check_size(4096, 2160).unwrap_err().contains("at most"));
+        assert!(encoder.encode(&picture(161, 90, 0), false).is_err());
+    }
+}
