@@ -36,8 +36,9 @@ pub struct VideoFrame {
 
 pub struct VideoEncoder {
     encoder: Encoder,
-    yuv: Option<YUVBuffer>,
+    yuv: YUVBuffer,
     size: (u32, u32),
+    fps: f32,
 }
 
 /// Whether `width`x`height` can be a video stream (4:2:0 needs even sides).
@@ -76,30 +77,28 @@ impl VideoEncoder {
             .map_err(|e| AppError::Internal(format!("cannot start the H.264 encoder: {e}")))?;
         Ok(VideoEncoder {
             encoder,
-            yuv: None,
+            yuv: YUVBuffer::new(size.0 as usize, size.1 as usize),
             size,
+            fps,
         })
     }
 
-    /// Encodes one frame; a keyframe when `key` (or when the size changed).
+    /// Encodes one frame; a keyframe when `key`. A frame of another size starts a new
+    /// sequence (a new encoder, with the bitrate of that size), with a keyframe.
     pub fn encode(&mut self, image: &image::RgbaImage, key: bool) -> Result<VideoFrame, AppError> {
         let (width, height) = image.dimensions();
-        check_size(width, height).map_err(|m| AppError::bad("width", m))?;
+        if (width, height) != self.size {
+            *self = VideoEncoder::new((width, height), self.fps)?;
+        }
         let dims = (width as usize, height as usize);
-        let yuv = match &mut self.yuv {
-            Some(yuv) if self.size == (width, height) => yuv,
-            _ => {
-                self.size = (width, height);
-                self.yuv.insert(YUVBuffer::new(dims.0, dims.1))
-            }
-        };
-        yuv.read_rgba8(RgbaSliceU8::new(image.as_raw(), dims));
+        self.yuv
+            .read_rgba8(RgbaSliceU8::new(image.as_raw(), dims));
         if key {
             self.encoder.force_intra_frame();
         }
         let stream = self
             .encoder
-            .encode(&*yuv)
+            .encode(&self.yuv)
             .map_err(|e| AppError::Internal(format!("cannot encode H.264: {e}")))?;
         let key = stream.frame_type() == FrameType::IDR;
         Ok(VideoFrame {

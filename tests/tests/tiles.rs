@@ -46,7 +46,16 @@ struct Tile {
     values: Vec<f64>,
     /// glTF (y-up) bounds of the positions.
     bounds: [[f32; 3]; 2],
+    /// Each feature's top centre, metres east, north and up of the tileset's origin.
+    tops_enu: Vec<[f64; 3]>,
     value_description: String,
+}
+
+/// The bytes of buffer view `i` of the binary chunk.
+fn buffer_view<'a>(blob: &'a [u8], doc: &Value, i: u64) -> &'a [u8] {
+    let v = &doc["bufferViews"][i as usize];
+    let start = v["byteOffset"].as_u64().unwrap_or(0) as usize;
+    &blob[start..start + v["byteLength"].as_u64().unwrap() as usize]
 }
 
 /// Reads a GLB with the `gltf` crate (which validates it), then its two extensions.
@@ -54,11 +63,7 @@ fn read_tile(glb: &[u8]) -> Tile {
     let gltf = gltf::Gltf::from_slice(glb).expect("a valid GLB");
     let blob = gltf.blob.as_deref().expect("a binary chunk");
     let doc: Value = serde_json::to_value(gltf.document.as_json()).unwrap();
-    let view = |i: u64| -> &[u8] {
-        let v = &doc["bufferViews"][i as usize];
-        let start = v["byteOffset"].as_u64().unwrap_or(0) as usize;
-        &blob[start..start + v["byteLength"].as_u64().unwrap() as usize]
-    };
+    let view = |i: u64| buffer_view(blob, &doc, i);
     // Extension data the gltf crate keeps as JSON: read it from the GLB's JSON chunk.
     let json_len = u32::from_le_bytes(glb[12..16].try_into().unwrap()) as usize;
     let raw: Value = serde_json::from_slice(&glb[20..20 + json_len]).unwrap();
@@ -98,12 +103,11 @@ fn read_tile(glb: &[u8]) -> Tile {
     let features = &raw["meshes"][0]["primitives"][0]["extensions"]["EXT_mesh_features"]["featureIds"][0];
     assert_eq!(features["featureCount"].as_u64(), Some(count as u64));
     assert_eq!(features["propertyTable"], 0);
-    let attribute = primitive
-        .attributes()
-        .find(|(s, _)| *s == gltf::Semantic::Extras("FEATURE_ID_0".into()))
-        .expect("a _FEATURE_ID_0 attribute")
-        .1;
-    let accessor = &doc["accessors"][attribute.index()];
+    // The feature-id attribute (an application-specific `_` name, which glTF allows).
+    let attribute = raw["meshes"][0]["primitives"][0]["attributes"]["_FEATURE_ID_0"]
+        .as_u64()
+        .expect("a _FEATURE_ID_0 attribute");
+    let accessor = &doc["accessors"][attribute as usize];
     let ids: Vec<f32> = view(accessor["bufferView"].as_u64().unwrap())
         .chunks(4)
         .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
@@ -116,6 +120,23 @@ fn read_tile(glb: &[u8]) -> Tile {
     assert!(used.iter().all(|u| *u), "a feature without vertices");
     let position = primitive.get(&gltf::Semantic::Positions).unwrap();
     assert_eq!(position.count(), ids.len());
+    let positions: Vec<[f32; 3]> = view(doc["accessors"][position.index()]["bufferView"].as_u64().unwrap())
+        .chunks(12)
+        .map(|c| {
+            let f = |k: usize| f32::from_le_bytes(c[k * 4..k * 4 + 4].try_into().unwrap());
+            [f(0), f(1), f(2)]
+        })
+        .collect();
+    // glTF (e, u, -n): the mean east and north of a feature's vertices, and its highest up.
+    let mut tops = vec![[0.0f64, 0.0, f64::NEG_INFINITY, 0.0]; count];
+    for (p, id) in positions.iter().zip(&ids) {
+        let t = &mut tops[*id as usize];
+        t[0] += p[0] as f64;
+        t[1] -= p[2] as f64;
+        t[2] = t[2].max(p[1] as f64);
+        t[3] += 1.0;
+    }
+    let tops_enu = tops.iter().map(|t| [t[0] / t[3], t[1] / t[3], t[2]]).collect();
     let bounds = primitive.bounding_box();
     Tile {
         ids: strings("id"),
@@ -123,6 +144,7 @@ fn read_tile(glb: &[u8]) -> Tile {
         heights_m: numbers("height_m"),
         values: numbers("value"),
         bounds: [bounds.min, bounds.max],
+        tops_enu,
         value_description: metadata["schema"]["classes"]["building"]["properties"]["value"]
             ["description"]
             .as_str()
@@ -291,7 +313,16 @@ async fn tiles_carry_every_buildings_properties_as_the_api_gives_them() {
         assert_eq!(status, 404, "{bad}");
     }
 
-    // `databrain tiles` writes the operator's tileset: the same tiles, byte for byte.
+    // `databrain tiles` writes the operator's tileset: the same tiles, byte for byte (run
+    // once the server has let go of the database file).
+    let mut served = HashMap::new();
+    for child in tileset["root"]["children"].as_array().unwrap() {
+        let uri = child["content"]["uri"].as_str().unwrap().to_owned();
+        let (_, glb) = get(&server, &server.token, &format!("/api/scenes/demo_district/tiles/{uri}")).await;
+        served.insert(uri, glb);
+    }
+    let mut server = server;
+    assert!(server.terminate(std::time::Duration::from_secs(30)));
     let out = tmp.path().join("tiles");
     let printed = run(&[
         "tiles",
@@ -309,8 +340,7 @@ async fn tiles_carry_every_buildings_properties_as_the_api_gives_them() {
     for child in written["root"]["children"].as_array().unwrap() {
         let uri = child["content"]["uri"].as_str().unwrap();
         let file = std::fs::read(out.join(uri)).unwrap();
-        let (_, served) = get(&server, &server.token, &format!("/api/scenes/demo_district/tiles/{uri}")).await;
-        assert_eq!(file, served, "{uri}");
+        assert_eq!(Some(&file), served.get(uri), "{uri}");
     }
 }
 
@@ -334,16 +364,22 @@ async fn cesium_draws_the_tiles_and_picks_a_building() {
     .await;
     let message = cdp.eval("document.getElementById('message').textContent").await;
     assert_eq!(message, "", "the page said: {message}");
-    // Pick across the middle of the view until a building answers.
+    // Pick the tallest building at its roof (nothing stands in front of the top of it).
+    let (tallest, top) = tiles
+        .iter()
+        .flat_map(|t| t.ids.iter().zip(&t.tops_enu))
+        .max_by(|a, b| a.1[2].total_cmp(&b.1[2]))
+        .unwrap();
     let picked = cdp
-        .eval(
-            "(() => { const c = document.querySelector('#globe canvas'); const w = c.clientWidth, h = c.clientHeight; \
-             for (let j = 0; j < 9; j++) for (let i = 0; i < 9; i++) { \
-               const id = pickAt(w * (0.3 + 0.05 * i), h * (0.3 + 0.05 * j)); if (id) return JSON.stringify([id, document.body.dataset.value, document.body.dataset.region]); } \
-             return null; })()",
-        )
+        .eval(&format!(
+            "(() => {{ const id = pickAtLocal({}, {}, {}); return id && JSON.stringify([id, document.body.dataset.value, document.body.dataset.region]); }})()",
+            top[0],
+            top[1],
+            top[2] - 0.5
+        ))
         .await;
-    let picked: Vec<String> = serde_json::from_str(picked.as_str().expect("a building under the view's middle")).unwrap();
+    let picked: Vec<String> = serde_json::from_str(picked.as_str().expect("a building at the tallest roof")).unwrap();
+    assert_eq!(&picked[0], tallest, "the pick at the tallest roof");
     let (tile, k) = tiles
         .iter()
         .find_map(|t| t.ids.iter().position(|id| *id == picked[0]).map(|k| (t, k)))

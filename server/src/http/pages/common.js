@@ -103,21 +103,21 @@ function stream(canvas, query) {
     const decode = (m, data) => {
       if (needKey && !m.key) return;   // a delta frame needs the frames before it
       const wanted = m.codec_string || configured || H264_PROBE;
-      if (!decoder || (m.key && wanted !== configured)) {
-        if (decoder && decoder.state !== 'closed') decoder.close();
-        decoder = new VideoDecoder({
-          output: (frame) => {
-            const fm = metas.shift() || m;
-            draw(frame, fm); canvas.dataset.print = print(frame); frame.close(); count('decoded');
-          },
-          error: (e) => reset(String(e && e.message || e)),
-        });
-        decoder.configure({ codec: wanted, optimizeForLatency: true });
-        configured = wanted;
-      }
-      needKey = false;
-      metas.push(m);
       try {
+        if (!decoder || (m.key && wanted !== configured)) {
+          if (decoder && decoder.state !== 'closed') decoder.close();
+          decoder = new VideoDecoder({
+            output: (frame) => {
+              const fm = metas.shift() || m;
+              draw(frame, fm); canvas.dataset.print = print(frame); frame.close(); count('decoded');
+            },
+            error: (e) => reset(String(e && e.message || e)),
+          });
+          decoder.configure({ codec: wanted, optimizeForLatency: true });
+          configured = wanted;
+        }
+        needKey = false;
+        metas.push(m);
         decoder.decode(new EncodedVideoChunk({ type: m.key ? 'key' : 'delta', timestamp: m.seq * 1000, data }));
       } catch (e) { reset(String(e && e.message || e)); }
     };
