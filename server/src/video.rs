@@ -9,9 +9,12 @@
 //! range, as OpenH264 converts RGB and as the stream's VUI says.
 //!
 //! Rate. Frames are drawn only when the view changes, so the bitrate is set per frame:
-//! [`BITS_PER_PIXEL`] of the frame's pixels at the stream's `fps` (OpenH264 spreads the
-//! bitrate over `max_frame_rate` frames a second). The benchmark (`BENCHMARKS.md`, "The view
-//! stream") reports the bytes and the SSIM this gives against the raw frame.
+//! [`RATE`], 0.1 bits a pixel of the frame at the stream's `fps` (OpenH264 spreads the
+//! bitrate over `max_frame_rate` frames a second): about 7 KiB a 720p frame in motion, 5% of
+//! the JPEG. The twin's frames (sharp, unfiltered edges) cost H.264 many bits: at this rate
+//! the picture in motion is soft (SSIM 0.75 in the benchmark, where JPEG quality 80 gets
+//! 0.93), and the sharp JPEG still follows once the view rests. The benchmark
+//! (`BENCHMARKS.md`, "The view stream") has the whole table of rates against quality.
 
 use crate::error::AppError;
 use openh264::OpenH264API;
@@ -21,8 +24,8 @@ use openh264::encoder::{
 };
 use openh264::formats::{RgbaSliceU8, YUVBuffer};
 
-/// Bits a pixel a frame the rate control aims at: 0.1 gives 720p about 11 KiB a frame.
-pub const BITS_PER_PIXEL: f32 = 0.1;
+/// How the stream's encoder spends bits (chosen from the benchmark's table of rates).
+pub const RATE: Rate = Rate::BitsPerPixel(0.1);
 /// The largest frame OpenH264 encodes (level 5.2), pixels.
 pub const MAX_SIZE: (u32, u32) = (3840, 2160);
 
@@ -39,6 +42,16 @@ pub struct VideoEncoder {
     yuv: YUVBuffer,
     size: (u32, u32),
     fps: f32,
+    rate: Rate,
+}
+
+/// How the encoder spends bits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// Rate control aiming at this many bits a pixel a frame.
+    BitsPerPixel(f32),
+    /// No rate control: every frame at this quantiser (0 best ..= 51).
+    Qp(u8),
 }
 
 /// Whether `width`x`height` can be a video stream (4:2:0 needs even sides).
@@ -59,20 +72,39 @@ pub fn check_size(width: u32, height: u32) -> Result<(), String> {
 }
 
 impl VideoEncoder {
-    /// An encoder for frames of `size` at up to `fps` frames a second.
+    /// An encoder for frames of `size` at up to `fps` frames a second, at the stream's rate.
     pub fn new(size: (u32, u32), fps: f32) -> Result<VideoEncoder, AppError> {
+        VideoEncoder::with_rate(size, fps, RATE)
+    }
+
+    /// An encoder spending bits as `rate` says (the benchmark compares rates).
+    pub fn with_rate(size: (u32, u32), fps: f32, rate: Rate) -> Result<VideoEncoder, AppError> {
         check_size(size.0, size.1).map_err(|m| AppError::bad("width", m))?;
-        let bitrate_bps = (size.0 as f32 * size.1 as f32 * BITS_PER_PIXEL * fps).max(50_000.0);
         let config = EncoderConfig::new()
             .profile(Profile::Baseline)
             .usage_type(UsageType::CameraVideoRealTime)
-            .rate_control_mode(RateControlMode::Bitrate)
-            .bitrate(openh264::encoder::BitRate::from_bps(bitrate_bps as u32))
             .max_frame_rate(FrameRate::from_hz(fps))
             // Every frame asked for is a frame sent: the stream already draws only changes.
             .skip_frames(false)
             .complexity(Complexity::Low)
             .vui(VuiConfig::bt601());
+        let config = match rate {
+            Rate::BitsPerPixel(bits) => {
+                let bitrate_bps = (size.0 as f32 * size.1 as f32 * bits * fps).max(50_000.0);
+                config
+                    .rate_control_mode(RateControlMode::Bitrate)
+                    .bitrate(openh264::encoder::BitRate::from_bps(bitrate_bps as u32))
+            }
+            // OpenH264 keeps its own quantiser without rate control: quality mode, held to
+            // the one quantiser, does what is asked.
+            Rate::Qp(qp) => {
+                let qp = qp.min(51);
+                config
+                    .rate_control_mode(RateControlMode::Quality)
+                    .bitrate(openh264::encoder::BitRate::from_bps(100_000_000))
+                    .qp(openh264::encoder::QpRange::new(qp, qp))
+            }
+        };
         let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
             .map_err(|e| AppError::Internal(format!("cannot start the H.264 encoder: {e}")))?;
         Ok(VideoEncoder {
@@ -80,6 +112,7 @@ impl VideoEncoder {
             yuv: YUVBuffer::new(size.0 as usize, size.1 as usize),
             size,
             fps,
+            rate,
         })
     }
 
@@ -88,7 +121,7 @@ impl VideoEncoder {
     pub fn encode(&mut self, image: &image::RgbaImage, key: bool) -> Result<VideoFrame, AppError> {
         let (width, height) = image.dimensions();
         if (width, height) != self.size {
-            *self = VideoEncoder::new((width, height), self.fps)?;
+            *self = VideoEncoder::with_rate((width, height), self.fps, self.rate)?;
         }
         let dims = (width as usize, height as usize);
         self.yuv
@@ -158,6 +191,19 @@ mod tests {
                 .sum::<f64>()
                 / (320.0 * 180.0);
             assert!(error < 12.0, "frame {i}: mean red error {error}");
+            // And it is this frame, not the one before (no decoder delay).
+            if i > 0 {
+                let green = |img: &image::RgbaImage| -> f64 {
+                    rgb.chunks(3)
+                        .zip(img.pixels())
+                        .map(|(d, s)| (d[1] as f64 - s[1] as f64).abs())
+                        .sum::<f64>()
+                        / (320.0 * 180.0)
+                };
+                let (now, before) = (green(&source), green(&picture(320, 180, (i - 1) * 3)));
+                eprintln!("frame {i}: green error {now:.2} against it, {before:.2} against the one before");
+                assert!(now < before, "frame {i} decodes to the frame before it");
+            }
         }
         assert!(keys[0], "the first frame is a keyframe");
         assert!(keys[7], "an asked-for keyframe");
