@@ -56,7 +56,7 @@ pub enum Rate {
 
 /// Whether `width`x`height` can be a video stream (4:2:0 needs even sides).
 pub fn check_size(width: u32, height: u32) -> Result<(), String> {
-    if width % 2 != 0 || height % 2 != 0 {
+    if !width.is_multiple_of(2) || !height.is_multiple_of(2) {
         return Err(format!(
             "{width}x{height}: H.264 frames need an even width and height"
         ));
@@ -124,8 +124,7 @@ impl VideoEncoder {
             *self = VideoEncoder::with_rate((width, height), self.fps, self.rate)?;
         }
         let dims = (width as usize, height as usize);
-        self.yuv
-            .read_rgba8(RgbaSliceU8::new(image.as_raw(), dims));
+        self.yuv.read_rgba8(RgbaSliceU8::new(image.as_raw(), dims));
         if key {
             self.encoder.force_intra_frame();
         }
@@ -146,7 +145,9 @@ impl VideoEncoder {
 pub fn codec_string(annex_b: &[u8]) -> Option<String> {
     openh264::nal_units(annex_b).find_map(|nal| {
         // Skip the start code (3 or 4 bytes); the NAL header follows.
-        let body = nal.strip_prefix(&[0, 0, 0, 1]).or_else(|| nal.strip_prefix(&[0, 0, 1]))?;
+        let body = nal
+            .strip_prefix(&[0, 0, 0, 1])
+            .or_else(|| nal.strip_prefix(&[0, 0, 1]))?;
         match body {
             [header, profile, flags, level, ..] if header & 0x1f == 7 => {
                 Some(format!("avc1.{profile:02X}{flags:02X}{level:02X}"))
@@ -166,7 +167,12 @@ mod tests {
         image::RgbaImage::from_fn(width, height, |x, y| {
             let (x, y) = (x + offset, y);
             let block = ((x / 24) + (y / 24)) % 3;
-            image::Rgba([(40 + 90 * block) as u8, (x % 256) as u8, (y % 200) as u8, 255])
+            image::Rgba([
+                (40 + 90 * block) as u8,
+                (x % 256) as u8,
+                (y % 200) as u8,
+                255,
+            ])
         })
     }
 
@@ -178,8 +184,14 @@ mod tests {
         for i in 0..12 {
             let frame = encoder.encode(&picture(320, 180, i * 3), i == 7).unwrap();
             keys.push(frame.key);
-            let decoded = decoder.decode(&frame.bytes).unwrap().expect("a picture per frame");
-            assert_eq!(openh264::formats::YUVSource::dimensions(&decoded), (320, 180));
+            let decoded = decoder
+                .decode(&frame.bytes)
+                .unwrap()
+                .expect("a picture per frame");
+            assert_eq!(
+                openh264::formats::YUVSource::dimensions(&decoded),
+                (320, 180)
+            );
             // The decoded luma is the picture's (limited-range BT.601), within coding error.
             let mut rgb = vec![0u8; 320 * 180 * 3];
             decoded.write_rgb8(&mut rgb);
@@ -201,7 +213,9 @@ mod tests {
                         / (320.0 * 180.0)
                 };
                 let (now, before) = (green(&source), green(&picture(320, 180, (i - 1) * 3)));
-                eprintln!("frame {i}: green error {now:.2} against it, {before:.2} against the one before");
+                eprintln!(
+                    "frame {i}: green error {now:.2} against it, {before:.2} against the one before"
+                );
                 assert!(now < before, "frame {i} decodes to the frame before it");
             }
         }

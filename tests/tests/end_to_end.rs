@@ -420,10 +420,7 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
     let (mut v, _) = tokio_tungstenite::connect_async(&video_url).await.unwrap();
     let mut decoder = openh264::decoder::Decoder::new().unwrap();
     let mut decode = |bytes: &[u8]| -> image::RgbaImage {
-        let yuv = decoder
-            .decode(bytes)
-            .unwrap()
-            .expect("a picture per frame");
+        let yuv = decoder.decode(bytes).unwrap().expect("a picture per frame");
         let (w, h) = openh264::formats::YUVSource::dimensions(&yuv);
         let mut rgba = vec![0u8; w * h * 4];
         yuv.write_rgba8(&mut rgba);
@@ -445,11 +442,18 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
     assert_eq!(decoded1.dimensions(), (320, 180));
     // The scene's starting camera, as the JPEG stream's first frame showed it.
     let error = mean_luma_error(&decoded1, &frame1);
-    assert!(error < 8.0, "the video's first frame is not the view: {error}");
+    assert!(
+        error < 8.0,
+        "the video's first frame is not the view: {error}"
+    );
     // At rest: a sharp JPEG still of the same frame.
     let (still_meta, still) = next_frame(&mut v).await;
     assert_eq!(
-        (still_meta["still"].as_bool(), still_meta["codec"].as_str(), still_meta["seq"].as_u64()),
+        (
+            still_meta["still"].as_bool(),
+            still_meta["codec"].as_str(),
+            still_meta["seq"].as_u64()
+        ),
         (Some(true), Some("jpeg"), key_meta["seq"].as_u64()),
         "{still_meta}"
     );
@@ -474,7 +478,10 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
         mean_luma_error(&decoded2, &turned),
         mean_luma_error(&decoded2, &frame1),
     );
-    assert!(to_new < to_old, "the P-frame shows the view before the turn: {to_new} against {to_old}");
+    assert!(
+        to_new < to_old,
+        "the P-frame shows the view before the turn: {to_new} against {to_old}"
+    );
     // Asked for, a keyframe.
     v.send(Message::Text(r#"{"type":"keyframe"}"#.into()))
         .await
@@ -500,19 +507,29 @@ async fn generate_ingest_serve_query_render_stream_and_browse() {
     }
     // Followers of one video session get one bitstream; each starts at a keyframe.
     let video_follow = follow_url.replace("follow=wall", "follow=wall&codec=h264");
-    let (mut a, _) = tokio_tungstenite::connect_async(&video_follow).await.unwrap();
+    let (mut a, _) = tokio_tungstenite::connect_async(&video_follow)
+        .await
+        .unwrap();
     let (first_a, _) = next_frame(&mut a).await;
     assert_eq!(first_a["key"], true, "{first_a}");
-    let (mut b, _) = tokio_tungstenite::connect_async(&video_follow).await.unwrap();
+    let (mut b, _) = tokio_tungstenite::connect_async(&video_follow)
+        .await
+        .unwrap();
     let (first_b, bytes_b) = next_frame(&mut b).await;
-    assert_eq!(first_b["key"], true, "a late joiner starts at a keyframe: {first_b}");
+    assert_eq!(
+        first_b["key"], true,
+        "a late joiner starts at a keyframe: {first_b}"
+    );
     let mut seen_a = std::collections::BTreeMap::new();
     while seen_a.len() < 6 {
         let (m, bytes) = next_frame(&mut a).await;
         seen_a.insert(m["seq"].as_u64().unwrap(), bytes);
     }
     if let Some(same) = seen_a.get(&first_b["seq"].as_u64().unwrap()) {
-        assert_eq!(same, &bytes_b, "followers got different bytes for one frame");
+        assert_eq!(
+            same, &bytes_b,
+            "followers got different bytes for one frame"
+        );
     }
     a.close(None).await.unwrap();
     b.close(None).await.unwrap();
@@ -732,7 +749,8 @@ async fn without_vulkan_rendering_fails_clearly_and_the_api_still_serves() {
 /// The mean difference of two same-sized pictures' luma, in 0..=255 levels.
 fn mean_luma_error(a: &image::RgbaImage, b: &image::RgbaImage) -> f64 {
     assert_eq!(a.dimensions(), b.dimensions());
-    let luma = |p: &image::Rgba<u8>| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64;
+    let luma =
+        |p: &image::Rgba<u8>| 0.299 * p[0] as f64 + 0.587 * p[1] as f64 + 0.114 * p[2] as f64;
     a.pixels()
         .zip(b.pixels())
         .map(|(p, q)| (luma(p) - luma(q)).abs())

@@ -84,7 +84,11 @@ fn read_tile(glb: &[u8]) -> Tile {
             .chunks(4)
             .map(|c| u32::from_le_bytes(c.try_into().unwrap()) as usize)
             .collect();
-        assert_eq!(offsets.len(), count + 1, "{name}: one offset per row and one more");
+        assert_eq!(
+            offsets.len(),
+            count + 1,
+            "{name}: one offset per row and one more"
+        );
         offsets
             .windows(2)
             .map(|w| String::from_utf8(data[w[0]..w[1]].to_vec()).unwrap())
@@ -100,7 +104,8 @@ fn read_tile(glb: &[u8]) -> Tile {
     // Every vertex names a feature of the table, and every feature has vertices.
     let mesh = gltf.meshes().next().unwrap();
     let primitive = mesh.primitives().next().unwrap();
-    let features = &raw["meshes"][0]["primitives"][0]["extensions"]["EXT_mesh_features"]["featureIds"][0];
+    let features =
+        &raw["meshes"][0]["primitives"][0]["extensions"]["EXT_mesh_features"]["featureIds"][0];
     assert_eq!(features["featureCount"].as_u64(), Some(count as u64));
     assert_eq!(features["propertyTable"], 0);
     // The feature-id attribute (an application-specific `_` name, which glTF allows).
@@ -114,19 +119,26 @@ fn read_tile(glb: &[u8]) -> Tile {
         .collect();
     let mut used = vec![false; count];
     for id in &ids {
-        assert!(id.fract() == 0.0 && (*id as usize) < count, "feature id {id}");
+        assert!(
+            id.fract() == 0.0 && (*id as usize) < count,
+            "feature id {id}"
+        );
         used[*id as usize] = true;
     }
     assert!(used.iter().all(|u| *u), "a feature without vertices");
     let position = primitive.get(&gltf::Semantic::Positions).unwrap();
     assert_eq!(position.count(), ids.len());
-    let positions: Vec<[f32; 3]> = view(doc["accessors"][position.index()]["bufferView"].as_u64().unwrap())
-        .chunks(12)
-        .map(|c| {
-            let f = |k: usize| f32::from_le_bytes(c[k * 4..k * 4 + 4].try_into().unwrap());
-            [f(0), f(1), f(2)]
-        })
-        .collect();
+    let positions: Vec<[f32; 3]> = view(
+        doc["accessors"][position.index()]["bufferView"]
+            .as_u64()
+            .unwrap(),
+    )
+    .chunks(12)
+    .map(|c| {
+        let f = |k: usize| f32::from_le_bytes(c[k * 4..k * 4 + 4].try_into().unwrap());
+        [f(0), f(1), f(2)]
+    })
+    .collect();
     // glTF (e, u, -n): the mean east and north of a feature's vertices, and its highest up.
     let mut tops = vec![[0.0f64, 0.0, f64::NEG_INFINITY, 0.0]; count];
     for (p, id) in positions.iter().zip(&ids) {
@@ -136,7 +148,10 @@ fn read_tile(glb: &[u8]) -> Tile {
         t[2] = t[2].max(p[1] as f64);
         t[3] += 1.0;
     }
-    let tops_enu = tops.iter().map(|t| [t[0] / t[3], t[1] / t[3], t[2]]).collect();
+    let tops_enu = tops
+        .iter()
+        .map(|t| [t[0] / t[3], t[1] / t[3], t[2]])
+        .collect();
     let bounds = primitive.bounding_box();
     Tile {
         ids: strings("id"),
@@ -145,23 +160,33 @@ fn read_tile(glb: &[u8]) -> Tile {
         values: numbers("value"),
         bounds: [bounds.min, bounds.max],
         tops_enu,
-        value_description: metadata["schema"]["classes"]["building"]["properties"]["value"]
-            ["description"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
+        value_description:
+            metadata["schema"]["classes"]["building"]["properties"]["value"]["description"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
     }
 }
 
 /// The whole tileset as `token` gets it.
 async fn tiles(server: &Server, token: &str) -> (Value, Vec<Tile>) {
-    let (status, body) = get(server, token, "/api/scenes/demo_district/tiles/tileset.json").await;
+    let (status, body) = get(
+        server,
+        token,
+        "/api/scenes/demo_district/tiles/tileset.json",
+    )
+    .await;
     assert_eq!(status, 200);
     let tileset: Value = serde_json::from_slice(&body).unwrap();
     let mut out = Vec::new();
     for child in tileset["root"]["children"].as_array().unwrap() {
         let uri = child["content"]["uri"].as_str().unwrap();
-        let (status, glb) = get(server, token, &format!("/api/scenes/demo_district/tiles/{uri}")).await;
+        let (status, glb) = get(
+            server,
+            token,
+            &format!("/api/scenes/demo_district/tiles/{uri}"),
+        )
+        .await;
         assert_eq!(status, 200, "{uri}");
         let tile = read_tile(&glb);
         // The child's box (z-up ENU) holds the tile's vertices (glTF y-up: e, u, -n).
@@ -198,7 +223,10 @@ async fn api_values(server: &Server, token: &str, period: &str) -> HashMap<Strin
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         let v: Value = serde_json::from_slice(&body).unwrap();
         for r in v["rows"].as_array().unwrap() {
-            out.insert(r["region_code"].as_str().unwrap().to_owned(), r["value"].as_f64());
+            out.insert(
+                r["region_code"].as_str().unwrap().to_owned(),
+                r["value"].as_f64(),
+            );
         }
     }
     out
@@ -220,7 +248,12 @@ fn ancestry(region: &str) -> Vec<String> {
 /// Checks a building's tile value against the API: its region's value; where the API has
 /// none for the region (no data, or withheld from this caller), nothing or the value of a
 /// region above it that the caller sees (what the twin shows), never a withheld one.
-fn check_value(id: &str, region: &str, tile_value: f64, api: &HashMap<String, Option<f64>>) -> bool {
+fn check_value(
+    id: &str,
+    region: &str,
+    tile_value: f64,
+    api: &HashMap<String, Option<f64>>,
+) -> bool {
     let close = |v: f64| (tile_value - v).abs() <= 1e-9 * v.abs().max(1.0);
     let chain = ancestry(region);
     let Some(own) = api.get(&chain[0]) else {
@@ -229,7 +262,9 @@ fn check_value(id: &str, region: &str, tile_value: f64, api: &HashMap<String, Op
     match own {
         Some(v) => assert!(close(*v), "{id} in {region}: tile {tile_value}, API {v}"),
         None => {
-            let shown_above = chain[1..].iter().find_map(|r| api.get(r).copied().flatten());
+            let shown_above = chain[1..]
+                .iter()
+                .find_map(|r| api.get(r).copied().flatten());
             assert!(
                 tile_value == NO_VALUE || shown_above.is_some_and(close),
                 "{id} in {region}: the API has no value there, the tile has {tile_value} (above it: {shown_above:?})"
@@ -256,7 +291,10 @@ async fn tiles_carry_every_buildings_properties_as_the_api_gives_them() {
     let (x, y, z) = (t[12], t[13], t[14]);
     let lon = y.atan2(x).to_degrees();
     let lat = z.atan2(x.hypot(y)).to_degrees();
-    assert!((118.7..119.0).contains(&lon) && (31.9..32.2).contains(&lat), "{lon} {lat}");
+    assert!(
+        (118.7..119.0).contains(&lon) && (31.9..32.2).contains(&lat),
+        "{lon} {lat}"
+    );
     assert!(!admin.is_empty());
     let period = admin[0]
         .value_description
@@ -269,7 +307,11 @@ async fn tiles_carry_every_buildings_properties_as_the_api_gives_them() {
     let mut seen = std::collections::HashSet::new();
     for tile in &admin {
         for k in 0..tile.ids.len() {
-            assert!(seen.insert(tile.ids[k].clone()), "{} in two tiles", tile.ids[k]);
+            assert!(
+                seen.insert(tile.ids[k].clone()),
+                "{} in two tiles",
+                tile.ids[k]
+            );
             assert!(tile.heights_m[k].is_finite() && tile.heights_m[k] >= 0.0);
             buildings += 1;
             if check_value(&tile.ids[k], &tile.regions[k], tile.values[k], &values) {
@@ -293,13 +335,21 @@ async fn tiles_carry_every_buildings_properties_as_the_api_gives_them() {
             {
                 withheld += 1;
             }
-            check_value(&tile.ids[k], &tile.regions[k], tile.values[k], &viewer_values);
+            check_value(
+                &tile.ids[k],
+                &tile.regions[k],
+                tile.values[k],
+                &viewer_values,
+            );
         }
     }
     let total: usize = viewer.iter().map(|t| t.ids.len()).sum();
     assert_eq!(total, buildings);
     // The sample's small cells are suppressed for viewers: the check above saw some.
-    assert!(withheld > 0, "no building stands in a cell withheld from the viewer");
+    assert!(
+        withheld > 0,
+        "no building stands in a cell withheld from the viewer"
+    );
     // Outside the caller's scope the scene and its tiles are refused.
     for path in [
         "/api/scenes/demo_district/tiles/tileset.json",
@@ -309,7 +359,12 @@ async fn tiles_carry_every_buildings_properties_as_the_api_gives_them() {
         assert_eq!(status, 403, "{path} for an analyst of another district");
     }
     for bad in ["t99999.glb", "..%2Ft0.glb", "t0.gltf", "tileset.json.glb"] {
-        let (status, _) = get(&server, &server.token, &format!("/api/scenes/demo_district/tiles/{bad}")).await;
+        let (status, _) = get(
+            &server,
+            &server.token,
+            &format!("/api/scenes/demo_district/tiles/{bad}"),
+        )
+        .await;
         assert_eq!(status, 404, "{bad}");
     }
 
@@ -318,7 +373,12 @@ async fn tiles_carry_every_buildings_properties_as_the_api_gives_them() {
     let mut served = HashMap::new();
     for child in tileset["root"]["children"].as_array().unwrap() {
         let uri = child["content"]["uri"].as_str().unwrap().to_owned();
-        let (_, glb) = get(&server, &server.token, &format!("/api/scenes/demo_district/tiles/{uri}")).await;
+        let (_, glb) = get(
+            &server,
+            &server.token,
+            &format!("/api/scenes/demo_district/tiles/{uri}"),
+        )
+        .await;
         served.insert(uri, glb);
     }
     let mut server = server;
@@ -362,7 +422,9 @@ async fn cesium_draws_the_tiles_and_picks_a_building() {
         "the tiles in CesiumJS",
     )
     .await;
-    let message = cdp.eval("document.getElementById('message').textContent").await;
+    let message = cdp
+        .eval("document.getElementById('message').textContent")
+        .await;
     assert_eq!(message, "", "the page said: {message}");
     // Pick the tallest building at its roof (nothing stands in front of the top of it).
     let (tallest, top) = tiles
@@ -378,7 +440,8 @@ async fn cesium_draws_the_tiles_and_picks_a_building() {
             top[2] - 0.5
         ))
         .await;
-    let picked: Vec<String> = serde_json::from_str(picked.as_str().expect("a building at the tallest roof")).unwrap();
+    let picked: Vec<String> =
+        serde_json::from_str(picked.as_str().expect("a building at the tallest roof")).unwrap();
     assert_eq!(&picked[0], tallest, "the pick at the tallest roof");
     let (tile, k) = tiles
         .iter()
@@ -389,6 +452,8 @@ async fn cesium_draws_the_tiles_and_picks_a_building() {
         NO_VALUE => assert_eq!(picked[1], ""),
         v => assert!((picked[1].parse::<f64>().unwrap() - v).abs() <= 1e-9 * v.abs().max(1.0)),
     }
-    let panel = cdp.eval("document.getElementById('pickbody').innerText").await;
+    let panel = cdp
+        .eval("document.getElementById('pickbody').innerText")
+        .await;
     assert!(panel.as_str().unwrap().contains(&picked[0]), "{panel}");
 }

@@ -18,8 +18,8 @@ pub mod mesh;
 pub mod pick;
 pub mod planner;
 pub mod ramp;
-pub mod tiles;
 mod render;
+pub mod tiles;
 pub mod window;
 
 pub use cim::{CityModel, CityObject, LoadOptions, RegionShape, Shape};

@@ -202,10 +202,18 @@ fn enu_box(b: [[f64; 3]; 2]) -> Value {
     // Half a metre of margin: float rounding of the placed vertices.
     let half = |lo: f64, hi: f64| (hi - lo) / 2.0 + 0.5;
     json!([
-        (e0 + e1) / 2.0, (n0 + n1) / 2.0, (u0 + u1) / 2.0,
-        half(e0, e1), 0.0, 0.0,
-        0.0, half(n0, n1), 0.0,
-        0.0, 0.0, half(u0, u1)
+        (e0 + e1) / 2.0,
+        (n0 + n1) / 2.0,
+        (u0 + u1) / 2.0,
+        half(e0, e1),
+        0.0,
+        0.0,
+        0.0,
+        half(n0, n1),
+        0.0,
+        0.0,
+        0.0,
+        half(u0, u1)
     ])
 }
 
@@ -282,7 +290,8 @@ impl Bin {
         while !self.bytes.len().is_multiple_of(8) {
             self.bytes.push(0);
         }
-        let mut view = json!({ "buffer": 0, "byteOffset": self.bytes.len(), "byteLength": data.len() });
+        let mut view =
+            json!({ "buffer": 0, "byteOffset": self.bytes.len(), "byteLength": data.len() });
         if let Some(t) = target {
             view["target"] = t.into();
         }
@@ -330,8 +339,7 @@ fn tile_glb_placed(
                 .get(object as usize)
                 .copied()
                 .unwrap_or([200, 200, 200, 255]);
-            let linear =
-                crate::mesh::linear(srgb.map(|c| c as f32 / 255.0));
+            let linear = crate::mesh::linear(srgb.map(|c| c as f32 / 255.0));
             [
                 (linear[0] * shade[0]).clamp(0.0, 1.0),
                 (linear[1] * shade[1]).clamp(0.0, 1.0),
@@ -355,7 +363,10 @@ fn tile_glb_placed(
         }
         let values = bin.push(&data, None);
         let offsets = bin.push(
-            &offsets.iter().flat_map(|o| o.to_le_bytes()).collect::<Vec<_>>(),
+            &offsets
+                .iter()
+                .flat_map(|o| o.to_le_bytes())
+                .collect::<Vec<_>>(),
             None,
         );
         json!({ "values": values, "stringOffsets": offsets })
@@ -488,7 +499,14 @@ mod tests {
         let d: Vec<f64> = (0..3).map(|k| (up[k] - o[k]) / 100.0).collect();
         assert!((0..3).all(|k| (d[k] - axes[2][k]).abs() < 1e-9));
         assert_eq!(parse_tile_name("t12.glb"), Some(12));
-        for bad in ["t.glb", "12.glb", "t1.glb.x", "t-1.glb", "t1234567.glb", "../t1.glb"] {
+        for bad in [
+            "t.glb",
+            "12.glb",
+            "t1.glb.x",
+            "t-1.glb",
+            "t1234567.glb",
+            "../t1.glb",
+        ] {
             assert_eq!(parse_tile_name(bad), None, "{bad}");
         }
     }

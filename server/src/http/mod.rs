@@ -78,10 +78,7 @@ pub(crate) fn routes() -> (Router<AppState>, Router<AppState>, utoipa::openapi::
         .routes(routes!(openapi::serve))
         .split_for_parts();
     // CesiumJS's static tree (a few hundred files the library loads by relative path).
-    let public = public.route(
-        "/vendor/cesium/{*path}",
-        axum::routing::get(vendor::cesium),
-    );
+    let public = public.route("/vendor/cesium/{*path}", axum::routing::get(vendor::cesium));
     let (private, private_api) = OpenApiRouter::<AppState>::new()
         .routes(routes!(indicators::list))
         .routes(routes!(indicators::show))

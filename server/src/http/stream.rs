@@ -69,15 +69,38 @@ pub struct ViewConfig {
 
 #[derive(Debug, PartialEq)]
 enum Command {
-    Orbit { d_yaw_deg: f32, d_pitch_deg: f32 },
-    Zoom { factor: f32 },
-    Pan { dx_px: f32, dy_px: f32 },
-    Pick { x: f32, y: f32 },
-    Bookmark { name: String },
-    Resize { width: u32, height: u32 },
-    Indicator { id: String },
-    Period { period: String },
-    Layer { name: String, on: bool },
+    Orbit {
+        d_yaw_deg: f32,
+        d_pitch_deg: f32,
+    },
+    Zoom {
+        factor: f32,
+    },
+    Pan {
+        dx_px: f32,
+        dy_px: f32,
+    },
+    Pick {
+        x: f32,
+        y: f32,
+    },
+    Bookmark {
+        name: String,
+    },
+    Resize {
+        width: u32,
+        height: u32,
+    },
+    Indicator {
+        id: String,
+    },
+    Period {
+        period: String,
+    },
+    Layer {
+        name: String,
+        on: bool,
+    },
     Camera(OrbitCamera),
     /// The browser's decoder needs a fresh start (it joined late, or lost a frame).
     Keyframe,
@@ -952,9 +975,11 @@ pub async fn view(
                         other => RenderFailure::Failed(other.to_string()),
                     })?
                 };
-                blocking(move || frame_encoded(&renderer, prepared, camera, (w, h), &encoder, encoding))
-                    .await
-                    .map_err(|e| RenderFailure::Failed(e.to_string()))
+                blocking(move || {
+                    frame_encoded(&renderer, prepared, camera, (w, h), &encoder, encoding)
+                })
+                .await
+                .map_err(|e| RenderFailure::Failed(e.to_string()))
             }
         };
         let pick =
@@ -1340,7 +1365,11 @@ mod tests {
         // The first frame is a keyframe of the video.
         let (meta, bytes) = next_frame(&mut out_rx).await;
         assert_eq!(
-            (meta["seq"].as_u64(), meta["codec"].as_str(), meta["key"].as_bool()),
+            (
+                meta["seq"].as_u64(),
+                meta["codec"].as_str(),
+                meta["key"].as_bool()
+            ),
             (Some(1), Some("h264"), Some(true))
         );
         assert_eq!(meta["still"], false);
@@ -1348,30 +1377,46 @@ mod tests {
         // At rest: a sharp JPEG still of the same frame (same seq), then nothing.
         let (meta, bytes) = next_frame(&mut out_rx).await;
         assert_eq!(
-            (meta["seq"].as_u64(), meta["codec"].as_str(), meta["still"].as_bool()),
+            (
+                meta["seq"].as_u64(),
+                meta["codec"].as_str(),
+                meta["still"].as_bool()
+            ),
             (Some(1), Some("jpeg"), Some(true))
         );
         assert_eq!(bytes, b"Still yaw=0 320x180");
         tokio::time::sleep(STILL_AFTER + Duration::from_millis(200)).await;
-        assert_eq!(asked.lock().unwrap().len(), 2, "a resting view rendered again");
+        assert_eq!(
+            asked.lock().unwrap().len(),
+            2,
+            "a resting view rendered again"
+        );
         // A move is a P-frame; asking for a keyframe gets one.
         in_tx
             .send(Incoming::Text(r#"{"type":"orbit","d_yaw_deg":30}"#.into()))
             .await
             .unwrap();
         let (meta, bytes) = next_frame(&mut out_rx).await;
-        assert_eq!((meta["seq"].as_u64(), meta["key"].as_bool()), (Some(2), Some(false)));
+        assert_eq!(
+            (meta["seq"].as_u64(), meta["key"].as_bool()),
+            (Some(2), Some(false))
+        );
         assert_eq!(bytes, b"Video { key: false } yaw=30 320x180");
         in_tx
             .send(Incoming::Text(r#"{"type":"keyframe"}"#.into()))
             .await
             .unwrap();
         let (meta, _) = next_frame(&mut out_rx).await;
-        assert_eq!((meta["seq"].as_u64(), meta["key"].as_bool()), (Some(3), Some(true)));
+        assert_eq!(
+            (meta["seq"].as_u64(), meta["key"].as_bool()),
+            (Some(3), Some(true))
+        );
         // A size H.264 cannot code is refused and the stream goes on; a good one starts a
         // new sequence with a keyframe.
         in_tx
-            .send(Incoming::Text(r#"{"type":"resize","width":641,"height":360}"#.into()))
+            .send(Incoming::Text(
+                r#"{"type":"resize","width":641,"height":360}"#.into(),
+            ))
             .await
             .unwrap();
         // (A still of frame 3 may come first on a slow machine.)
@@ -1384,7 +1429,9 @@ mod tests {
         };
         assert!(err.contains("even width and height"), "{err}");
         in_tx
-            .send(Incoming::Text(r#"{"type":"resize","width":640,"height":360}"#.into()))
+            .send(Incoming::Text(
+                r#"{"type":"resize","width":640,"height":360}"#.into(),
+            ))
             .await
             .unwrap();
         let (meta, bytes) = loop {
@@ -1393,7 +1440,10 @@ mod tests {
                 break (meta, bytes);
             }
         };
-        assert_eq!((meta["seq"].as_u64(), meta["width"].as_u64()), (Some(4), Some(640)));
+        assert_eq!(
+            (meta["seq"].as_u64(), meta["width"].as_u64()),
+            (Some(4), Some(640))
+        );
         assert_eq!(bytes, b"Video { key: true } yaw=30 640x360");
         in_tx.send(Incoming::Close).await.unwrap();
         assert_eq!(task.await.unwrap(), Ok(()));

@@ -181,14 +181,16 @@ pub async fn cesium(
 ) -> Result<impl IntoResponse, AppError> {
     let key = format!("cesium/{path}");
     let Some(body) = state.vendor.get(&key) else {
-        return Err(AppError::NotFound(if state.vendor.get("cesium/Cesium.js").is_none() {
-            format!(
-                "CesiumJS is not installed under {}: run `make deps`",
-                state.vendor.dir.join(CESIUM_DIR).display()
-            )
-        } else {
-            format!("no CesiumJS file {path}")
-        }));
+        return Err(AppError::NotFound(
+            if state.vendor.get("cesium/Cesium.js").is_none() {
+                format!(
+                    "CesiumJS is not installed under {}: run `make deps`",
+                    state.vendor.dir.join(CESIUM_DIR).display()
+                )
+            } else {
+                format!("no CesiumJS file {path}")
+            },
+        ));
     };
     Ok((
         [

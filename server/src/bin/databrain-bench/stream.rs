@@ -229,7 +229,12 @@ struct CodecFrames {
 /// Renders 20 frames of the demo district at `w`×`h`, the camera turning 3° a frame, and
 /// encodes each with the stream's H.264 encoder (a keyframe, then P-frames, at the stream's
 /// rate for 30 fps) and its JPEG encoder; decodes both and compares them with the raw frame.
-fn codec_frames(state: &AppState, w: u32, h: u32, rate: server::video::Rate) -> Result<CodecFrames> {
+fn codec_frames(
+    state: &AppState,
+    w: u32,
+    h: u32,
+    rate: server::video::Rate,
+) -> Result<CodecFrames> {
     let scene = state
         .scene("demo_district")
         .context("the demo district scene")?
@@ -238,9 +243,8 @@ fn codec_frames(state: &AppState, w: u32, h: u32, rate: server::video::Rate) -> 
     let prepared = server::views::prepared(state, &scene, &analytics::Audience::trusted())
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .scene;
-    let mut encoder =
-        server::video::VideoEncoder::with_rate((w, h), 30.0, rate)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut encoder = server::video::VideoEncoder::with_rate((w, h), 30.0, rate)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut decoder = openh264::decoder::Decoder::new()?;
     let (mut p_bytes, mut key_bytes, mut jpeg_bytes) = (Vec::new(), Vec::new(), Vec::new());
     let (mut h264_ms, mut jpeg_ms, mut image_ms) = (Vec::new(), Vec::new(), Vec::new());
@@ -252,7 +256,9 @@ fn codec_frames(state: &AppState, w: u32, h: u32, rate: server::video::Rate) -> 
             .render(prepared.clone(), camera, w, h)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let t0 = Instant::now();
-        let frame = encoder.encode(&raw, k == 0).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let frame = encoder
+            .encode(&raw, k == 0)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         h264_ms.push(t0.elapsed().as_secs_f64() * 1e3);
         if frame.key {
             key_bytes.push(frame.bytes.len() as f64);
