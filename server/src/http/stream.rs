@@ -1016,7 +1016,6 @@ pub async fn view(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::{sink, stream};
     use tokio::sync::mpsc;
 
     fn camera() -> OrbitCamera {
@@ -1073,15 +1072,7 @@ mod tests {
 
     #[tokio::test]
     async fn orbit_renders_a_new_frame_and_idle_views_render_nothing() {
-        let (in_tx, in_rx) = mpsc::channel::<Incoming>(8);
-        let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(8);
-        let incoming = Box::pin(stream::unfold(in_rx, |mut rx| async move {
-            rx.recv().await.map(|m| (m, rx))
-        }));
-        let sink = Box::pin(sink::unfold(out_tx, |tx, item: Outgoing| async move {
-            tx.send(item).await.map_err(|_| ())?;
-            Ok::<_, ()>(tx)
-        }));
+        let (in_tx, incoming, sink, mut out_rx) = super::test_pipes::pipes(8);
         let renders = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = renders.clone();
         // The render refuses the period "1999", as the real one refuses an unknown period.
@@ -1319,15 +1310,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_video_stream_keys_when_it_starts_or_is_asked_and_sends_a_still_at_rest() {
-        let (in_tx, in_rx) = mpsc::channel::<Incoming>(8);
-        let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(8);
-        let incoming = Box::pin(stream::unfold(in_rx, |mut rx| async move {
-            rx.recv().await.map(|m| (m, rx))
-        }));
-        let sink = Box::pin(sink::unfold(out_tx, |tx, item: Outgoing| async move {
-            tx.send(item).await.map_err(|_| ())?;
-            Ok::<_, ()>(tx)
-        }));
+        let (in_tx, incoming, sink, mut out_rx) = super::test_pipes::pipes(8);
         let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Encoding>::new()));
         let log = asked.clone();
         // The stand-in encoder writes what it was asked for; a video keyframe is a key.
@@ -1453,11 +1436,8 @@ mod tests {
 #[cfg(test)]
 mod session_tests {
     use super::*;
-    use futures_util::{sink, stream};
     use std::sync::Arc;
     use std::sync::atomic::AtomicUsize;
-    use tokio::sync::mpsc;
-
     fn camera() -> OrbitCamera {
         OrbitCamera {
             yaw_deg: 0.0,
@@ -1504,15 +1484,7 @@ mod session_tests {
         let mut ins = Vec::new();
         let mut tasks = Vec::new();
         for _ in 0..3 {
-            let (in_tx, in_rx) = mpsc::channel::<Incoming>(8);
-            let (out_tx, out_rx) = mpsc::channel::<Outgoing>(64);
-            let incoming = Box::pin(stream::unfold(in_rx, |mut rx| async move {
-                rx.recv().await.map(|m| (m, rx))
-            }));
-            let sink = Box::pin(sink::unfold(out_tx, |tx, item: Outgoing| async move {
-                tx.send(item).await.map_err(|_| ())?;
-                Ok::<_, ()>(tx)
-            }));
+            let (in_tx, incoming, sink, out_rx) = super::test_pipes::pipes(64);
             let following = Following {
                 frames: rx.clone(),
                 wants_key: wants_key.clone(),
@@ -1588,15 +1560,7 @@ mod session_tests {
     async fn a_video_follower_that_misses_a_frame_waits_for_the_next_keyframe() {
         let (tx, rx) = tokio::sync::watch::channel(None);
         let wants_key = Arc::new(AtomicBool::new(false));
-        let (in_tx, in_rx) = mpsc::channel::<Incoming>(8);
-        let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(64);
-        let incoming = Box::pin(stream::unfold(in_rx, |mut rx| async move {
-            rx.recv().await.map(|m| (m, rx))
-        }));
-        let sink = Box::pin(sink::unfold(out_tx, |tx, item: Outgoing| async move {
-            tx.send(item).await.map_err(|_| ())?;
-            Ok::<_, ()>(tx)
-        }));
+        let (in_tx, incoming, sink, mut out_rx) = super::test_pipes::pipes(64);
         let following = Following {
             frames: rx,
             wants_key: wants_key.clone(),
@@ -1699,5 +1663,39 @@ mod session_tests {
         assert!(!wants_key.load(Ordering::SeqCst));
         drop(rx);
         leader.await.unwrap();
+    }
+}
+
+/// A browser's two directions, as channels, for the protocol tests.
+#[cfg(test)]
+mod test_pipes {
+    use super::{Incoming, Outgoing};
+    use futures_util::{Sink, Stream, sink, stream};
+    use tokio::sync::mpsc;
+
+    /// What the test sends, the stream a view reads, the sink it writes, what the test reads
+    /// (up to `capacity` messages waiting).
+    #[expect(
+        clippy::type_complexity,
+        reason = "the four ends, named by their use at each call"
+    )]
+    pub fn pipes(
+        capacity: usize,
+    ) -> (
+        mpsc::Sender<Incoming>,
+        std::pin::Pin<Box<impl Stream<Item = Incoming>>>,
+        std::pin::Pin<Box<impl Sink<Outgoing, Error = ()>>>,
+        mpsc::Receiver<Outgoing>,
+    ) {
+        let (in_tx, in_rx) = mpsc::channel::<Incoming>(8);
+        let (out_tx, out_rx) = mpsc::channel::<Outgoing>(capacity);
+        let incoming = Box::pin(stream::unfold(in_rx, |mut rx| async move {
+            rx.recv().await.map(|m| (m, rx))
+        }));
+        let sink = Box::pin(sink::unfold(out_tx, |tx, item: Outgoing| async move {
+            tx.send(item).await.map_err(|_| ())?;
+            Ok::<_, ()>(tx)
+        }));
+        (in_tx, incoming, sink, out_rx)
     }
 }
