@@ -7,24 +7,32 @@ use databrain_tests::{Server, sample_db};
 use serde_json::Value;
 use std::time::Duration;
 
+/// A server on the seed-7 sample and the planner page of the demo district (`extra` added to
+/// its URL), once its first streamed frame is drawn.
+async fn planner(dir: &std::path::Path, extra: &str) -> (Server, Browser) {
+    let db = sample_db(dir, 7);
+    let server = Server::start(&db);
+    let url = format!(
+        "{}/planner?scene=demo_district{extra}&token={}",
+        server.base_url, server.token
+    );
+    let mut browser = Browser::open(dir, &url, (1400, 900)).await;
+    browser
+        .cdp
+        .wait_for(
+            "Number(document.getElementById('view').dataset.seq || 0) >= 1",
+            "the first streamed frame",
+        )
+        .await;
+    (server, browser)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drag_changes_the_view_and_a_click_fills_the_pick_panel() {
     let tmp = tempfile::tempdir().unwrap();
-    let db = sample_db(tmp.path(), 7);
-    let server = Server::start(&db);
-    let url = format!(
-        "{}/planner?scene=demo_district&token={}",
-        server.base_url, server.token
-    );
-    let mut browser = Browser::open(tmp.path(), &url, (1400, 900)).await;
-    let cdp = &mut browser.cdp;
-
     // Frames arrive over the stream.
-    cdp.wait_for(
-        "Number(document.getElementById('view').dataset.seq || 0) >= 1",
-        "the first streamed frame",
-    )
-    .await;
+    let (server, mut browser) = planner(tmp.path(), "").await;
+    let cdp = &mut browser.cdp;
     let rect = cdp
         .eval("JSON.stringify(document.getElementById('view').getBoundingClientRect())")
         .await;
@@ -214,19 +222,8 @@ fn hex(bytes: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_planner_page_falls_back_to_jpeg_when_told_to() {
     let tmp = tempfile::tempdir().unwrap();
-    let db = sample_db(tmp.path(), 7);
-    let server = Server::start(&db);
-    let url = format!(
-        "{}/planner?scene=demo_district&codec=jpeg&token={}",
-        server.base_url, server.token
-    );
-    let mut browser = Browser::open(tmp.path(), &url, (1400, 900)).await;
+    let (_server, mut browser) = planner(tmp.path(), "&codec=jpeg").await;
     let cdp = &mut browser.cdp;
-    cdp.wait_for(
-        "Number(document.getElementById('view').dataset.seq || 0) >= 1",
-        "the first streamed frame",
-    )
-    .await;
     let shown = cdp
         .eval("(() => { const v = document.getElementById('view'); return JSON.stringify([v.dataset.codec, v.dataset.decoded || null]); })()")
         .await;

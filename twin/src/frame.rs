@@ -36,19 +36,31 @@ impl LocalFrame {
         LocalFrame::new([(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0])
     }
 
+    /// The frame as a PROJ definition.
+    fn definition(&self) -> String {
+        let [lon, lat] = self.origin_lon_lat;
+        format!(
+            "+proj=tmerc +lat_0={lat} +lon_0={lon} +k=1 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs +type=crs"
+        )
+    }
+
     /// The PROJ transformation from lon/lat into this frame.
     pub fn projector(&self) -> Result<LocalProjector, CrsError> {
-        let [lon, lat] = self.origin_lon_lat;
-        let local = format!(
-            "+proj=tmerc +lat_0={lat} +lon_0={lon} +k=1 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs +type=crs"
-        );
         Ok(LocalProjector {
-            proj: proj_between("EPSG:4326", &local)?,
+            proj: proj_between("EPSG:4326", &self.definition())?,
+        })
+    }
+
+    /// The PROJ transformation from this frame back to lon/lat (e.g. for 3D Tiles).
+    pub fn unprojector(&self) -> Result<LocalProjector, CrsError> {
+        Ok(LocalProjector {
+            proj: proj_between(&self.definition(), "EPSG:4326")?,
         })
     }
 }
 
-/// Converts WGS84 lon/lat to metres east and north of a frame's origin.
+/// Converts WGS84 lon/lat to metres east and north of a frame's origin (or, made by
+/// [`LocalFrame::unprojector`], back).
 pub struct LocalProjector {
     proj: proj::Proj,
 }
@@ -56,6 +68,12 @@ pub struct LocalProjector {
 impl LocalProjector {
     /// In place: (lon, lat) become (east, north) in metres, still f64.
     pub fn to_local(&self, points: &mut [(f64, f64)]) -> Result<(), CrsError> {
+        self.convert(points)
+    }
+
+    /// In place, in the direction it was made: lon/lat to the frame, or (an unprojector)
+    /// the frame's east and north to lon/lat.
+    pub fn convert(&self, points: &mut [(f64, f64)]) -> Result<(), CrsError> {
         self.proj
             .convert_array(points)
             .map_err(|e| CrsError::Transform {

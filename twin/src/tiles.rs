@@ -60,7 +60,7 @@ pub fn ecef_from_enu(origin_lon_lat: [f64; 2]) -> [f64; 16] {
 /// Takes scene-frame positions (east, up, -north) to ENU-at-origin, still as glTF's
 /// (east, up, -north).
 struct Placer {
-    to_lon_lat: proj::Proj,
+    to_lon_lat: crate::frame::LocalProjector,
     origin: [f64; 3],
     axes: [[f64; 3]; 3],
 }
@@ -68,11 +68,8 @@ struct Placer {
 impl Placer {
     fn new(scene: &PreparedScene) -> Result<Placer, TwinError> {
         let [lon, lat] = scene.frame.origin_lon_lat;
-        let local = format!(
-            "+proj=tmerc +lat_0={lat} +lon_0={lon} +k=1 +x_0=0 +y_0=0 +datum=WGS84 +units=m +no_defs +type=crs"
-        );
         Ok(Placer {
-            to_lon_lat: crate::crs::proj_between(&local, "EPSG:4326")?,
+            to_lon_lat: scene.frame.unprojector()?,
             origin: ecef_m(lon, lat, 0.0),
             axes: enu_axes(lon, lat),
         })
@@ -83,12 +80,7 @@ impl Placer {
             .iter()
             .map(|p| (p[0] as f64, -(p[2] as f64)))
             .collect();
-        self.to_lon_lat
-            .convert_array(&mut en)
-            .map_err(|e| crate::crs::CrsError::Transform {
-                crs: crate::crs::Crs::WGS84,
-                message: e.to_string(),
-            })?;
+        self.to_lon_lat.convert(&mut en)?;
         Ok(en
             .iter()
             .zip(positions)

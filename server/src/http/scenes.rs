@@ -99,6 +99,16 @@ pub fn scene_for(state: &AppState, caller: &Caller, id: &str) -> Result<scenes::
     Ok(scene)
 }
 
+/// The variant the `indicator` and `period` parameters ask for (the legend's and the
+/// tiles'; `None` for the binding's).
+pub fn variant_of(params: &std::collections::HashMap<String, String>) -> views::Variant {
+    views::Variant {
+        indicator: params.get("indicator").cloned(),
+        period: params.get("period").cloned(),
+        layers: None,
+    }
+}
+
 /// A rendered PNG of a scene in scope, coloured with the values the caller sees.
 #[utoipa::path(get, path = "/api/scenes/{id}/snapshot.png", tag = "scenes",
     params(
@@ -176,11 +186,7 @@ pub async fn legend(
     params::only_known(&params, &["indicator", "period"])?;
     let scene = scene_for(&state, &caller, &id)?;
     let audience = caller.audience(&state);
-    let variant = views::Variant {
-        indicator: params.get("indicator").cloned(),
-        period: params.get("period").cloned(),
-        layers: None,
-    };
+    let variant = variant_of(&params);
     let legend = blocking(move || {
         Ok(
             views::prepared_variant(&state, &scene, &variant, &audience)?

@@ -186,6 +186,57 @@ fn frame_meta(seq: u64, encoding: Encoding, encoded: &Encoded) -> Value {
     meta
 }
 
+/// What a stream (a steered view or a session's leader) has sent and owes: its sequence
+/// number, when its last keyframe went, and when the resting view's still is due.
+struct Pace {
+    seq: u64,
+    last_key: tokio::time::Instant,
+    still_due: Option<tokio::time::Instant>,
+}
+
+impl Pace {
+    fn new() -> Pace {
+        Pace {
+            seq: 0,
+            last_key: tokio::time::Instant::now(),
+            still_due: None,
+        }
+    }
+
+    /// How to encode a frame that must be drawn (the view changed, or a keyframe was asked
+    /// for): a video's keyframe when asked or when the periodic one is due.
+    fn changed(&self, codec: Codec, key_asked: bool) -> Encoding {
+        match codec {
+            Codec::Jpeg => Encoding::Jpeg,
+            Codec::H264 => Encoding::Video {
+                key: key_asked || self.last_key.elapsed() >= KEYFRAME_EVERY,
+            },
+        }
+    }
+
+    /// Whether a video's resting view is owed its still.
+    fn still_is_due(&self) -> bool {
+        self.still_due
+            .is_some_and(|at| tokio::time::Instant::now() >= at)
+    }
+
+    /// Records a frame sent and gives its sequence number (a still keeps its frame's).
+    fn sent(&mut self, encoding: Encoding, key: bool) -> u64 {
+        match encoding {
+            Encoding::Still => self.still_due = None,
+            Encoding::Video { .. } => {
+                self.seq += 1;
+                self.still_due = Some(tokio::time::Instant::now() + STILL_AFTER);
+                if key {
+                    self.last_key = tokio::time::Instant::now();
+                }
+            }
+            Encoding::Jpeg => self.seq += 1,
+        }
+        self.seq
+    }
+}
+
 fn parse_command(text: &str) -> Result<Command, String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let num = |k: &str| -> Result<f32, String> {
@@ -344,13 +395,10 @@ where
     let mut tick = tokio::time::interval(Duration::from_secs_f32(1.0 / config.fps));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
-    let mut seq: u64 = 0;
     let mut following = true;
     let video = config.codec == Codec::H264;
     let mut want_key = true;
-    let mut last_key = tokio::time::Instant::now();
-    // When the resting view's still is due (video streams).
-    let mut still_due: Option<tokio::time::Instant> = None;
+    let mut pace = Pace::new();
     loop {
         tokio::select! {
             // New data: the next frame shows it and names its snapshot.
@@ -427,12 +475,8 @@ where
                     dirty = true;
                 }
                 let encoding = if dirty {
-                    if !video {
-                        Encoding::Jpeg
-                    } else {
-                        Encoding::Video { key: want_key || last_key.elapsed() >= KEYFRAME_EVERY }
-                    }
-                } else if still_due.is_some_and(|at| tokio::time::Instant::now() >= at) {
+                    pace.changed(config.codec, want_key)
+                } else if pace.still_is_due() {
                     Encoding::Still
                 } else {
                     continue;
@@ -448,17 +492,9 @@ where
                     }
                     Err(RenderFailure::Failed(message)) => return Err(message),
                 };
-                match encoding {
-                    Encoding::Still => still_due = None,
-                    Encoding::Video { .. } => {
-                        seq += 1;
-                        still_due = Some(tokio::time::Instant::now() + STILL_AFTER);
-                        if frame.key {
-                            want_key = false;
-                            last_key = tokio::time::Instant::now();
-                        }
-                    }
-                    Encoding::Jpeg => seq += 1,
+                let seq = pace.sent(encoding, frame.key);
+                if let Encoding::Video { .. } = encoding && frame.key {
+                    want_key = false;
                 }
                 let mut meta = frame_meta(seq, encoding, &frame);
                 meta["width"] = size.0.into();
@@ -600,9 +636,7 @@ pub async fn run_leader<F, Fut>(
     let mut tick = tokio::time::interval(Duration::from_secs_f32(1.0 / fps));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last: Option<OrbitCamera> = None;
-    let mut seq = 0u64;
-    let mut last_key = tokio::time::Instant::now();
-    let mut still_due: Option<tokio::time::Instant> = None;
+    let mut pace = Pace::new();
     loop {
         tick.tick().await;
         if tx.receiver_count() == 0 {
@@ -620,29 +654,14 @@ pub async fn run_leader<F, Fut>(
         let key_asked = wants_key.swap(false, Ordering::SeqCst);
         let moved = last != Some(camera);
         let encoding = match codec {
-            // A JPEG is a keyframe: a follower that joins gets the current view at once.
-            Codec::Jpeg if moved || key_asked => Encoding::Jpeg,
-            Codec::H264 if moved || key_asked => Encoding::Video {
-                key: key_asked || last_key.elapsed() >= KEYFRAME_EVERY,
-            },
-            Codec::H264 if still_due.is_some_and(|at| tokio::time::Instant::now() >= at) => {
-                Encoding::Still
-            }
+            // (A JPEG is a keyframe: a follower that joins gets the current view at once.)
+            _ if moved || key_asked => pace.changed(codec, key_asked),
+            Codec::H264 if pace.still_is_due() => Encoding::Still,
             Codec::Jpeg | Codec::H264 => continue,
         };
         match render(camera, encoding).await {
             Ok(frame) => {
-                match encoding {
-                    Encoding::Still => still_due = None,
-                    Encoding::Video { .. } => {
-                        seq += 1;
-                        still_due = Some(tokio::time::Instant::now() + STILL_AFTER);
-                        if frame.key {
-                            last_key = tokio::time::Instant::now();
-                        }
-                    }
-                    Encoding::Jpeg => seq += 1,
-                }
+                let seq = pace.sent(encoding, frame.key);
                 let mut meta = frame_meta(seq, encoding, &frame);
                 meta["camera"] = json!(camera);
                 meta["follow"] = true.into();

@@ -11,7 +11,7 @@
 use crate::error::AppError;
 use crate::http::auth::Caller;
 use crate::http::params;
-use crate::http::scenes::scene_for;
+use crate::http::scenes::{scene_for, variant_of};
 use crate::http::work::blocking;
 use crate::state::AppState;
 use crate::views;
@@ -20,14 +20,6 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-
-fn variant(params: &std::collections::HashMap<String, String>) -> views::Variant {
-    views::Variant {
-        indicator: params.get("indicator").cloned(),
-        period: params.get("period").cloned(),
-        layers: None,
-    }
-}
 
 /// The tileset of a scene in scope: its root placed on the globe (ENU at the scene's origin),
 /// one child per tile of buildings with its bounding box.
@@ -52,12 +44,21 @@ pub async fn tileset(
     params::only_known(&params, &["indicator", "period"])?;
     let scene = scene_for(&state, &caller, &id)?;
     let audience = caller.audience(&state);
-    let variant = variant(&params);
-    let json = blocking(move || {
-        let prepared = views::prepared_variant(&state, &scene, &variant, &audience)?.scene;
-        Ok(twin::tiles::tileset_only(&prepared)?)
-    })
-    .await?;
+    let variant = variant_of(&params);
+    let (state_p, id) = (state.clone(), scene.id.clone());
+    // Preparing checks the variant (an indicator or period the scene cannot show is 400).
+    let prepared =
+        blocking(move || Ok(views::prepared_variant(&state_p, &scene, &variant, &audience)?.scene))
+            .await?;
+    // The tileset holds geometry only (bounds, placement), the same for every audience and
+    // variant: kept per scene and data snapshot, so every vertex is not placed again for
+    // each client that opens it.
+    let json = state
+        .answers
+        .get_or_compute(&state.engine, format!("tileset {id}"), move || {
+            Ok(twin::tiles::tileset_only(&prepared)?)
+        })
+        .await?;
     Ok(Json(json))
 }
 
@@ -86,7 +87,7 @@ pub async fn tile(
     let index = twin::tiles::parse_tile_name(&file)
         .ok_or_else(|| AppError::NotFound(format!("no tile {file:?} (tiles are named tN.glb)")))?;
     let audience = caller.audience(&state);
-    let variant = variant(&params);
+    let variant = variant_of(&params);
     let glb = blocking(move || {
         let prepared = views::prepared_variant(&state, &scene, &variant, &audience)?.scene;
         twin::tiles::tile_glb(&prepared, index)?

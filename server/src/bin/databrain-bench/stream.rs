@@ -59,6 +59,23 @@ async fn next_frame(socket: &mut Socket) -> Result<(serde_json::Value, Vec<u8>)>
     }
 }
 
+/// The frames each socket receives in `seconds`, all at once; each socket is closed after.
+async fn count_frames(sockets: Vec<Socket>, seconds: f64) -> Vec<usize> {
+    futures_util::future::join_all(sockets.into_iter().map(|mut s| async move {
+        let end = Instant::now() + Duration::from_secs_f64(seconds);
+        let mut n = 0usize;
+        while Instant::now() < end {
+            if next_frame(&mut s).await.is_err() {
+                break;
+            }
+            n += 1;
+        }
+        let _ = s.close(None).await;
+        n
+    }))
+    .await
+}
+
 pub fn run(db: &Path, state: AppState, out: &Path) -> Result<()> {
     let state = state.with_auth(crate::catalogue::bench_auth(TOKEN)?);
     let codec_state = state.clone();
@@ -144,19 +161,7 @@ pub fn run(db: &Path, state: AppState, out: &Path) -> Result<()> {
                     sockets.push(connect(&base, &format!("{scene}&width=640&height=360&fps=30&spin=45&codec={codec}")).await?);
                 }
                 let seconds = 8.0;
-                let counts = futures_util::future::join_all(sockets.into_iter().map(|mut s| async move {
-                    let end = Instant::now() + Duration::from_secs_f64(seconds);
-                    let mut n = 0usize;
-                    while Instant::now() < end {
-                        if next_frame(&mut s).await.is_err() {
-                            break;
-                        }
-                        n += 1;
-                    }
-                    let _ = s.close(None).await;
-                    n
-                }))
-                .await;
+                let counts = count_frames(sockets, seconds).await;
                 let per_viewer: Vec<f64> = counts.iter().map(|n| *n as f64 / seconds).collect();
                 let min = per_viewer.iter().copied().fold(f64::INFINITY, f64::min);
                 let target = if viewers == 8 && codec == "h264" { "≥ 10 fps each" } else { "" };
@@ -178,19 +183,7 @@ pub fn run(db: &Path, state: AppState, out: &Path) -> Result<()> {
                     sockets.push(connect(&base, &q).await?);
                 }
                 let (c0, t0) = (cpu_s(), Instant::now());
-                let frames = futures_util::future::join_all(sockets.into_iter().map(|mut s| async move {
-                    let end = Instant::now() + Duration::from_secs(8);
-                    let mut n = 0usize;
-                    while Instant::now() < end {
-                        if next_frame(&mut s).await.is_err() {
-                            break;
-                        }
-                        n += 1;
-                    }
-                    let _ = s.close(None).await;
-                    n
-                }))
-                .await;
+                let frames = count_frames(sockets, 8.0).await;
                 anyhow::Ok((cpu_s() - c0, t0.elapsed().as_secs_f64(), frames.iter().sum::<usize>()))
             }
         };
