@@ -12,6 +12,7 @@
 pub mod cim;
 pub mod crs;
 pub mod frame;
+pub mod impostor;
 pub mod join;
 pub mod material;
 pub mod mesh;
@@ -24,6 +25,7 @@ pub mod window;
 
 pub use cim::{CityModel, CityObject, LoadOptions, RegionShape, Shape};
 pub use frame::LocalFrame;
+pub use impostor::Impostor;
 pub use mesh::MeshData;
 pub use pick::{Pick, pick};
 pub use ramp::{Legend, LegendEntry, Ramp};
@@ -168,18 +170,9 @@ pub struct ObjectSummary {
     pub attributes: Vec<(String, String)>,
 }
 
-/// Wall height in pixels (of a 720-line view) below which a tile drops its walls.
+/// Wall height on screen, pixels, below which a tile may be drawn as its impostor (its
+/// typical building's walls; see [`impostor`]).
 pub const LOD_WALL_PX: f32 = 2.0;
-
-/// The camera distance at which walls of `height_m` are [`LOD_WALL_PX`] pixels tall in a
-/// 720-line view with the renderer's field of view.
-pub fn lod_distance_for(height_m: f32) -> f32 {
-    let metres_per_px_per_m = 2.0 * (render::FOV_DEG.to_radians() / 2.0).tan() / 720.0;
-    height_m / (LOD_WALL_PX * metres_per_px_per_m)
-}
-
-/// Cell size of the farthest level of detail (one quad per cell of roofs), metres.
-pub const BLOCK_CELL_M: f32 = 60.0;
 
 /// How many source attributes an [`ObjectSummary`] keeps.
 const SUMMARY_ATTRIBUTES: usize = 8;
@@ -195,14 +188,9 @@ pub struct PreparedScene {
     pub frame: LocalFrame,
     /// Merged object meshes, one per tile.
     pub tiles: Vec<MeshData>,
-    /// The far level of detail of each tile (roofs only), drawn beyond `lod_distance_m`.
-    pub tile_roofs: Vec<MeshData>,
-    /// Camera distance to a tile's centre beyond which its roofs-only level is drawn, metres.
-    pub lod_distance_m: f32,
-    /// The farthest level of each tile: one quad per [`BLOCK_CELL_M`] cell of roofs.
-    pub tile_blocks: Vec<MeshData>,
-    /// Camera distance beyond which the block level is drawn, metres.
-    pub block_distance_m: f32,
+    /// The far level of detail of each tile (its roofs from above on one quad), drawn beyond
+    /// [`Impostor::switch_distance_m`] of each view.
+    pub impostors: Vec<Impostor>,
     /// Objects by index (the `object_index` of tile vertices).
     pub objects: Vec<ObjectSummary>,
     /// Region polygons in the local frame, for the choropleth and picking.
@@ -553,33 +541,28 @@ pub fn prepare(input: &SceneInput) -> Result<PreparedScene, TwinError> {
     if tiles.is_empty() && region_polygons.is_empty() {
         return Err(TwinError::Empty);
     }
-    // Walls are drawn while the typical building's walls are at least LOD_WALL_PX pixels tall
-    // in a 720-line view; beyond, roofs only; beyond twice that, blocks.
-    let mut heights: Vec<f32> = objects
+    // Each tile's impostor (its far level), baked from its roofs, with the typical wall of
+    // its buildings (other objects, such as roads, have none worth drawing).
+    let impostors: Vec<Impostor> = tiles
         .iter()
-        .filter(|o| is_building_kind(&o.kind))
-        .map(|o| o.height_range_m[1] - o.height_range_m[0])
-        .collect();
-    heights.sort_by(f32::total_cmp);
-    let median_height_m = heights
-        .get(heights.len() / 2)
-        .copied()
-        .unwrap_or(10.0)
-        .max(3.0);
-    let near_m = lod_distance_for(median_height_m);
-    let tile_roofs: Vec<MeshData> = tiles.iter().map(mesh::roofs).collect();
-    let tile_blocks = tile_roofs
-        .iter()
-        .map(|r| mesh::blocks(r, BLOCK_CELL_M))
+        .map(|t| {
+            let mut seen = std::collections::HashSet::new();
+            let mut walls_m: Vec<f32> = t
+                .object_index
+                .iter()
+                .filter(|&&i| seen.insert(i))
+                .filter_map(|&i| objects.get(i as usize))
+                .filter(|o| is_building_kind(&o.kind))
+                .map(|o| o.height_range_m[1] - o.height_range_m[0])
+                .collect();
+            Impostor::bake(&mesh::roofs(t), &mut walls_m).unwrap_or_default()
+        })
         .collect();
     let mut scene = PreparedScene {
         key: input.key.clone(),
         frame,
         tiles,
-        tile_roofs,
-        lod_distance_m: near_m + tile_size_m,
-        tile_blocks,
-        block_distance_m: 2.0 * near_m + tile_size_m,
+        impostors,
         objects,
         region_polygons,
         region_centroids: centroids,

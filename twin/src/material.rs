@@ -1,7 +1,9 @@
-//! The twin's one material ([`TwinMaterial`], shader `twin.wgsl`): unlit, its colour the
-//! product of a base colour, the vertex shade (lighting baked at meshing) and the object's
-//! texel in the colour table. Much cheaper per pixel than Bevy's standard material, which is
-//! what a software rasteriser spends its time on.
+//! The twin's materials. [`TwinMaterial`] (shader `twin.wgsl`) draws everything but far
+//! tiles: unlit, its colour the product of a base colour, the vertex shade (lighting baked at
+//! meshing) and the object's texel in the colour table. Much cheaper per pixel than Bevy's
+//! standard material, which is what a software rasteriser spends its time on.
+//! [`ImpostorMaterial`] (shader `impostor.wgsl`) draws a far tile's impostor
+//! ([`crate::impostor`]): one premultiplied, mip-mapped texture, blended.
 
 use bevy::{
     asset::embedded_asset,
@@ -29,12 +31,36 @@ impl Material for TwinMaterial {
     }
 }
 
-/// Registers the material and its embedded shader.
+/// A far tile's roofs from above ([`crate::impostor::Impostor::rgba_mips`]).
+#[derive(Asset, TypePath, AsBindGroup, Clone, Debug)]
+pub struct ImpostorMaterial {
+    #[texture(0)]
+    #[sampler(1)]
+    pub roofs: Handle<Image>,
+}
+
+impl Material for ImpostorMaterial {
+    fn fragment_shader() -> ShaderRef {
+        "embedded://twin/impostor.wgsl".into()
+    }
+
+    // Blended, not alpha-tested: a test erodes the mip levels' partly covered texels into
+    // holes (tried), where blending shows them as the coverage they are.
+    fn alpha_mode(&self) -> AlphaMode {
+        AlphaMode::Premultiplied
+    }
+}
+
+/// Registers the materials and their embedded shaders.
 pub struct TwinMaterialPlugin;
 
 impl Plugin for TwinMaterialPlugin {
     fn build(&self, app: &mut App) {
         embedded_asset!(app, "twin.wgsl");
-        app.add_plugins(MaterialPlugin::<TwinMaterial>::default());
+        embedded_asset!(app, "impostor.wgsl");
+        app.add_plugins((
+            MaterialPlugin::<TwinMaterial>::default(),
+            MaterialPlugin::<ImpostorMaterial>::default(),
+        ));
     }
 }

@@ -372,8 +372,8 @@ pub fn tiles(objects: &[MeshObject], object_count: usize, tile_size_m: f32) -> V
         .collect()
 }
 
-/// The far level of detail of a tile: its upward-facing triangles only (flat and sloped roofs,
-/// ground-level surfaces), with the vertices they use. Walls a few pixels high are dropped.
+/// A tile's upward-facing triangles only (flat and sloped roofs, ground-level surfaces), with
+/// the vertices they use: what its impostor ([`crate::impostor`]) is baked from.
 pub fn roofs(m: &MeshData) -> MeshData {
     let mut out = MeshData::default();
     let mut remap = vec![u32::MAX; m.positions.len()];
@@ -393,88 +393,6 @@ pub fn roofs(m: &MeshData) -> MeshData {
             }
             out.indices.push(remap[i]);
         }
-    }
-    out
-}
-
-/// The farthest level of detail of a tile (hierarchical LoD): objects binned into square cells
-/// of `cell_m`, each cell drawn as one flat quad over the bounds of its roofs at the highest
-/// roof's height, in the colour of its largest roof. Built from [`roofs`]' output.
-pub fn blocks(roofs: &MeshData, cell_m: f32) -> MeshData {
-    // Per object: roof bounds (x, z in Bevy's frame), top and area-ish weight and its uv.
-    struct Roof {
-        min: [f32; 2],
-        max: [f32; 2],
-        top: f32,
-        uv: [f32; 2],
-        shade: [f32; 4],
-    }
-    let mut by_object: std::collections::HashMap<u32, Roof> = Default::default();
-    for (i, p) in roofs.positions.iter().enumerate() {
-        let r = by_object.entry(roofs.object_index[i]).or_insert(Roof {
-            min: [f32::INFINITY; 2],
-            max: [f32::NEG_INFINITY; 2],
-            top: f32::NEG_INFINITY,
-            uv: roofs.colour_uv[i],
-            shade: roofs.shades_linear[i],
-        });
-        r.min = [r.min[0].min(p[0]), r.min[1].min(p[2])];
-        r.max = [r.max[0].max(p[0]), r.max[1].max(p[2])];
-        r.top = r.top.max(p[1]);
-    }
-    struct Cell {
-        min: [f32; 2],
-        max: [f32; 2],
-        top: f32,
-        best_area: f32,
-        uv: [f32; 2],
-        shade: [f32; 4],
-    }
-    let mut cells: std::collections::BTreeMap<(i32, i32), Cell> = Default::default();
-    let mut objects: Vec<(&u32, &Roof)> = by_object.iter().collect();
-    objects.sort_by_key(|(k, _)| **k);
-    for (_, r) in objects {
-        let centre = [(r.min[0] + r.max[0]) / 2.0, (r.min[1] + r.max[1]) / 2.0];
-        let key = (
-            (centre[0] / cell_m).floor() as i32,
-            (centre[1] / cell_m).floor() as i32,
-        );
-        let area = (r.max[0] - r.min[0]) * (r.max[1] - r.min[1]);
-        let c = cells.entry(key).or_insert(Cell {
-            min: r.min,
-            max: r.max,
-            top: r.top,
-            best_area: -1.0,
-            uv: r.uv,
-            shade: r.shade,
-        });
-        c.min = [c.min[0].min(r.min[0]), c.min[1].min(r.min[1])];
-        c.max = [c.max[0].max(r.max[0]), c.max[1].max(r.max[1])];
-        c.top = c.top.max(r.top);
-        if area > c.best_area {
-            c.best_area = area;
-            c.uv = r.uv;
-            c.shade = r.shade;
-        }
-    }
-    let mut out = MeshData::default();
-    for c in cells.values() {
-        let base = out.positions.len() as u32;
-        // Counter-clockwise seen from above in Bevy's frame (x east, z south).
-        for (x, z) in [
-            (c.min[0], c.max[1]),
-            (c.max[0], c.max[1]),
-            (c.max[0], c.min[1]),
-            (c.min[0], c.min[1]),
-        ] {
-            out.positions.push([x, c.top, z]);
-            out.normals.push([0.0, 1.0, 0.0]);
-            out.shades_linear.push(c.shade);
-            out.colour_uv.push(c.uv);
-            out.object_index.push(u32::MAX);
-        }
-        out.indices
-            .extend([base, base + 1, base + 2, base, base + 2, base + 3]);
     }
     out
 }
@@ -651,39 +569,12 @@ mod tests {
     }
 
     #[test]
-    fn the_far_level_keeps_roofs_only() {
+    fn roofs_keep_the_upward_faces_only() {
         let m = &tiles(&[square_object(false, false)], 4, 100.0)[0];
         let r = roofs(m);
         assert_eq!(r.triangle_count(), 2);
         assert_eq!(r.positions.len(), 4);
         assert!(r.positions.iter().all(|p| p[1] == 20.0));
-    }
-
-    #[test]
-    fn the_block_level_merges_roofs_per_cell() {
-        let mut near = square_object(false, false);
-        near.index = 1;
-        near.shape = LocalShape::Extruded {
-            polygons: vec![vec![vec![
-                [12.0, 0.0],
-                [16.0, 0.0],
-                [16.0, 4.0],
-                [12.0, 4.0],
-            ]]],
-            base_m: 0.0,
-            top_m: 35.0,
-        };
-        let m = &tiles(&[square_object(false, false), near], 4, 100.0)[0];
-        let b = blocks(&roofs(m), 50.0);
-        // One cell: one quad over both roofs (x 0..16, north 0..10) at the taller height,
-        // coloured like the larger roof (object 3).
-        assert_eq!(b.triangle_count(), 2);
-        assert!(b.positions.iter().all(|p| p[1] == 35.0));
-        let xs: Vec<f32> = b.positions.iter().map(|p| p[0]).collect();
-        assert_eq!(xs.iter().copied().fold(f32::INFINITY, f32::min), 0.0);
-        assert_eq!(xs.iter().copied().fold(f32::NEG_INFINITY, f32::max), 16.0);
-        assert_eq!(b.colour_uv[0], colour_texel_uv(3, 1));
-        assert_faces_follow_normals(&b);
     }
 
     #[test]

@@ -9,14 +9,15 @@
 //! update, not the one before. MSAA is off and materials unlit, so output is deterministic for
 //! golden images.
 
-use crate::material::{TwinMaterial, TwinMaterialPlugin};
-use crate::{OrbitCamera, PreparedScene, TwinError};
+use crate::material::{ImpostorMaterial, TwinMaterial, TwinMaterialPlugin};
+use crate::{OrbitCamera, PreparedScene, TwinError, impostor};
 use bevy::{
     app::{PluginsState, TerminalCtrlCHandlerPlugin},
     asset::RenderAssetUsages,
     camera::{
         RenderTarget,
-        visibility::{RenderLayers, VisibilityRange},
+        primitives::Aabb,
+        visibility::{NoAutoAabb, RenderLayers, VisibilityRange},
     },
     core_pipeline::tonemapping::{DebandDither, Tonemapping},
     image::ImageSampler,
@@ -479,6 +480,18 @@ impl Headless {
             );
             settle |= slot.labels.is_some();
         }
+        // Each scene's tiles at the level its tallest view asks for: a tile is never coarser
+        // than any view of the job needs.
+        let mut demands: HashMap<&str, (u32, &PreparedScene)> = HashMap::new();
+        for v in views {
+            let d = demands.entry(v.scene.key.as_str()).or_insert((0, &v.scene));
+            d.0 = d.0.max(v.height);
+        }
+        for (key, (lines, scene)) in demands {
+            if let Some(kept) = self.scenes.get_mut(key) {
+                apply_levels(self.app.world_mut(), &mut kept.entities, scene, lines);
+            }
+        }
         // Slots this job does not use stay idle.
         for slot in &self.views[views.len()..] {
             let world = self.app.world_mut();
@@ -573,6 +586,17 @@ pub(crate) struct SceneEntities {
     pub(crate) colour_table: Handle<Image>,
     /// The choropleth and column entities, if drawn.
     pub(crate) overlays: Vec<Entity>,
+    /// Each tile's two levels.
+    pub(crate) tiles: Vec<TileEntities>,
+    /// The view height (lines) the tiles' levels were last set for.
+    pub(crate) levels_for: Option<u32>,
+}
+
+/// A tile's full mesh, and its impostor with the impostor's texture (none for tiles without
+/// roofs, which are always drawn in full).
+pub(crate) struct TileEntities {
+    pub(crate) full: Entity,
+    pub(crate) impostor: Option<(Entity, Handle<Image>)>,
 }
 
 /// A mesh asset from mesh data; `with_uv` adds the colour-table coordinates.
@@ -687,78 +711,167 @@ pub(crate) fn spawn_scene(
     };
     let side = (scene.radius_m * 2.6).max(100.0);
     let lift = (scene.radius_m * 1e-4).max(0.05);
-    // Each tile three times: full detail near the camera, roofs only beyond the LoD distance,
-    // blocks beyond the block distance (measured to the tile's centre; abrupt, no dithering).
-    let near = VisibilityRange {
-        use_aabb: true,
-        ..VisibilityRange::abrupt(0.0, scene.lod_distance_m)
-    };
-    let mid = VisibilityRange {
-        use_aabb: true,
-        ..VisibilityRange::abrupt(scene.lod_distance_m, scene.block_distance_m)
-    };
-    let far = VisibilityRange {
-        use_aabb: true,
-        ..VisibilityRange::abrupt(scene.block_distance_m, f32::MAX)
-    };
-    let mut meshes: Vec<(Mesh, Handle<TwinMaterial>, f32, Option<VisibilityRange>)> = Vec::new();
-    for ((full, roofs), blocks) in scene
-        .tiles
-        .iter()
-        .zip(&scene.tile_roofs)
-        .zip(&scene.tile_blocks)
-    {
-        meshes.push((
-            to_mesh(full, true),
-            tile_material.clone(),
-            0.0,
-            Some(near.clone()),
-        ));
-        for (m, range) in [(roofs, &mid), (blocks, &far)] {
-            if !m.indices.is_empty() {
-                meshes.push((
-                    to_mesh(m, true),
-                    tile_material.clone(),
-                    0.0,
-                    Some(range.clone()),
-                ));
-            }
-        }
-    }
-    meshes.push((
-        Plane3d::default().mesh().size(side, side).build(),
-        ground_material,
-        -lift,
-        None,
-    ));
-    let handles: Vec<_> = {
-        let mut assets = world.resource_mut::<Assets<Mesh>>();
-        meshes
-            .into_iter()
-            .map(|(m, material, y, range)| (assets.add(m), material, y, range))
-            .collect()
-    };
-    let mut entities: Vec<Entity> = handles
-        .into_iter()
-        .map(|(mesh, material, y, range)| {
-            let mut e = world.spawn((
+    let ground = {
+        let mesh = world
+            .resource_mut::<Assets<Mesh>>()
+            .add(Plane3d::default().mesh().size(side, side).build());
+        world
+            .spawn((
                 Mesh3d(mesh),
-                MeshMaterial3d(material),
-                Transform::from_xyz(0.0, y, 0.0),
-            ));
-            if let Some(range) = range {
-                e.insert(range);
-            }
-            e.id()
-        })
-        .collect();
+                MeshMaterial3d(ground_material),
+                Transform::from_xyz(0.0, -lift, 0.0),
+            ))
+            .id()
+    };
+    let mut entities = vec![ground];
+    // Each tile twice: in full near the camera, as its impostor beyond the distance each job's
+    // views ask for (`apply_levels`). Both carry the full tile's box, so the distance Bevy
+    // measures (to the box's centre) is the same for both and exactly one is drawn.
+    let mut tiles = Vec::with_capacity(scene.tiles.len());
+    for (full, impostor) in scene.tiles.iter().zip(&scene.impostors) {
+        let Some([min, max]) = full.bounds() else {
+            continue;
+        };
+        let aabb = Aabb::from_min_max(Vec3::from(min), Vec3::from(max));
+        let mesh = world
+            .resource_mut::<Assets<Mesh>>()
+            .add(to_mesh(full, true));
+        let full_entity = world
+            .spawn((
+                Mesh3d(mesh),
+                MeshMaterial3d(tile_material.clone()),
+                Transform::IDENTITY,
+                aabb,
+                NoAutoAabb,
+            ))
+            .id();
+        entities.push(full_entity);
+        let far = (impostor.size > 0).then(|| {
+            let image = world
+                .resource_mut::<Assets<Image>>()
+                .add(impostor_image(impostor, &scene.colour_table));
+            let material = world
+                .resource_mut::<Assets<ImpostorMaterial>>()
+                .add(ImpostorMaterial {
+                    roofs: image.clone(),
+                });
+            let mesh = world
+                .resource_mut::<Assets<Mesh>>()
+                .add(impostor_quad(impostor));
+            let entity = world
+                .spawn((
+                    Mesh3d(mesh),
+                    MeshMaterial3d(material),
+                    Transform::IDENTITY,
+                    aabb,
+                    NoAutoAabb,
+                ))
+                .id();
+            entities.push(entity);
+            (entity, image)
+        });
+        tiles.push(TileEntities {
+            full: full_entity,
+            impostor: far,
+        });
+    }
     let overlays = spawn_overlays(world, scene, material);
     entities.extend(&overlays);
-    SceneEntities {
+    let mut spawned = SceneEntities {
         entities,
         colour_table: table,
         overlays,
+        tiles,
+        levels_for: None,
+    };
+    // Until a view says otherwise: a 720-line view.
+    apply_levels(world, &mut spawned, scene, impostor::MIN_LINES);
+    spawned
+}
+
+/// Sets which level each tile draws at for views up to `lines` pixels high: in full nearer
+/// than its impostor's switch distance, as its impostor beyond. Nothing changes when the last
+/// call asked the same.
+pub(crate) fn apply_levels(
+    world: &mut World,
+    entities: &mut SceneEntities,
+    scene: &PreparedScene,
+    lines: u32,
+) {
+    if entities.levels_for == Some(lines) {
+        return;
     }
+    entities.levels_for = Some(lines);
+    let with_box = |range: VisibilityRange| VisibilityRange {
+        use_aabb: true,
+        ..range
+    };
+    for (tile, impostor) in entities.tiles.iter().zip(&scene.impostors) {
+        let Some((far, _)) = tile.impostor else {
+            continue;
+        };
+        let switch_m = impostor.switch_distance_m(lines);
+        world
+            .entity_mut(tile.full)
+            .insert(with_box(VisibilityRange::abrupt(0.0, switch_m)));
+        world
+            .entity_mut(far)
+            .insert(with_box(VisibilityRange::abrupt(switch_m, f32::MAX)));
+    }
+}
+
+/// Recomposes the impostors' textures from the scene's colour table (after an overlay change).
+pub(crate) fn refresh_impostors(
+    world: &mut World,
+    entities: &SceneEntities,
+    scene: &PreparedScene,
+) {
+    for (tile, impostor) in entities.tiles.iter().zip(&scene.impostors) {
+        if let Some((_, handle)) = &tile.impostor
+            && let Some(mut image) = world.resource_mut::<Assets<Image>>().get_mut(handle)
+        {
+            image.data = Some(impostor.rgba_mips(&scene.colour_table));
+        }
+    }
+}
+
+/// An impostor's texture with its mip chain, filtered (trilinear).
+fn impostor_image(impostor: &crate::Impostor, colour_table: &[[u8; 4]]) -> Image {
+    let mut image = Image::new_uninit(
+        Extent3d {
+            width: impostor.size,
+            height: impostor.size,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::RENDER_WORLD | RenderAssetUsages::MAIN_WORLD,
+    );
+    image.texture_descriptor.mip_level_count = impostor.mip_levels();
+    image.data = Some(impostor.rgba_mips(colour_table));
+    image.sampler = ImageSampler::linear();
+    image
+}
+
+/// The impostor's quad, facing up at its height, texture coordinates over its bounds.
+fn impostor_quad(impostor: &crate::Impostor) -> Mesh {
+    let [x0, z0, x1, z1] = impostor.bounds_xz;
+    let y = impostor.height_m;
+    let mut mesh = Mesh::new(
+        PrimitiveTopology::TriangleList,
+        RenderAssetUsages::RENDER_WORLD,
+    );
+    mesh.insert_attribute(
+        Mesh::ATTRIBUTE_POSITION,
+        vec![[x0, y, z0], [x1, y, z0], [x1, y, z1], [x0, y, z1]],
+    );
+    mesh.insert_attribute(
+        Mesh::ATTRIBUTE_UV_0,
+        vec![[0.0f32, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]],
+    );
+    // Counter-clockwise seen from above (x east, z south).
+    mesh.insert_indices(Indices::U32(vec![0, 3, 2, 0, 2, 1]));
+    mesh
 }
 
 /// The legend panel (bottom left) of a view of `height` pixels; `None` without an overlay.

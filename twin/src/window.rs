@@ -19,8 +19,9 @@ use crate::planner::{
     DragButton, LayerToggle, Planner, PlannerInput, PlannerKey, PlannerPlugin, PlannerSystems,
 };
 use crate::render::{
-    BACKGROUND, SceneEntities, camera_transform, colour_table_image, load_cjk_font, plain_material,
-    projection, spawn_labels, spawn_legend, spawn_overlays, spawn_scene,
+    BACKGROUND, SceneEntities, apply_levels, camera_transform, colour_table_image, load_cjk_font,
+    plain_material, projection, refresh_impostors, spawn_labels, spawn_legend, spawn_overlays,
+    spawn_scene,
 };
 use bevy::{
     core_pipeline::tonemapping::{DebandDither, Tonemapping},
@@ -322,8 +323,14 @@ fn sync_camera(world: &mut World) {
         camera_transform(&planner.camera),
         projection(&planner.camera, &planner.scene),
     );
-    let camera = world.resource::<View>().camera;
-    world.entity_mut(camera).insert((transform, projection));
+    let lines = planner.viewport.1;
+    let scene = planner.scene.clone();
+    world.resource_scope(|world, mut view: Mut<View>| {
+        world
+            .entity_mut(view.camera)
+            .insert((transform, projection));
+        apply_levels(world, &mut view.scene, &scene, lines);
+    });
 }
 
 /// The overlay changed (period, layers): new colour table data (the geometry stays), new
@@ -345,6 +352,7 @@ fn sync_overlay(world: &mut World) {
         if let Some(mut image) = world.resource_mut::<Assets<Image>>().get_mut(&handle) {
             image.data = table.data;
         }
+        refresh_impostors(world, &view.scene, &scene);
         for e in std::mem::take(&mut view.scene.overlays) {
             world.entity_mut(e).despawn();
         }

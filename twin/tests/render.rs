@@ -257,3 +257,53 @@ fn a_lost_capture_is_asked_again_and_fails_its_view_alone() {
     let next = renderer.render(a, top, 320, 180).unwrap();
     assert!(near(next.get_pixel(160, 90).0, [215, 48, 39], 2));
 }
+
+/// Far away a tile is drawn as its impostor and near in full: a test impostor baked at half
+/// shade shows exactly where it is drawn. Views smaller than 720 lines switch as 720 does.
+#[test]
+fn far_tiles_are_drawn_as_their_impostors_and_near_ones_in_full() {
+    let renderer = Renderer::start().unwrap_or_else(|e| panic!("{e}"));
+    let mut prepared = prepare(&scene()).unwrap();
+    assert!(prepared.impostors.iter().all(|i| i.size > 0));
+    let switch_m = prepared
+        .impostors
+        .iter()
+        .map(|i| i.switch_distance_m(720))
+        .fold(0.0f32, f32::max);
+    for i in &mut prepared.impostors {
+        i.shades.iter_mut().for_each(|s| *s /= 2);
+    }
+    let prepared = Arc::new(prepared);
+    let at = |distance_m: f32, width: u32, height: u32| {
+        let camera = OrbitCamera {
+            distance_m,
+            ..top()
+        };
+        let image = renderer
+            .render(prepared.clone(), camera, width, height)
+            .unwrap();
+        image.get_pixel(width / 2, height / 2).0
+    };
+    // Near: the west building's roof in full colour (the lowest class, red 215, 48, 39).
+    let near_px = at(400.0, 320, 180);
+    assert!(near(near_px, [215, 48, 39], 3), "{near_px:?}");
+    // Beyond the switch: the impostor's half shade, in linear light.
+    let half = |c: u8| {
+        let linear = ((c as f32 / 255.0 + 0.055) / 1.055).powf(2.4) * (127.0 / 255.0);
+        (255.0 * (1.055 * linear.powf(1.0 / 2.4) - 0.055)).round() as u8
+    };
+    let far_px = at(switch_m * 1.05, 1280, 720);
+    assert!(
+        near(far_px, [half(215), half(48), half(39)], 6),
+        "{far_px:?}"
+    );
+    // A 180-line view at the same distance still sees the impostor (it switches as 720 lines
+    // do), and one just inside the switch sees the building in full.
+    let small_far = at(switch_m * 1.05, 320, 180);
+    assert!(
+        near(small_far, [half(215), half(48), half(39)], 12),
+        "{small_far:?}"
+    );
+    let inside = at(switch_m * 0.8, 1280, 720);
+    assert!(near(inside, [215, 48, 39], 6), "{inside:?}");
+}
