@@ -65,8 +65,11 @@ bench-catalogue: deps
 	$(CARGO_ALL) && $(BENCH) catalogue $(ARGS)
 bench-policy: deps
 	$(CARGO_ALL) && $(BENCH) policy --db $(DB) $(ARGS)
+# The twin benchmark compares loading with cjio (PyPI), in the same virtual environment.
+CJIO := cjio==0.10.1
 bench-twin: deps
-	$(CARGO_ALL) && $(BENCH) twin $(ARGS)
+	@$(VENV)/bin/python -c "import cjio" 2>/dev/null || $(VENV)/bin/pip install -q $(CJIO)
+	$(CARGO_ALL) && $(BENCH) twin --python $(VENV)/bin/python $(ARGS)
 bench-stream: deps
 	$(CARGO_ALL) && $(BENCH) stream --db $(DB) $(ARGS)
 # Writes to DB: give it a copy.

@@ -22,7 +22,7 @@
 //! `NaN` / `Infinity` literals, which some writers emit although JSON has none, are read as
 //! bad coordinates of their object rather than as a syntax error.
 
-use crate::crs::{Crs, CrsError, ToWgs84};
+use crate::crs::{Crs, CrsError, DenseGrid, ToWgs84};
 use geo::Validation;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -666,15 +666,15 @@ fn flatten_boundaries(g: &RawGeometry) -> Result<Vec<(Rings, Option<usize>)>, St
         .collect())
 }
 
-impl CityJsonContext<'_> {
-    /// Resolves one object against its file's (or feature's) vertex list.
-    fn object(
-        &self,
-        id: &str,
-        raw: RawObject,
-        vertices: &[RawVertex],
-    ) -> Result<CityObject, String> {
-        let chosen = choose_geometry(&raw.geometry, self.preferred_lod);
+/// Resolves one object against its file's (or feature's) placed vertex list.
+fn resolve_object(
+    id: &str,
+    raw: RawObject,
+    vertices: &[Placed],
+    preferred_lod: Option<f64>,
+) -> Result<CityObject, String> {
+    {
+        let chosen = choose_geometry(&raw.geometry, preferred_lod);
         let mut lod = None;
         let shape = match chosen {
             None => Shape::None,
@@ -700,19 +700,17 @@ impl CityJsonContext<'_> {
                                         vertices.len()
                                     )
                                 })?;
-                            let [x, y, z] = v.0;
-                            let p = match self.transform {
-                                Some(t) => [
-                                    x * t.scale[0] + t.translate[0],
-                                    y * t.scale[1] + t.translate[1],
-                                    z * t.scale[2] + t.translate[2],
-                                ],
-                                None => [x, y, z],
-                            };
-                            if !p.iter().all(|c| c.is_finite()) {
-                                return Err(format!("vertex {index} is not a finite coordinate"));
+                            match *v {
+                                Placed::At(p) => points.push(p),
+                                Placed::NotFinite => {
+                                    return Err(format!(
+                                        "vertex {index} is not a finite coordinate"
+                                    ));
+                                }
+                                Placed::NotConvertible => {
+                                    return Err("a vertex cannot be converted to WGS84".into());
+                                }
                             }
-                            points.push(p);
                         }
                         if points.len() < 3 {
                             return Err(format!(
@@ -727,7 +725,6 @@ impl CityJsonContext<'_> {
                         kind,
                     });
                 }
-                self.reproject(&mut surfaces)?;
                 Shape::Surfaces(surfaces)
             }
         };
@@ -741,27 +738,96 @@ impl CityJsonContext<'_> {
             region: None,
         })
     }
+}
 
-    fn reproject(&self, surfaces: &mut [Surface]) -> Result<(), String> {
-        let mut xy: Vec<(f64, f64)> = surfaces
+impl CityJsonContext<'_> {
+    /// A vertex list with the transform applied and x, y converted to WGS84: once for all
+    /// the objects that share the vertices (a box's 8 corners serve its 24 ring points), so
+    /// PROJ sees each vertex once. A vertex that is not finite or that PROJ cannot convert is
+    /// marked, and becomes an error only for the objects that use it.
+    fn place(&self, vertices: &[RawVertex], grid: Option<&DenseGrid>) -> Vec<Placed> {
+        let mut placed: Vec<Placed> = vertices.iter().map(|v| self.transformed(v)).collect();
+        let mut xy: Vec<(f64, f64)> = placed
             .iter()
-            .flat_map(|s| s.rings.iter().flatten())
-            .map(|p| (p[0], p[1]))
+            .filter_map(|p| match p {
+                Placed::At(p) => Some((p[0], p[1])),
+                _ => None,
+            })
             .collect();
-        self.to_wgs84.convert(&mut xy).map_err(|e| e.to_string())?;
-        let mut it = xy.into_iter();
-        for p in surfaces
-            .iter_mut()
-            .flat_map(|s| s.rings.iter_mut().flatten())
-        {
-            let (lon, lat) = it.next().expect("one converted point per vertex");
-            if !(lon.is_finite() && lat.is_finite()) {
-                return Err("a vertex cannot be converted to WGS84".into());
+        if self.to_wgs84.convert_with(grid, &mut xy).is_err() {
+            // Some point failed: convert one at a time to find which.
+            for p in &mut placed {
+                if let Placed::At(q) = p {
+                    let mut one = [(q[0], q[1])];
+                    *p = match self.to_wgs84.convert(&mut one) {
+                        Ok(()) => Placed::from_lon_lat(one[0], q[2]),
+                        Err(_) => Placed::NotConvertible,
+                    };
+                }
             }
-            p[0] = lon;
-            p[1] = lat;
+            return placed;
         }
-        Ok(())
+        let mut converted = xy.into_iter();
+        for p in &mut placed {
+            if let Placed::At(q) = p {
+                let lon_lat = converted.next().expect("one converted point per vertex");
+                *p = Placed::from_lon_lat(lon_lat, q[2]);
+            }
+        }
+        placed
+    }
+}
+
+impl CityJsonContext<'_> {
+    /// A vertex with the file's transform applied (not yet converted).
+    fn transformed(&self, v: &RawVertex) -> Placed {
+        let [x, y, z] = v.0;
+        let p = match self.transform {
+            Some(t) => [
+                x * t.scale[0] + t.translate[0],
+                y * t.scale[1] + t.translate[1],
+                z * t.scale[2] + t.translate[2],
+            ],
+            None => [x, y, z],
+        };
+        if p.iter().all(|c| c.is_finite()) {
+            Placed::At(p)
+        } else {
+            Placed::NotFinite
+        }
+    }
+
+    /// The interpolation grid over vertex lists (one for a whole file, so the answer for a
+    /// vertex does not depend on how the work was split, and a CityJSONSeq gets the same
+    /// coordinates as the same model in one file).
+    fn grid<'v>(&self, lists: impl Iterator<Item = &'v [RawVertex]>) -> Option<DenseGrid> {
+        let (mut min, mut max, mut count) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2], 0);
+        for v in lists.flatten() {
+            if let Placed::At(p) = self.transformed(v) {
+                min = [min[0].min(p[0]), min[1].min(p[1])];
+                max = [max[0].max(p[0]), max[1].max(p[1])];
+                count += 1;
+            }
+        }
+        self.to_wgs84.dense_grid(count, min, max)
+    }
+}
+
+/// A file's vertex in WGS84 (lon, lat, height), or why it has none.
+#[derive(Clone, Copy, Debug)]
+enum Placed {
+    At([f64; 3]),
+    NotFinite,
+    NotConvertible,
+}
+
+impl Placed {
+    fn from_lon_lat((lon, lat): (f64, f64), z: f64) -> Placed {
+        if lon.is_finite() && lat.is_finite() {
+            Placed::At([lon, lat, z])
+        } else {
+            Placed::NotConvertible
+        }
     }
 }
 
@@ -829,17 +895,25 @@ pub fn parse_cityjson(
         .as_ref()
         .and_then(|m| m.reference_system.as_deref());
     let crs = file_crs(named, options, path)?;
-    // Fail on an unknown CRS before any work.
-    ToWgs84::new(crs).map_err(|e| crs_error(path, e))?;
+    // Fail on an unknown CRS before any work. One PROJ context: setting one up costs tens of
+    // milliseconds, and with the interpolation grid the vertices hardly need PROJ.
+    let to_wgs84 = ToWgs84::new(crs).map_err(|e| crs_error(path, e))?;
     let preferred_lod = lod_preference(options, path)?;
+    let ctx = CityJsonContext {
+        transform: raw.transform.as_ref(),
+        to_wgs84: &to_wgs84,
+        preferred_lod,
+    };
+    let grid = ctx.grid(std::iter::once(raw.vertices.as_slice()));
+    let vertices = ctx.place(&raw.vertices, grid.as_ref());
+    let vertices = &vertices;
     let raw_objects: Vec<(String, RawObject)> = raw.city_objects.into_iter().collect();
-    // Objects are resolved in parallel, one PROJ context per thread, results in file order.
+    // Objects are resolved in parallel, results in file order.
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, 8);
     let chunk = raw_objects.len().div_ceil(threads).max(1);
-    let (vertices, transform) = (&raw.vertices, raw.transform.as_ref());
     let mut chunks: Vec<Vec<(String, RawObject)>> = Vec::new();
     let mut rest = raw_objects;
     while rest.len() > chunk {
@@ -850,21 +924,18 @@ pub fn parse_cityjson(
     chunks.push(rest);
     // Per thread: each object, or its id and what is wrong with it.
     type Resolved = Vec<Result<CityObject, (String, String)>>;
-    let resolved: Vec<Result<Resolved, CrsError>> = std::thread::scope(|scope| {
+    let resolved: Vec<Resolved> = std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .into_iter()
             .map(|objects| {
                 scope.spawn(move || {
-                    let to_wgs84 = ToWgs84::new(crs)?;
-                    let ctx = CityJsonContext {
-                        transform,
-                        to_wgs84: &to_wgs84,
-                        preferred_lod,
-                    };
-                    Ok(objects
+                    objects
                         .into_iter()
-                        .map(|(id, object)| ctx.object(&id, object, vertices).map_err(|m| (id, m)))
-                        .collect())
+                        .map(|(id, object)| {
+                            resolve_object(&id, object, vertices, preferred_lod)
+                                .map_err(|m| (id, m))
+                        })
+                        .collect()
                 })
             })
             .collect();
@@ -876,7 +947,7 @@ pub fn parse_cityjson(
     let mut problems = Problems::default();
     let mut objects = Vec::new();
     for part in resolved {
-        for r in part.map_err(|e| crs_error(path, e))? {
+        for r in part {
             match r {
                 Ok(o) => objects.push(o),
                 Err((id, message)) => problems.add(&id, message),
@@ -932,8 +1003,8 @@ pub fn load_cityjson_seq(path: &Path, options: &LoadOptions) -> Result<CityModel
         to_wgs84: &to_wgs84,
         preferred_lod: lod_preference(options, path)?,
     };
-    let mut problems = Problems::default();
-    let mut objects = Vec::new();
+    // Every feature is read first, so one interpolation grid covers the file's vertices.
+    let mut features = Vec::new();
     for (i, line) in lines.enumerate() {
         let line = line.map_err(read_err)?;
         if line.trim().is_empty() {
@@ -954,8 +1025,15 @@ pub fn load_cityjson_seq(path: &Path, options: &LoadOptions) -> Result<CityModel
                 ),
             });
         }
+        features.push(feature);
+    }
+    let grid = ctx.grid(features.iter().map(|f| f.vertices.as_slice()));
+    let mut problems = Problems::default();
+    let mut objects = Vec::new();
+    for feature in features {
+        let placed = ctx.place(&feature.vertices, grid.as_ref());
         for (id, object) in feature.city_objects {
-            match ctx.object(&id, object, &feature.vertices) {
+            match resolve_object(&id, object, &placed, ctx.preferred_lod) {
                 Ok(o) => objects.push(o),
                 Err(message) => problems.add(&id, message),
             }
