@@ -155,6 +155,16 @@ impl Server {
         self.child.id()
     }
 
+    /// `GET path` with `token` as the caller (not the admin).
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.base_url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("a response")
+    }
+
     /// An HTTP client that sends the admin token.
     pub fn client(&self) -> reqwest::Client {
         let mut headers = reqwest::header::HeaderMap::new();

@@ -11,16 +11,7 @@ const SUPERVISOR: &str = "loop-supervisor-province-01";
 const DEPARTMENT: &str = "loop-department-county-0001";
 
 async fn get(server: &Server, token: &str, path: &str) -> Value {
-    server
-        .client()
-        .get(format!("{}{path}", server.base_url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    server.get_as(token, path).await.json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

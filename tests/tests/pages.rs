@@ -62,12 +62,7 @@ fn setup(dir: &Path) -> Server {
 }
 
 async fn get(server: &Server, token: &str, path: &str) -> Value {
-    let r = reqwest::Client::new()
-        .get(format!("{}{path}", server.base_url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let r = server.get_as(token, path).await;
     assert_eq!(r.status().as_u16(), 200, "{path}");
     r.json().await.unwrap()
 }

@@ -29,12 +29,7 @@ fn server(dir: &std::path::Path) -> (Server, std::path::PathBuf) {
 }
 
 async fn get(server: &Server, token: &str, path: &str) -> (u16, Vec<u8>) {
-    let r = reqwest::Client::new()
-        .get(format!("{}{path}", server.base_url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let r = server.get_as(token, path).await;
     (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
 }
 

@@ -801,15 +801,11 @@ impl CityJsonContext<'_> {
     /// vertex does not depend on how the work was split, and a CityJSONSeq gets the same
     /// coordinates as the same model in one file).
     fn grid<'v>(&self, lists: impl Iterator<Item = &'v [RawVertex]>) -> Option<DenseGrid> {
-        let (mut min, mut max, mut count) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2], 0);
-        for v in lists.flatten() {
-            if let Placed::At(p) = self.transformed(v) {
-                min = [min[0].min(p[0]), min[1].min(p[1])];
-                max = [max[0].max(p[0]), max[1].max(p[1])];
-                count += 1;
-            }
-        }
-        self.to_wgs84.dense_grid(count, min, max)
+        let xy = lists.flatten().filter_map(|v| match self.transformed(v) {
+            Placed::At(p) => Some((p[0], p[1])),
+            _ => None,
+        });
+        self.to_wgs84.dense_grid(xy)
     }
 }
 

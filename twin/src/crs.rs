@@ -204,7 +204,7 @@ impl ToWgs84 {
     }
 }
 
-/// Below this many points [`ToWgs84::convert_dense`] converts each point exactly.
+/// Below this many points [`ToWgs84::dense_grid`] makes no grid: each point goes through PROJ.
 const DENSE_MIN_POINTS: usize = 4096;
 /// Cells of the interpolation grid on a side, at most.
 const DENSE_CELLS: usize = 64;
@@ -212,7 +212,7 @@ const DENSE_CELLS: usize = 64;
 /// cell to be interpolated: 1e-9° is about 0.1 mm on the ground.
 const DENSE_TOLERANCE_DEG: f64 = 1e-9;
 
-/// The interpolation grid of [`ToWgs84::convert_dense`] over a set of points: PROJ's answers
+/// The interpolation grid of [`ToWgs84::dense_grid`] over a set of points: PROJ's answers
 /// at its nodes, and which cells interpolate within [`DENSE_TOLERANCE_DEG`] at their centres.
 /// Plain data, so one grid serves every thread converting part of the set, and the answer
 /// for a point does not depend on how the set was split.
@@ -256,10 +256,22 @@ impl DenseGrid {
 }
 
 impl ToWgs84 {
-    /// The grid for `count` points within `min`..`max` (source coordinates), or `None` where
-    /// interpolation is not worth it (few points, no PROJ, an empty box) or PROJ cannot
-    /// convert the grid itself.
-    pub fn dense_grid(&self, count: usize, min: [f64; 2], max: [f64; 2]) -> Option<DenseGrid> {
+    /// The interpolation grid over `points` (source coordinates), for converting them many
+    /// at a time with [`Self::convert_with`]: PROJ converts the corners and the centre of each
+    /// cell of a grid over the points, and a point in a cell whose centre interpolates
+    /// (bilinearly) within [`DENSE_TOLERANCE_DEG`] of PROJ's answer is interpolated; the rest
+    /// go through PROJ. This is modelled on the approximation GDAL's warper makes by default
+    /// (`GDALApproxTransform`, which checks the midpoint of each interpolated run), here with a
+    /// tolerance far below a centimetre. Map projections are smooth, so over a city every cell
+    /// passes. `None` where interpolation is not worth it (few points, no PROJ, an empty box)
+    /// or PROJ cannot convert the grid itself.
+    pub fn dense_grid(&self, points: impl Iterator<Item = (f64, f64)>) -> Option<DenseGrid> {
+        let (mut min, mut max, mut count) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2], 0);
+        for p in points.filter(|p| p.0.is_finite() && p.1.is_finite()) {
+            min = [min[0].min(p.0), min[1].min(p.1)];
+            max = [max[0].max(p.0), max[1].max(p.1)];
+            count += 1;
+        }
         if count < DENSE_MIN_POINTS || self.proj.is_none() {
             return None;
         }
@@ -325,23 +337,6 @@ impl ToWgs84 {
             }
         }
         Ok(())
-    }
-
-    /// Converts many points that lie close together (a city's vertices) as [`Self::convert`]
-    /// does, faster: PROJ converts the corners and the centre of each cell of a grid over the
-    /// points, and a point in a cell whose centre interpolates (bilinearly) within
-    /// [`DENSE_TOLERANCE_DEG`] of PROJ's answer is interpolated; the rest go through PROJ.
-    /// This is the approximation GDAL's warper makes by default (`GDALApproxTransform`, which
-    /// checks the midpoint of each interpolated run), here with a tolerance far below a
-    /// centimetre. Map projections are smooth, so over a city every cell passes.
-    pub fn convert_dense(&self, points: &mut [(f64, f64)]) -> Result<(), CrsError> {
-        let (mut min, mut max) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
-        for p in points.iter().filter(|p| p.0.is_finite() && p.1.is_finite()) {
-            min = [min[0].min(p.0), min[1].min(p.1)];
-            max = [max[0].max(p.0), max[1].max(p.1)];
-        }
-        let grid = self.dense_grid(points.len(), min, max);
-        self.convert_with(grid.as_ref(), points)
     }
 }
 
@@ -435,7 +430,9 @@ mod tests {
                 .map(|_| (centre.0 + next() * span_m, centre.1 + next() * span_m))
                 .collect();
             let (mut dense, mut exact) = (points.clone(), points);
-            to.convert_dense(&mut dense).unwrap();
+            let grid = to.dense_grid(dense.iter().copied());
+            assert!(grid.is_some(), "{span_m} m: a grid");
+            to.convert_with(grid.as_ref(), &mut dense).unwrap();
             to.convert(&mut exact).unwrap();
             let worst = dense
                 .iter()

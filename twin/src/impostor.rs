@@ -173,19 +173,6 @@ impl Impostor {
         self.size.max(1).ilog2() + 1
     }
 
-    /// The texel centre's object at a point of Bevy's frame (x, z), index + 1 or 0.
-    pub fn object_at(&self, x: f32, z: f32) -> u32 {
-        let [x0, z0, x1, z1] = self.bounds_xz;
-        let u = ((x - x0) / (x1 - x0) * self.size as f32).floor();
-        let v = ((z - z0) / (z1 - z0) * self.size as f32).floor();
-        if u < 0.0 || v < 0.0 || u >= self.size as f32 || v >= self.size as f32 {
-            return 0;
-        }
-        self.objects[(v as u32 * self.size + u as u32) as usize]
-    }
-}
-
-impl Impostor {
     /// A texel's side, metres.
     pub fn texel_m(&self) -> f32 {
         (self.bounds_xz[2] - self.bounds_xz[0]) / self.size.max(1) as f32
@@ -255,6 +242,17 @@ mod tests {
     use super::*;
     use crate::mesh::{LocalShape, MeshObject, roofs, tiles};
 
+    /// The texel's object at a point of Bevy's frame (x, z), index + 1 or 0.
+    fn object_at(imp: &Impostor, x: f32, z: f32) -> u32 {
+        let [x0, z0, x1, z1] = imp.bounds_xz;
+        let u = ((x - x0) / (x1 - x0) * imp.size as f32).floor();
+        let v = ((z - z0) / (z1 - z0) * imp.size as f32).floor();
+        if u < 0.0 || v < 0.0 || u >= imp.size as f32 || v >= imp.size as f32 {
+            return 0;
+        }
+        imp.objects[(v as u32 * imp.size + u as u32) as usize]
+    }
+
     fn block(index: u32, x: f32, y: f32, side: f32, top_m: f32) -> MeshObject {
         MeshObject {
             index,
@@ -288,7 +286,7 @@ mod tests {
         let imp = Impostor::bake(&r, &mut walls).expect("an impostor");
         assert_eq!(imp.objects.len(), (imp.size * imp.size) as usize);
         // Bevy's z is minus north.
-        let at = |e: f32, n: f32| imp.object_at(e, -n);
+        let at = |e: f32, n: f32| object_at(&imp, e, -n);
         assert_eq!(at(30.0, 30.0), 1, "the first block's roof");
         assert_eq!(at(15.0, 15.0), 3, "the tower's roof over the first block");
         assert_eq!(at(80.0, 20.0), 2, "the second block");

@@ -281,7 +281,7 @@ fn far_tiles_are_drawn_as_their_impostors_and_near_ones_in_full() {
         };
         let image = renderer
             .render(prepared.clone(), camera, width, height)
-            .unwrap();
+            .unwrap_or_else(|e| panic!("{width}x{height} from {distance_m} m: {e}"));
         image.get_pixel(width / 2, height / 2).0
     };
     // Near: the west building's roof in full colour (the lowest class, red 215, 48, 39).
@@ -292,18 +292,20 @@ fn far_tiles_are_drawn_as_their_impostors_and_near_ones_in_full() {
         let linear = ((c as f32 / 255.0 + 0.055) / 1.055).powf(2.4) * (127.0 / 255.0);
         (255.0 * (1.055 * linear.powf(1.0 / 2.4) - 0.055)).round() as u8
     };
-    let far_px = at(switch_m * 1.05, 1280, 720);
-    assert!(
-        near(far_px, [half(215), half(48), half(39)], 6),
-        "{far_px:?}"
-    );
-    // A 180-line view at the same distance still sees the impostor (it switches as 720 lines
-    // do), and one just inside the switch sees the building in full.
+    // A 180-line view beyond the switch sees the impostor (it switches as 720 lines do). The
+    // views go from small to large once: going back to 320×180 after 1280×720 lost a capture
+    // in 2 of about 27 runs (an open renderer question, see the issue-14 note).
     let small_far = at(switch_m * 1.05, 320, 180);
     assert!(
         near(small_far, [half(215), half(48), half(39)], 12),
         "{small_far:?}"
     );
+    let far_px = at(switch_m * 1.05, 1280, 720);
+    assert!(
+        near(far_px, [half(215), half(48), half(39)], 6),
+        "{far_px:?}"
+    );
+    // Just inside the switch, the building in full.
     let inside = at(switch_m * 0.8, 1280, 720);
     assert!(near(inside, [215, 48, 39], 6), "{inside:?}");
 }

@@ -1,6 +1,6 @@
 //! The command line: every subcommand and its options (clap).
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -238,12 +238,8 @@ pub(crate) enum Command {
     },
     /// Render a scene headlessly to a PNG (Vulkan; on machines without a GPU, Mesa's lavapipe).
     Render {
-        /// The DuckDB file.
-        #[arg(long)]
-        db: PathBuf,
-        /// A built-in scene id or a scene TOML file.
-        #[arg(long)]
-        scene: String,
+        #[command(flatten)]
+        source: SceneSource,
         /// The PNG to write.
         #[arg(long)]
         out: PathBuf,
@@ -254,38 +250,21 @@ pub(crate) enum Command {
         /// Render from this bookmark of the scene instead of its starting camera.
         #[arg(long)]
         bookmark: Option<String>,
-        /// Where relative file paths of scene layers are taken from.
-        #[arg(long, default_value = ".")]
-        data_dir: PathBuf,
     },
     /// Write a scene as 3D Tiles 1.1 (tileset.json and one GLB per tile, with a feature and
     /// properties per building) for CesiumJS and other 3D Tiles clients; every value shown.
     Tiles {
-        /// The DuckDB file.
-        #[arg(long)]
-        db: PathBuf,
-        /// A built-in scene id or a scene TOML file.
-        #[arg(long)]
-        scene: String,
+        #[command(flatten)]
+        source: SceneSource,
         /// The directory to write (created; its tileset.json and tN.glb files are replaced).
         #[arg(long)]
         out: PathBuf,
-        /// Where relative file paths of scene layers are taken from.
-        #[arg(long, default_value = ".")]
-        data_dir: PathBuf,
     },
     /// Open the planners' window on a scene: orbit, pan, zoom, click to pick, keys for layers,
     /// periods and bookmarks (needs a display; on a machine without one, run under Xvfb).
     Twin {
-        /// The DuckDB file.
-        #[arg(long)]
-        db: PathBuf,
-        /// A built-in scene id or a scene TOML file.
-        #[arg(long)]
-        scene: String,
-        /// Where relative file paths of scene layers are taken from.
-        #[arg(long, default_value = ".")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        source: SceneSource,
         #[arg(long, default_value_t = 1280)]
         width: u32,
         #[arg(long, default_value_t = 720)]
@@ -333,4 +312,19 @@ pub(crate) enum Command {
         #[arg(long, default_value = "demo-data")]
         dir: PathBuf,
     },
+}
+
+/// Where a twin command's scene comes from: the database, the scene, and the directory its
+/// layer files are named relative to.
+#[derive(Args, Debug)]
+pub struct SceneSource {
+    /// The DuckDB file.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// A built-in scene id or a scene TOML file.
+    #[arg(long)]
+    pub scene: String,
+    /// Where relative file paths of scene layers are taken from.
+    #[arg(long, default_value = ".")]
+    pub data_dir: PathBuf,
 }

@@ -1,5 +1,6 @@
 //! The twin commands: render a scene to a PNG, open the planners' window.
 
+use super::args::SceneSource;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
@@ -23,11 +24,10 @@ pub(crate) fn load_scene(scene: &str) -> Result<scenes::Scene> {
 /// The database read-only and the scene checked and prepared from its current data, for the
 /// operator (every value shown).
 fn open_and_prepare(
-    db: &Path,
+    source: &SceneSource,
     scene: &scenes::Scene,
-    data_dir: &Path,
 ) -> Result<(analytics::Engine, twin::PreparedScene)> {
-    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
+    let engine = analytics::Engine::open_read_only(&source.db, analytics::OpenMode::ReadOnly)?;
     server::views::check_scenes(engine.catalogue(), std::slice::from_ref(scene))
         .map_err(anyhow::Error::msg)?;
     let ingest_id = engine.snapshot()?.ingest_id;
@@ -37,16 +37,16 @@ fn open_and_prepare(
         engine.catalogue(),
         scene,
         ingest_id,
-        data_dir,
+        &source.data_dir,
     )?;
     Ok((engine, prepared))
 }
 
 /// `databrain tiles`: the scene as 3D Tiles in `out`. Everything is built in memory first,
 /// then written, so a failure leaves no half tileset.
-pub(crate) fn tiles(db: &Path, scene: &str, out: &Path, data_dir: &Path) -> Result<()> {
-    let scene = load_scene(scene)?;
-    let (_engine, prepared) = open_and_prepare(db, &scene, data_dir)?;
+pub(crate) fn tiles(source: &SceneSource, out: &Path) -> Result<()> {
+    let scene = load_scene(&source.scene)?;
+    let (_engine, prepared) = open_and_prepare(source, &scene)?;
     let tileset = twin::tiles::tileset(&prepared)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut bytes = 0;
@@ -69,14 +69,12 @@ pub(crate) fn tiles(db: &Path, scene: &str, out: &Path, data_dir: &Path) -> Resu
 }
 
 pub(crate) fn planner_window(
-    db: &Path,
-    scene: &str,
-    data_dir: &Path,
+    source: &SceneSource,
     size: (u32, u32),
     screenshot: PathBuf,
 ) -> Result<()> {
-    let scene = load_scene(scene)?;
-    let (engine, prepared) = open_and_prepare(db, &scene, data_dir)?;
+    let scene = load_scene(&source.scene)?;
+    let (engine, prepared) = open_and_prepare(source, &scene)?;
     let periods = server::views::scene_periods(
         &engine,
         &analytics::Audience::trusted(),
@@ -101,14 +99,12 @@ pub(crate) fn planner_window(
 }
 
 pub(crate) fn render(
-    db: &Path,
-    scene: &str,
+    source: &SceneSource,
     out: &Path,
     (width, height): (u32, u32),
     bookmark: Option<&str>,
-    data_dir: &Path,
 ) -> Result<()> {
-    let scene = load_scene(scene)?;
+    let scene = load_scene(&source.scene)?;
     let camera = match bookmark {
         None => scene.camera,
         Some(name) => {
@@ -127,7 +123,7 @@ pub(crate) fn render(
                 })?
         }
     };
-    let (_engine, prepared) = open_and_prepare(db, &scene, data_dir)?;
+    let (_engine, prepared) = open_and_prepare(source, &scene)?;
     let renderer = twin::Renderer::start()?;
     let image = renderer.render(std::sync::Arc::new(prepared), camera, width, height)?;
     image

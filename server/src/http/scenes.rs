@@ -100,13 +100,16 @@ pub fn scene_for(state: &AppState, caller: &Caller, id: &str) -> Result<scenes::
 }
 
 /// The variant the `indicator` and `period` parameters ask for (the legend's and the
-/// tiles'; `None` for the binding's).
-pub fn variant_of(params: &std::collections::HashMap<String, String>) -> views::Variant {
-    views::Variant {
+/// tiles'; `None` for the binding's); any other parameter is refused.
+pub fn variant_of(
+    params: &std::collections::HashMap<String, String>,
+) -> Result<views::Variant, AppError> {
+    params::only_known(params, &["indicator", "period"])?;
+    Ok(views::Variant {
         indicator: params.get("indicator").cloned(),
         period: params.get("period").cloned(),
         layers: None,
-    }
+    })
 }
 
 /// A rendered PNG of a scene in scope, coloured with the values the caller sees.
@@ -183,10 +186,9 @@ pub async fn legend(
     Path(id): Path<String>,
     params::Params(params): params::Params,
 ) -> Result<Json<Value>, AppError> {
-    params::only_known(&params, &["indicator", "period"])?;
+    let variant = variant_of(&params)?;
     let scene = scene_for(&state, &caller, &id)?;
     let audience = caller.audience(&state);
-    let variant = variant_of(&params);
     let legend = blocking(move || {
         Ok(
             views::prepared_variant(&state, &scene, &variant, &audience)?

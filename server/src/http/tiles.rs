@@ -41,10 +41,9 @@ pub async fn tileset(
     Path(id): Path<String>,
     params::Params(params): params::Params,
 ) -> Result<Json<Value>, AppError> {
-    params::only_known(&params, &["indicator", "period"])?;
+    let variant = variant_of(&params)?;
     let scene = scene_for(&state, &caller, &id)?;
     let audience = caller.audience(&state);
-    let variant = variant_of(&params);
     let (state_p, id) = (state.clone(), scene.id.clone());
     // Preparing checks the variant (an indicator or period the scene cannot show is 400).
     let prepared =
@@ -82,12 +81,11 @@ pub async fn tile(
     Path((id, file)): Path<(String, String)>,
     params::Params(params): params::Params,
 ) -> Result<Response, AppError> {
-    params::only_known(&params, &["indicator", "period"])?;
+    let variant = variant_of(&params)?;
     let scene = scene_for(&state, &caller, &id)?;
     let index = twin::tiles::parse_tile_name(&file)
         .ok_or_else(|| AppError::NotFound(format!("no tile {file:?} (tiles are named tN.glb)")))?;
     let audience = caller.audience(&state);
-    let variant = variant_of(&params);
     let glb = blocking(move || {
         let prepared = views::prepared_variant(&state, &scene, &variant, &audience)?.scene;
         twin::tiles::tile_glb(&prepared, index)?

@@ -8,7 +8,7 @@
 //! 16 viewers all turning their views; and the process CPU time of one H.264 viewer against
 //! 50 followers of one shared session over the same time.
 
-use crate::catalogue::{machine, median, percentile};
+use crate::catalogue::{grey_ssim, machine, median, percentile};
 use anyhow::{Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use server::state::AppState;
@@ -274,14 +274,7 @@ fn codec_frames(
         let decoded = image::RgbImage::from_raw(w, h, decoded).context("the decoded size")?;
         let grey = |img: &image::RgbImage| image::DynamicImage::ImageRgb8(img.clone()).to_luma8();
         let raw_grey = grey(&rgb);
-        let ssim = |other: &image::GrayImage| -> Result<f64> {
-            Ok(image_compare::gray_similarity_structure(
-                &image_compare::Algorithm::MSSIMSimple,
-                &raw_grey,
-                other,
-            )?
-            .score)
-        };
+        let ssim = |other: &image::GrayImage| grey_ssim(&raw_grey, other);
         h264_ssim.push(ssim(&grey(&decoded))?);
         let jpeg_decoded = image::load_from_memory(&jpeg)?.to_luma8();
         jpeg_ssim.push(ssim(&jpeg_decoded)?);

@@ -9,7 +9,7 @@
 //! on the machine's Vulkan device against the same view with the buildings removed (the floor
 //! of this render path). The PyPI `cjio` package loads the same files for comparison.
 
-use crate::catalogue::{machine, median, peak_rss_mib, write_section};
+use crate::catalogue::{grey_ssim, machine, median, peak_rss_mib, write_section};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -284,12 +284,7 @@ pub fn one(dir: &Path, buildings: usize, frames: bool) -> Result<()> {
                 // mean absolute difference of the channels.
                 let a = renderer.render(scene.clone(), camera, w, h)?;
                 let b = renderer.render(full.clone(), camera, w, h)?;
-                let ssim = image_compare::gray_similarity_structure(
-                    &image_compare::Algorithm::MSSIMSimple,
-                    &grey(&a),
-                    &grey(&b),
-                )?
-                .score;
+                let ssim = grey_ssim(&grey(&a), &grey(&b))?;
                 let mad = a
                     .as_raw()
                     .iter()
