@@ -105,7 +105,7 @@ impl Engine {
             })
             .transpose()?;
         let side = |m: &indicators::Measure| {
-            let mut conds = row_conditions(m);
+            let mut conds = row_conditions(m, indicators::sql::Dialect::DuckDb);
             let mut params = Vec::new();
             if let Some(t) = &m.time {
                 conds.push(format!(

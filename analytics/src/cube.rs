@@ -15,9 +15,10 @@
 use crate::{AnalyticsError, Engine, Result};
 use duckdb::Connection;
 use indicators::facts::{FactTable, RegionKey, fact_table};
-use indicators::sql::{CubeTable, aggregate_sql, measure_key, row_conditions};
+use indicators::sql::{CubeTable, Dialect, aggregate_sql, measure_key, row_conditions};
 use indicators::{Aggregate, Grain, Level, Measure};
 use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 use std::sync::Arc;
 
 /// The three tables of a (fact table, time column): per region column and day, per region
@@ -121,6 +122,35 @@ struct Plan {
 }
 
 impl Plan {
+    /// Its rows in `cube_columns`.
+    fn register(&self, conn: &Connection) -> Result<()> {
+        for (value, rows, key) in &self.registered {
+            conn.execute(
+                "INSERT INTO cube_columns VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    self.name.as_str(),
+                    value.as_str(),
+                    rows.as_str(),
+                    key.as_str(),
+                    self.fact,
+                    self.bucket.as_str(),
+                ],
+            )
+            .map_err(AnalyticsError::db("cannot register a cube column"))?;
+        }
+        Ok(())
+    }
+
+    /// The table's columns in order, typed as DuckDB builds them, read from `source`.
+    fn typed_columns(&self) -> String {
+        let mut cols: Vec<String> = self.keys.iter().map(|k| k.to_string()).collect();
+        cols.push("CAST(bucket AS TIMESTAMP) AS bucket".into());
+        for (value, rows, _) in &self.registered {
+            cols.push(format!("CAST({value} AS DOUBLE) AS {value}"));
+            cols.push(format!("CAST({rows} AS BIGINT) AS {rows}"));
+        }
+        cols.join(", ")
+    }
     /// The select list and grouping the table is made of (one definition for a rebuild and
     /// an update, so that their column orders agree).
     fn select(&self, filter: &str) -> String {
@@ -137,8 +167,8 @@ impl Plan {
 }
 
 /// The cube tables of every additive measure of the catalogue over the fact tables in
-/// `facts`: measures grouped by (fact table, time column), one scan each.
-fn plans(engine: &Engine, facts: &[&str]) -> Vec<Plan> {
+/// `facts`: measures grouped by (fact table, time column), one scan each, in `dialect`.
+fn plans(engine: &Engine, facts: &[&str], dialect: Dialect) -> Vec<Plan> {
     let mut groups: BTreeMap<(&'static str, &str), BTreeMap<String, &Measure>> = BTreeMap::new();
     for ind in &engine.catalogue.indicators {
         for m in ind.numerator.iter().chain(ind.denominator.iter()) {
@@ -165,7 +195,7 @@ fn plans(engine: &Engine, facts: &[&str]) -> Vec<Plan> {
             for (key, m) in &measures {
                 let id = format!("{:016x}", hash(key));
                 let (value, rows) = (format!("v_{id}"), format!("n_{id}"));
-                let conds = row_conditions(m).join(" AND ");
+                let conds = row_conditions(m, dialect).join(" AND ");
                 columns.push(format!(
                     "CAST({agg} FILTER (WHERE {conds}) AS DOUBLE) AS {value}, \
                      COUNT(*) FILTER (WHERE {conds}) AS {rows}",
@@ -201,6 +231,21 @@ fn registered_tables(conn: &Connection, fact: &str) -> Result<Vec<String>> {
 /// Rebuilds the cube tables of every additive measure of the catalogue over the fact tables
 /// in `facts`, inside the caller's transaction.
 pub(crate) fn refresh(conn: &Connection, engine: &Engine, facts: &[&str]) -> Result<()> {
+    drop_tables(conn, facts)?;
+    for plan in plans(engine, facts, Dialect::DuckDb) {
+        let sql = format!("CREATE TABLE {} AS {}", plan.name, plan.select(""));
+        conn.execute_batch(&sql)
+            .map_err(AnalyticsError::db(format!(
+                "cannot build cube {}",
+                plan.name
+            )))?;
+        plan.register(conn)?;
+    }
+    Ok(())
+}
+
+/// Drops the cube tables of `facts` and their registry rows, inside the caller's transaction.
+fn drop_tables(conn: &Connection, facts: &[&str]) -> Result<()> {
     for fact in facts {
         for table in registered_tables(conn, fact)? {
             conn.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))
@@ -208,28 +253,6 @@ pub(crate) fn refresh(conn: &Connection, engine: &Engine, facts: &[&str]) -> Res
         }
         conn.execute("DELETE FROM cube_columns WHERE fact = ?", [fact])
             .map_err(AnalyticsError::db("cannot update the cube registry"))?;
-    }
-    for plan in plans(engine, facts) {
-        let sql = format!("CREATE TABLE {} AS {}", plan.name, plan.select(""));
-        conn.execute_batch(&sql)
-            .map_err(AnalyticsError::db(format!(
-                "cannot build cube {}",
-                plan.name
-            )))?;
-        for (value, rows, key) in &plan.registered {
-            conn.execute(
-                "INSERT INTO cube_columns VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    plan.name.as_str(),
-                    value.as_str(),
-                    rows.as_str(),
-                    key.as_str(),
-                    plan.fact,
-                    plan.bucket.as_str(),
-                ],
-            )
-            .map_err(AnalyticsError::db("cannot register a cube column"))?;
-        }
     }
     Ok(())
 }
@@ -239,7 +262,7 @@ pub(crate) fn refresh(conn: &Connection, engine: &Engine, facts: &[&str]) -> Res
 /// the (region, day or month) cells they fall in are recomputed, from the fact rows of those
 /// cells alone. Falls back to [`refresh`] when the cube was made for another catalogue.
 pub(crate) fn update(conn: &Connection, engine: &Engine, fact: &str, touched: &str) -> Result<()> {
-    let plans = plans(engine, &[fact]);
+    let plans = plans(engine, &[fact], Dialect::DuckDb);
     let mut planned: Vec<String> = plans.iter().map(|p| p.name.clone()).collect();
     planned.sort();
     planned.dedup();
@@ -356,5 +379,108 @@ impl Engine {
         }
         let cubes = self.cubes.read().expect("cube lock").clone();
         cubes.get(&(measure_key(m), bucket)).cloned()
+    }
+}
+
+/// What [`Engine::cube_from_spark`] built: each table's rows, and the time on the cluster and
+/// loading into this file.
+#[derive(Clone, Debug)]
+pub struct CubeBuild {
+    pub tables: Vec<(String, u64)>,
+    pub on_cluster: std::time::Duration,
+    pub loading: std::time::Duration,
+}
+
+impl Engine {
+    /// Builds every cube table on the Spark cluster from the history's fact rows (the same
+    /// plans, in Spark's dialect, side by side), writes them as Parquet under `scratch` (a
+    /// directory the cluster and this process both see) and replaces this file's cube with
+    /// them in one transaction. The serving file then answers the history's counts and sums
+    /// from its cube; measures the cube does not hold (distinct counts, static tables) still
+    /// read this file's fact rows.
+    pub fn cube_from_spark(&self, spark: &crate::spark::Spark, scratch: &Path) -> Result<CubeBuild> {
+        if !self.mode().writes() || self.mode().sealed() {
+            return Err(AnalyticsError::Ingest {
+                message: "the cube is loaded through a writable file opened with file access".into(),
+                path: self.path().to_owned(),
+            });
+        }
+        let facts: Vec<&str> = indicators::facts::FACT_TABLES
+            .iter()
+            .map(|t| t.name)
+            .collect();
+        let on_spark = plans(self, &facts, Dialect::Spark);
+        let here = plans(self, &facts, Dialect::DuckDb);
+        let out = |plan: &Plan| scratch.join(&plan.name);
+        let started = std::time::Instant::now();
+        let batch: Vec<crate::spark::SparkQuery> = on_spark
+            .iter()
+            .map(|plan| crate::spark::SparkQuery {
+                sql: plan.select(""),
+                params: Vec::new(),
+                out: Some(out(plan)),
+            })
+            .collect();
+        spark.run(&batch)?;
+        let on_cluster = started.elapsed();
+        let started = std::time::Instant::now();
+        let _writing = self.writer.lock().expect("writer lock");
+        let conn = self.fresh_conn()?;
+        conn.execute_batch("BEGIN TRANSACTION")
+            .map_err(AnalyticsError::db("cannot begin"))?;
+        let loaded = (|| {
+            drop_tables(&conn, &facts)?;
+            let mut tables = Vec::new();
+            for plan in &here {
+                let dir = out(plan);
+                let has_files = std::fs::read_dir(&dir)
+                    .map_err(|e| AnalyticsError::Ingest {
+                        message: format!("Spark wrote no cube table here: {e}"),
+                        path: dir.clone(),
+                    })?
+                    .filter_map(|e| e.ok())
+                    .any(|e| e.path().extension().is_some_and(|x| x == "parquet"));
+                let sql = if has_files {
+                    format!(
+                        "CREATE TABLE {} AS SELECT {} FROM read_parquet('{}')",
+                        plan.name,
+                        plan.typed_columns(),
+                        dir.join("*.parquet")
+                            .to_string_lossy()
+                            .replace('\'', "''")
+                    )
+                } else {
+                    // An empty result: the same columns, no rows.
+                    format!("CREATE TABLE {} AS {}", plan.name, plan.select("AND FALSE"))
+                };
+                conn.execute_batch(&sql)
+                    .map_err(AnalyticsError::db(format!(
+                        "cannot load cube {} from {}",
+                        plan.name,
+                        dir.display()
+                    )))?;
+                plan.register(&conn)?;
+                let rows: i64 = conn
+                    .query_row(&format!("SELECT COUNT(*) FROM {}", plan.name), [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(AnalyticsError::db("cannot count a cube table"))?;
+                tables.push((plan.name.clone(), rows as u64));
+            }
+            Ok(tables)
+        })();
+        let tables = match loaded {
+            Ok(t) => t,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        };
+        self.commit_visible(&conn, false)?;
+        Ok(CubeBuild {
+            tables,
+            on_cluster,
+            loading: started.elapsed(),
+        })
     }
 }

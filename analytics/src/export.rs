@@ -92,3 +92,182 @@ pub fn parquet_as_csv(path: &Path) -> Result<Vec<u8>> {
     let _ = std::fs::remove_file(&out);
     read
 }
+
+/// The layout [`Engine::export_history`] writes, named in its `manifest.json`.
+pub const HISTORY_FORMAT: &str = "databrain-history/1";
+
+/// `manifest.json` of a history: every table, where it is, its rows and partition columns.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HistoryManifest {
+    pub format: String,
+    pub tables: std::collections::BTreeMap<String, HistoryTable>,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HistoryTable {
+    /// Relative to the history's directory.
+    pub path: String,
+    pub rows: u64,
+    /// Hive partition columns, outermost first (`month=2024-07/city=3201/…`).
+    pub partitioned_by: Vec<String>,
+}
+
+impl Engine {
+    /// Writes every fact table and the regions as Parquet under `dir`, for engines that read
+    /// history from files (Spark): fact tables Hive-partitioned by the month of their
+    /// `recorded_at` column (`YYYY-MM`) and by city (the first four digits of their region
+    /// code), so a cluster reads only the months and cities a query names; `regions` as one
+    /// file; and `manifest.json`. All of one committed snapshot. The files are written to a
+    /// directory beside `dir` and moved into place at the end, so `dir` holds either the
+    /// previous history or the whole new one; a `dir` that exists and is not a history is
+    /// refused.
+    pub fn export_history(&self, dir: &Path) -> Result<HistoryManifest> {
+        let fail = |message: String| AnalyticsError::Ingest {
+            message,
+            path: dir.to_owned(),
+        };
+        if self.mode().sealed() {
+            return Err(fail("this database was opened without file access".into()));
+        }
+        if dir.exists() {
+            let empty = std::fs::read_dir(dir)
+                .map_err(|e| fail(format!("cannot read the directory: {e}")))?
+                .next()
+                .is_none();
+            if !empty && !dir.join("manifest.json").is_file() {
+                return Err(fail(
+                    "the directory exists and is not a history (no manifest.json); nothing written"
+                        .into(),
+                ));
+            }
+        }
+        let name = dir
+            .file_name()
+            .ok_or_else(|| fail("the history needs a directory name".into()))?
+            .to_string_lossy()
+            .into_owned();
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|e| fail(format!("cannot create {e}")))?;
+        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging).map_err(|e| fail(format!("cannot create: {e}")))?;
+        let written = self.consistent(|| self.write_history(&staging));
+        let manifest = match written {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
+        let moved = std::fs::write(staging.join("manifest.json"), json)
+            .map_err(|e| fail(format!("cannot write manifest.json: {e}")))
+            .and_then(|()| {
+                let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+                if dir.exists() {
+                    std::fs::rename(dir, &old)
+                        .map_err(|e| fail(format!("cannot move the old history aside: {e}")))?;
+                }
+                std::fs::rename(&staging, dir)
+                    .map_err(|e| fail(format!("cannot move the history into place: {e}")))?;
+                let _ = std::fs::remove_dir_all(&old);
+                Ok(())
+            });
+        if let Err(e) = moved {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        Ok(manifest)
+    }
+
+    fn write_history(&self, out: &Path) -> Result<HistoryManifest> {
+        let quote = |p: &Path| format!("'{}'", p.to_string_lossy().replace('\'', "''"));
+        let mut tables = std::collections::BTreeMap::new();
+        self.with_conn(|conn| {
+            let count = |table: &str| -> Result<u64> {
+                conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n as u64)
+                .map_err(AnalyticsError::db(format!("cannot count {table}")))
+            };
+            for fact in indicators::facts::FACT_TABLES {
+                let rows = count(fact.name)?;
+                let path = out.join(fact.name);
+                let city = format!("SUBSTR({}, 1, 4)", fact.region_column());
+                let (select, partitioned_by) = match fact.recorded_at {
+                    Some(t) => (
+                        format!(
+                            "SELECT *, strftime({t}, '%Y-%m') AS month, {city} AS city FROM {}",
+                            fact.name
+                        ),
+                        vec!["month".to_owned(), "city".to_owned()],
+                    ),
+                    None => (
+                        format!("SELECT *, {city} AS city FROM {}", fact.name),
+                        vec!["city".to_owned()],
+                    ),
+                };
+                let sql = if rows == 0 {
+                    // No partitions to write: one empty file keeps the table's columns.
+                    std::fs::create_dir_all(&path).map_err(|e| AnalyticsError::Ingest {
+                        message: format!("cannot create: {e}"),
+                        path: path.clone(),
+                    })?;
+                    format!(
+                        "COPY (SELECT * FROM {}) TO {} (FORMAT parquet)",
+                        fact.name,
+                        quote(&path.join("empty.parquet"))
+                    )
+                } else {
+                    format!(
+                        "COPY ({select}) TO {} (FORMAT parquet, PARTITION_BY ({}))",
+                        quote(&path),
+                        partitioned_by.join(", ")
+                    )
+                };
+                conn.execute_batch(&sql)
+                    .map_err(AnalyticsError::db(format!(
+                        "cannot write {}, in {}",
+                        fact.name,
+                        path.display()
+                    )))?;
+                tables.insert(
+                    fact.name.to_owned(),
+                    HistoryTable {
+                        path: fact.name.to_owned(),
+                        rows,
+                        partitioned_by: if rows == 0 { Vec::new() } else { partitioned_by },
+                    },
+                );
+            }
+            let rows = count("regions")?;
+            let path = out.join("regions");
+            std::fs::create_dir_all(&path).map_err(|e| AnalyticsError::Ingest {
+                message: format!("cannot create: {e}"),
+                path: path.clone(),
+            })?;
+            conn.execute_batch(&format!(
+                "COPY (SELECT * FROM regions ORDER BY code) TO {} (FORMAT parquet)",
+                quote(&path.join("regions.parquet"))
+            ))
+            .map_err(AnalyticsError::db("cannot write regions"))?;
+            tables.insert(
+                "regions".to_owned(),
+                HistoryTable {
+                    path: "regions".to_owned(),
+                    rows,
+                    partitioned_by: Vec::new(),
+                },
+            );
+            Ok(())
+        })?;
+        Ok(HistoryManifest {
+            format: HISTORY_FORMAT.to_owned(),
+            tables,
+        })
+    }
+}

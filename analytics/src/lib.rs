@@ -27,12 +27,14 @@ mod pool;
 mod progress;
 mod query;
 mod records;
+pub mod spark;
 mod tasks;
 
 pub use alerts::{Alert, AlertKind, AlertQuery, Driver, Trend, TrendQuery, Verdict};
 pub use analyst::{SqlLimits, SqlResult};
 pub use breakdown::Share;
-pub use export::parquet_as_csv;
+pub use cube::CubeBuild;
+pub use export::{HISTORY_FORMAT, HistoryManifest, HistoryTable, parquet_as_csv};
 pub use ingest::{IngestReport, RegionPolygons, ShapesReport};
 pub use load::{
     ColumnMapping, LoadReport, MAX_UPLOAD_COLUMNS, Mapping, OnReject, Rejection, Upload,
@@ -90,6 +92,9 @@ pub enum AnalyticsError {
     /// no_external_access, timeout, invalid).
     #[error("{rule}: {message}")]
     Sql { rule: &'static str, message: String },
+    /// The Spark engine failed: its driver, the cluster or a statement (named).
+    #[error("spark: {message}")]
+    Spark { message: String },
 }
 
 fn rejected_message(r: &LoadReport) -> String {

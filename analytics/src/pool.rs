@@ -65,6 +65,9 @@ pub struct Engine {
     pub(crate) generation: AtomicU64,
     /// Working days for task deadlines (see `tasks`).
     pub(crate) calendar: RwLock<Arc<workflow::Calendar>>,
+    /// Where the fact rows are when they are not in this file: a Spark cluster reading the
+    /// history (see [`Engine::on_spark`]).
+    pub(crate) spark: Option<Arc<crate::spark::Spark>>,
 }
 
 thread_local! {
@@ -161,6 +164,7 @@ impl Engine {
             writer: Mutex::new(()),
             generation: AtomicU64::new(0),
             calendar: RwLock::new(Arc::new(workflow::Calendar::default())),
+            spark: None,
         };
         engine.reload_regions()?;
         engine.reload_cubes()?;

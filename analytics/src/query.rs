@@ -320,13 +320,16 @@ impl Engine {
             "SELECT CAST(CAST(MAX({column}) AS DATE) AS VARCHAR) FROM {}",
             numerator.fact
         );
-        let last: Option<String> = self.with_conn(|conn| {
-            conn.query_row(&sql, [], |r| r.get(0))
-                .map_err(AnalyticsError::db(format!(
-                    "cannot read the data extent of {}",
-                    numerator.fact
-                )))
-        })?;
+        let last: Option<String> = match &self.spark {
+            Some(spark) => self.extent_on_spark(spark, numerator.fact, column)?,
+            None => self.with_conn(|conn| {
+                conn.query_row(&sql, [], |r| r.get(0))
+                    .map_err(AnalyticsError::db(format!(
+                        "cannot read the data extent of {}",
+                        numerator.fact
+                    )))
+            })?,
+        };
         // A census in the middle of a quarter describes the whole quarter.
         let through = last
             .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
@@ -410,7 +413,7 @@ impl Engine {
         indicator: &Indicator,
         query: &IndicatorQuery,
     ) -> Result<indicators::CompiledSql> {
-        Ok(sql::compile_with(indicator, query, &|m, grain, level| {
+        Ok(sql::compile_with(indicator, query, sql::Dialect::DuckDb, &|m, grain, level| {
             self.cube_for(m, grain, level)
         })?)
     }
@@ -477,8 +480,11 @@ impl Engine {
             out.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
             return Ok(out);
         }
+        if let Some(spark) = &self.spark {
+            return self.parts_on_spark(spark, indicator, query);
+        }
         let compiled = if use_cube {
-            sql::compile_with(indicator, query, &|m, grain, level| {
+            sql::compile_with(indicator, query, sql::Dialect::DuckDb, &|m, grain, level| {
                 self.cube_for(m, grain, level)
             })?
         } else {

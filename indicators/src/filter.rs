@@ -157,8 +157,8 @@ impl Condition {
         }
     }
 
-    /// The condition as SQL, rebuilt from its parsed parts.
-    pub fn sql(&self) -> String {
+    /// The condition as SQL in `dialect`, rebuilt from its parsed parts.
+    pub fn sql(&self, dialect: crate::sql::Dialect) -> String {
         match self {
             Condition::Compare {
                 column,
@@ -167,7 +167,7 @@ impl Condition {
             } => {
                 let rhs = match operand {
                     Operand::Column(c) => c.clone(),
-                    Operand::Text(s) => format!("'{}'", s.replace('\'', "''")),
+                    Operand::Text(s) => dialect.string_literal(s),
                     Operand::Number(n) => format!("{n}"),
                     Operand::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_owned(),
                 };
@@ -187,6 +187,7 @@ impl Condition {
 mod tests {
     use super::*;
     use crate::facts::{SERVICE_APPLICATIONS, WORK_ORDERS};
+    use crate::sql::Dialect;
 
     #[test]
     fn parses_and_rebuilds() {
@@ -198,10 +199,19 @@ mod tests {
             ("request_type = 'it''s'", "request_type = 'it''s'"),
         ];
         for (text, sql) in cases {
-            assert_eq!(Condition::parse(text, &WORK_ORDERS).unwrap().sql(), sql);
+            assert_eq!(Condition::parse(text, &WORK_ORDERS).unwrap().sql(Dialect::DuckDb), sql);
         }
         let flag = Condition::parse("not online", &SERVICE_APPLICATIONS).unwrap();
-        assert_eq!(flag.sql(), "NOT online");
+        assert_eq!(flag.sql(Dialect::DuckDb), "NOT online");
+    }
+
+    #[test]
+    fn text_is_quoted_for_each_dialect() {
+        // Spark reads a backslash as an escape and joins adjacent literals ('it''s' would be
+        // "its"), so its quotes and backslashes are escaped with backslashes instead.
+        let c = Condition::parse(r"request_type = 'a\b''c'", &WORK_ORDERS).unwrap();
+        assert_eq!(c.sql(Dialect::DuckDb), r"request_type = 'a\b''c'");
+        assert_eq!(c.sql(Dialect::Spark), r"request_type = 'a\\b\'c'");
     }
 
     #[test]

@@ -37,16 +37,23 @@ impl Grain {
         }
     }
 
-    /// Portable SQL that labels the timestamp column `column` with this grain's period label.
-    pub fn sql_label(self, column: &str) -> String {
-        let part = |field: &str| format!("CAST(EXTRACT({field} FROM {column}) AS VARCHAR)");
-        let padded =
-            |field: &str| format!("LPAD(CAST(EXTRACT({field} FROM {column}) AS VARCHAR), 2, '0')");
+    /// SQL in `dialect` that labels the timestamp column `column` with this grain's period
+    /// label.
+    pub fn sql_label(self, column: &str, dialect: crate::sql::Dialect) -> String {
+        let text = dialect.text_type();
+        let part = |field: &str| format!("CAST(EXTRACT({field} FROM {column}) AS {text})");
+        let padded = |field: &str| {
+            format!("LPAD(CAST(EXTRACT({field} FROM {column}) AS {text}), 2, '0')")
+        };
         match self {
             Grain::Year => part("YEAR"),
             Grain::Quarter => format!("{} || '-Q' || {}", part("YEAR"), part("QUARTER")),
             Grain::Month => format!("{} || '-' || {}", part("YEAR"), padded("MONTH")),
-            Grain::Week => format!("{} || '-W' || {}", part("ISOYEAR"), padded("WEEK")),
+            Grain::Week => format!(
+                "{} || '-W' || {}",
+                part(dialect.iso_year_field()),
+                padded("WEEK")
+            ),
             Grain::Day => format!(
                 "{} || '-' || {} || '-' || {}",
                 part("YEAR"),

@@ -4,13 +4,62 @@
 //! `denominator` summed from fact rows at the requested level, so ratios are always recomputed
 //! from their parts, and `records`: how many fact records the value rests on (its support, the
 //! one number that small-cell suppression and alert floors read; `NULL` for published
-//! statistics, see [`crate::facts::Disclosure`]). It uses only portable SQL (CTEs, `SUBSTR`, `EXTRACT`, `LPAD`, `FULL OUTER
-//! JOIN`) and binds every user-supplied value as a `?` parameter.
+//! statistics, see [`crate::facts::Disclosure`]). Every user-supplied value is bound as a `?`
+//! parameter.
+//!
+//! The SQL is written for two engines, DuckDB (the serving file) and Apache Spark SQL (the
+//! province's history as Parquet), and stays inside the subset both accept:
+//! CTEs; `SELECT … GROUP BY` with ordinals; `INNER`, `LEFT`, `FULL OUTER` and `CROSS JOIN`;
+//! `COUNT(*)`, `COUNT(DISTINCT c)`, `SUM`, aggregate `FILTER (WHERE …)`, `GROUP BY ALL`
+//! (cube tables); `CAST(… AS DOUBLE | TIMESTAMP)`; `SUBSTR`, `LPAD`, `||`, `LIKE`, `COALESCE`,
+//! `DATE_TRUNC('day' | 'month', t)`; `EXTRACT(YEAR | QUARTER | MONTH | WEEK | DAY FROM t)`
+//! (weeks are ISO 8601 in both); `?` parameters. Where the two differ, [`Dialect`] is the one
+//! place that says how: the text type, string literals and the ISO week-year field.
 
 use crate::catalogue::{Aggregate, Indicator, Measure};
 use crate::facts::{Disclosure, fact_table};
 use crate::level::{Level, RegionCodeError, region_level};
 use crate::period::{Grain, Period, PeriodError};
+
+/// The SQL engines the catalogue compiles for; everything not named here is the portable
+/// subset in the module's documentation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    #[default]
+    DuckDb,
+    Spark,
+}
+
+impl Dialect {
+    /// The text type for `CAST` (Spark's `VARCHAR` needs a length).
+    pub fn text_type(self) -> &'static str {
+        match self {
+            Dialect::DuckDb => "VARCHAR",
+            Dialect::Spark => "STRING",
+        }
+    }
+
+    /// A string literal holding `text` exactly. DuckDB doubles quotes; Spark reads a
+    /// backslash as an escape and joins adjacent literals (`'it''s'` would be `its`), so
+    /// there quotes and backslashes are escaped with backslashes.
+    pub fn string_literal(self, text: &str) -> String {
+        match self {
+            Dialect::DuckDb => format!("'{}'", text.replace('\'', "''")),
+            Dialect::Spark => format!(
+                "'{}'",
+                text.replace('\\', "\\\\").replace('\'', "\\'")
+            ),
+        }
+    }
+
+    /// The `EXTRACT` field of the ISO 8601 week-numbering year.
+    pub fn iso_year_field(self) -> &'static str {
+        match self {
+            Dialect::DuckDb => "ISOYEAR",
+            Dialect::Spark => "YEAROFWEEK",
+        }
+    }
+}
 
 /// What an analyst asks of one indicator.
 #[derive(Clone, Debug, PartialEq)]
@@ -162,11 +211,11 @@ pub fn aggregate_sql(m: &Measure) -> String {
 
 /// The conditions a fact row must meet to count in a measure: its filters, a non-null
 /// aggregated column and a non-null time.
-pub fn row_conditions(m: &Measure) -> Vec<String> {
+pub fn row_conditions(m: &Measure, dialect: Dialect) -> Vec<String> {
     let mut conds: Vec<String> = m
         .conditions
         .iter()
-        .map(|c| format!("({})", c.sql()))
+        .map(|c| format!("({})", c.sql(dialect)))
         .collect();
     if let Some(column) = &m.column {
         conds.push(format!("{column} IS NOT NULL"));
@@ -204,6 +253,7 @@ pub struct CubeTable {
 fn measure_sql(
     m: &Measure,
     s: &Scope,
+    dialect: Dialect,
     cube: Option<&CubeTable>,
     params: &mut Vec<String>,
 ) -> String {
@@ -219,7 +269,7 @@ fn measure_sql(
         _ => (
             aggregate_sql(m),
             "COUNT(*)".to_owned(),
-            row_conditions(m),
+            row_conditions(m, dialect),
             m.fact.to_owned(),
             m.time.clone(),
         ),
@@ -250,7 +300,7 @@ fn measure_sql(
                 conds.push(format!("{t} < CAST(? AS TIMESTAMP)"));
                 params.push(format!("{} 00:00:00", to.end()));
             }
-            format!(", {} AS period", s.grain.sql_label(t))
+            format!(", {} AS period", s.grain.sql_label(t, dialect))
         }
         None => String::new(),
     };
@@ -270,18 +320,19 @@ fn counts_records(m: &Measure) -> bool {
     fact_table(m.fact).is_some_and(|t| t.disclosure == Disclosure::Records)
 }
 
-/// Compiles `q` for `ind` into SQL returning `region_code, period, numerator, denominator,
-/// records`, ordered by period then region.
+/// Compiles `q` for `ind` into DuckDB SQL returning `region_code, period, numerator,
+/// denominator, records`, ordered by period then region, from the fact rows.
 pub fn compile(ind: &Indicator, q: &IndicatorQuery) -> Result<CompiledSql, QueryError> {
-    compile_with(ind, q, &|_, _, _| None)
+    compile_with(ind, q, Dialect::DuckDb, &|_, _, _| None)
 }
 
-/// Like [`compile`], reading a measure from the pre-aggregated table `cube(measure, grain,
-/// level)` returns where there is one (the caller answers only for tables that cover the
-/// measure at that grain and level).
+/// Like [`compile`], in `dialect`, reading a measure from the pre-aggregated table
+/// `cube(measure, grain, level)` returns where there is one (the caller answers only for
+/// tables that cover the measure at that grain and level).
 pub fn compile_with(
     ind: &Indicator,
     q: &IndicatorQuery,
+    dialect: Dialect,
     cube: &dyn Fn(&Measure, Grain, Level) -> Option<CubeTable>,
 ) -> Result<CompiledSql, QueryError> {
     let s = scope(ind, q)?;
@@ -294,6 +345,7 @@ pub fn compile_with(
     let n = measure_sql(
         numerator,
         &s,
+        dialect,
         cube(numerator, s.grain, s.level).as_ref(),
         &mut params,
     );
@@ -311,7 +363,13 @@ pub fn compile_with(
             } else {
                 "CAST(NULL AS DOUBLE)"
             };
-            let d = measure_sql(d, &s, cube(d, s.grain, s.level).as_ref(), &mut params);
+            let d = measure_sql(
+                d,
+                &s,
+                dialect,
+                cube(d, s.grain, s.level).as_ref(),
+                &mut params,
+            );
             format!(
                 "WITH n AS ({n}), d AS ({d}) \
                  SELECT COALESCE(n.region_code, d.region_code) AS region_code, \
@@ -329,7 +387,7 @@ pub fn compile_with(
             } else {
                 "CAST(NULL AS DOUBLE)"
             };
-            let d = measure_sql(d, &s, None, &mut params);
+            let d = measure_sql(d, &s, dialect, None, &mut params);
             format!(
                 "WITH n AS ({n}), d AS ({d}), p AS (SELECT DISTINCT period FROM n) \
                  SELECT d.region_code AS region_code, p.period AS period, \
@@ -443,5 +501,24 @@ mod tests {
             "{}",
             ratio.sql
         );
+    }
+
+    #[test]
+    fn spark_sql_differs_only_where_the_dialect_says() {
+        let c = Catalogue::builtin();
+        let ind = c.get("hotline_on_time_rate").unwrap();
+        let week = q(Level::County, Grain::Week);
+        let duck = compile_with(ind, &week, Dialect::DuckDb, &|_, _, _| None).unwrap();
+        let spark = compile_with(ind, &week, Dialect::Spark, &|_, _, _| None).unwrap();
+        assert!(spark.sql.contains("EXTRACT(YEAROFWEEK FROM closed_at) AS STRING"), "{}", spark.sql);
+        assert!(!spark.sql.contains("VARCHAR") && !spark.sql.contains("ISOYEAR"));
+        assert_eq!(
+            spark
+                .sql
+                .replace("YEAROFWEEK", "ISOYEAR")
+                .replace("STRING", "VARCHAR"),
+            duck.sql
+        );
+        assert_eq!(spark.params, duck.params);
     }
 }
