@@ -80,6 +80,9 @@ def main():
     for name, table in manifest["tables"].items():
         path = os.path.join(history, table["path"])
         spark.read.option("basePath", path).parquet(path).createOrReplaceTempView(name)
+        if config.get("cache_tables"):
+            # Read once into the executors' memory (small histories, many queries).
+            spark.sql(f"CACHE TABLE {name}")
 
     # Executors other than the driver's own block manager; a cluster's register a moment
     # after the session starts, so wait (bounded) for as many as the caller asks.

@@ -398,10 +398,15 @@ impl Engine {
     /// them in one transaction. The serving file then answers the history's counts and sums
     /// from its cube; measures the cube does not hold (distinct counts, static tables) still
     /// read this file's fact rows.
-    pub fn cube_from_spark(&self, spark: &crate::spark::Spark, scratch: &Path) -> Result<CubeBuild> {
+    pub fn cube_from_spark(
+        &self,
+        spark: &crate::spark::Spark,
+        scratch: &Path,
+    ) -> Result<CubeBuild> {
         if !self.mode().writes() || self.mode().sealed() {
             return Err(AnalyticsError::Ingest {
-                message: "the cube is loaded through a writable file opened with file access".into(),
+                message: "the cube is loaded through a writable file opened with file access"
+                    .into(),
                 path: self.path().to_owned(),
             });
         }
@@ -445,9 +450,7 @@ impl Engine {
                         "CREATE TABLE {} AS SELECT {} FROM read_parquet('{}')",
                         plan.name,
                         plan.typed_columns(),
-                        dir.join("*.parquet")
-                            .to_string_lossy()
-                            .replace('\'', "''")
+                        dir.join("*.parquet").to_string_lossy().replace('\'', "''")
                     )
                 } else {
                     // An empty result: the same columns, no rows.

@@ -240,7 +240,11 @@ impl Engine {
                     HistoryTable {
                         path: fact.name.to_owned(),
                         rows,
-                        partitioned_by: if rows == 0 { Vec::new() } else { partitioned_by },
+                        partitioned_by: if rows == 0 {
+                            Vec::new()
+                        } else {
+                            partitioned_by
+                        },
                     },
                 );
             }

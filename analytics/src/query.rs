@@ -413,9 +413,12 @@ impl Engine {
         indicator: &Indicator,
         query: &IndicatorQuery,
     ) -> Result<indicators::CompiledSql> {
-        Ok(sql::compile_with(indicator, query, sql::Dialect::DuckDb, &|m, grain, level| {
-            self.cube_for(m, grain, level)
-        })?)
+        Ok(sql::compile_with(
+            indicator,
+            query,
+            sql::Dialect::DuckDb,
+            &|m, grain, level| self.cube_for(m, grain, level),
+        )?)
     }
 
     /// Runs compiled indicator SQL as it is and returns how many rows it gave (to compare
@@ -484,9 +487,12 @@ impl Engine {
             return self.parts_on_spark(spark, indicator, query);
         }
         let compiled = if use_cube {
-            sql::compile_with(indicator, query, sql::Dialect::DuckDb, &|m, grain, level| {
-                self.cube_for(m, grain, level)
-            })?
+            sql::compile_with(
+                indicator,
+                query,
+                sql::Dialect::DuckDb,
+                &|m, grain, level| self.cube_for(m, grain, level),
+            )?
         } else {
             sql::compile(indicator, query)?
         };

@@ -50,6 +50,9 @@ pub struct SparkConfig {
     pub start_timeout: Duration,
     /// For each batch of queries.
     pub batch_timeout: Duration,
+    /// Read every table into the executors' memory at start (`CACHE TABLE`): for a history
+    /// small enough, queried many times.
+    pub cache_tables: bool,
 }
 
 impl SparkConfig {
@@ -61,6 +64,7 @@ impl SparkConfig {
             min_executors: 0,
             start_timeout: Duration::from_secs(180),
             batch_timeout: Duration::from_secs(1800),
+            cache_tables: false,
         }
     }
 }
@@ -121,6 +125,7 @@ impl Spark {
             "history": config.history,
             "min_executors": config.min_executors,
             "executor_wait_s": config.start_timeout.as_secs_f64(),
+            "cache_tables": config.cache_tables,
         });
         let mut command = Command::new(&config.python);
         // A driver of a cluster on loopback (or of `local[N]`) binds to loopback too, where
@@ -201,9 +206,8 @@ impl Spark {
             let _ = child.wait();
         };
         let ready: Value = match greeting.recv_timeout(wait) {
-            Ok(line) => serde_json::from_str(&line).map_err(|e| {
-                spark_error(format!("the Spark driver greeted with {line:?}: {e}"))
-            }),
+            Ok(line) => serde_json::from_str(&line)
+                .map_err(|e| spark_error(format!("the Spark driver greeted with {line:?}: {e}"))),
             Err(RecvTimeoutError::Timeout) => Err(spark_error(format!(
                 "the Spark driver did not start within {wait:?}{}",
                 tail_of(&tail)
@@ -268,7 +272,12 @@ impl Spark {
             let (send, receive) = channel();
             match self.pending.lock().expect("pending lock").as_mut() {
                 Some(pending) => pending.insert(id, send),
-                None => return Err(spark_error(format!("the Spark driver is gone{}", self.tail()))),
+                None => {
+                    return Err(spark_error(format!(
+                        "the Spark driver is gone{}",
+                        self.tail()
+                    )));
+                }
             };
             let request = serde_json::json!({
                 "id": id,
@@ -357,7 +366,13 @@ fn tail_of(stderr: &Mutex<VecDeque<String>>) -> String {
     if tail.is_empty() {
         String::new()
     } else {
-        let last: Vec<&str> = tail.iter().rev().take(8).rev().map(String::as_str).collect();
+        let last: Vec<&str> = tail
+            .iter()
+            .rev()
+            .take(8)
+            .rev()
+            .map(String::as_str)
+            .collect();
         format!("; the driver's last words: {}", last.join(" | "))
     }
 }
@@ -560,8 +575,12 @@ impl Cluster {
         let port = free_port()?;
         let master = format!("spark://127.0.0.1:{port}");
         let spawn = |name: &str, args: &[String]| -> Result<Child> {
-            let log = std::fs::File::create(work_dir.join(format!("{name}.log")))
-                .map_err(|e| spark_error(format!("cannot create a log in {}: {e}", work_dir.display())))?;
+            let log = std::fs::File::create(work_dir.join(format!("{name}.log"))).map_err(|e| {
+                spark_error(format!(
+                    "cannot create a log in {}: {e}",
+                    work_dir.display()
+                ))
+            })?;
             let err = log
                 .try_clone()
                 .map_err(|e| spark_error(format!("cannot open a log: {e}")))?;

@@ -199,7 +199,12 @@ mod tests {
             ("request_type = 'it''s'", "request_type = 'it''s'"),
         ];
         for (text, sql) in cases {
-            assert_eq!(Condition::parse(text, &WORK_ORDERS).unwrap().sql(Dialect::DuckDb), sql);
+            assert_eq!(
+                Condition::parse(text, &WORK_ORDERS)
+                    .unwrap()
+                    .sql(Dialect::DuckDb),
+                sql
+            );
         }
         let flag = Condition::parse("not online", &SERVICE_APPLICATIONS).unwrap();
         assert_eq!(flag.sql(Dialect::DuckDb), "NOT online");

@@ -42,9 +42,8 @@ impl Grain {
     pub fn sql_label(self, column: &str, dialect: crate::sql::Dialect) -> String {
         let text = dialect.text_type();
         let part = |field: &str| format!("CAST(EXTRACT({field} FROM {column}) AS {text})");
-        let padded = |field: &str| {
-            format!("LPAD(CAST(EXTRACT({field} FROM {column}) AS {text}), 2, '0')")
-        };
+        let padded =
+            |field: &str| format!("LPAD(CAST(EXTRACT({field} FROM {column}) AS {text}), 2, '0')");
         match self {
             Grain::Year => part("YEAR"),
             Grain::Quarter => format!("{} || '-Q' || {}", part("YEAR"), part("QUARTER")),

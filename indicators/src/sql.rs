@@ -45,10 +45,7 @@ impl Dialect {
     pub fn string_literal(self, text: &str) -> String {
         match self {
             Dialect::DuckDb => format!("'{}'", text.replace('\'', "''")),
-            Dialect::Spark => format!(
-                "'{}'",
-                text.replace('\\', "\\\\").replace('\'', "\\'")
-            ),
+            Dialect::Spark => format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'")),
         }
     }
 
@@ -510,7 +507,13 @@ mod tests {
         let week = q(Level::County, Grain::Week);
         let duck = compile_with(ind, &week, Dialect::DuckDb, &|_, _, _| None).unwrap();
         let spark = compile_with(ind, &week, Dialect::Spark, &|_, _, _| None).unwrap();
-        assert!(spark.sql.contains("EXTRACT(YEAROFWEEK FROM closed_at) AS STRING"), "{}", spark.sql);
+        assert!(
+            spark
+                .sql
+                .contains("EXTRACT(YEAROFWEEK FROM due_at) AS STRING"),
+            "{}",
+            spark.sql
+        );
         assert!(!spark.sql.contains("VARCHAR") && !spark.sql.contains("ISOYEAR"));
         assert_eq!(
             spark

@@ -25,6 +25,7 @@ fn main() -> Result<()> {
         Command::Query {
             indicator,
             db,
+            engine,
             level,
             grain,
             from,
@@ -36,7 +37,8 @@ fn main() -> Result<()> {
             let level: Level = level.parse().context("--level")?;
             let grain: Grain = grain.parse().context("--grain")?;
             data::query(
-                &db,
+                db.as_deref(),
+                &engine,
                 &indicator,
                 IndicatorQuery {
                     level,
@@ -61,6 +63,15 @@ fn main() -> Result<()> {
             (None, None) => unreachable!("clap requires --db or --server"),
         },
         Command::Feed(args) => feed::feed(&args),
+        Command::Export { db, parquet } => data::export(&db, &parquet),
+        Command::Cube { db, engine } => data::cube(&db, &engine),
+        Command::SparkCluster {
+            workers,
+            cores,
+            memory,
+            dir,
+            python,
+        } => data::spark_cluster(workers, cores, &memory, &dir, &python),
         Command::Alerts {
             db,
             level,

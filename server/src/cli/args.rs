@@ -129,13 +129,16 @@ pub(crate) enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Print an indicator's values per region and period.
+    /// Print an indicator's values per region and period, from a DuckDB file or from the
+    /// history on a Spark cluster.
     Query {
         /// Indicator id from the catalogue (see GET /api/indicators), e.g. hotline_on_time_rate.
         indicator: String,
-        /// The DuckDB file.
+        /// The DuckDB file (with `--engine duckdb`).
         #[arg(long)]
-        db: PathBuf,
+        db: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
         /// province, city, county, township, community or grid.
         #[arg(long, default_value = "city")]
         level: String,
@@ -304,6 +307,42 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: TasksAction,
     },
+    /// Write every fact table as Parquet, Hive-partitioned by month and city, with the
+    /// regions and a manifest.json: the history a Spark cluster reads (`--engine`).
+    Export {
+        /// The DuckDB file.
+        #[arg(long)]
+        db: PathBuf,
+        /// The directory to write (a previous history there is replaced, all at once).
+        #[arg(long)]
+        parquet: PathBuf,
+    },
+    /// Rebuild the cube (the pre-aggregated counts and sums the server reads) of a DuckDB
+    /// file: here, or with `--engine spark://HOST:PORT` on the cluster from the history.
+    Cube {
+        /// The DuckDB file (no server may have it open).
+        #[arg(long)]
+        db: PathBuf,
+        #[command(flatten)]
+        engine: EngineArgs,
+    },
+    /// Run a Spark standalone cluster on loopback (a master and workers, each a process of
+    /// its own) until interrupted; prints the master's URL for `--engine`.
+    SparkCluster {
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Cores each worker offers.
+        #[arg(long, default_value_t = 1)]
+        cores: usize,
+        /// Memory each worker offers.
+        #[arg(long, default_value = "2g")]
+        memory: String,
+        /// Logs and the workers' directories.
+        #[arg(long, default_value = "spark-cluster")]
+        dir: PathBuf,
+        #[arg(long, env = "DATABRAIN_PYTHON", default_value = "python3")]
+        python: PathBuf,
+    },
     /// Generate the small sample if missing, load it and serve it.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -312,6 +351,21 @@ pub(crate) enum Command {
         #[arg(long, default_value = "demo-data")]
         dir: PathBuf,
     },
+}
+
+/// Which engine computes: DuckDB on the file, or Spark on the history.
+#[derive(Args, Debug)]
+pub struct EngineArgs {
+    /// `duckdb`, or a Spark master: `spark://HOST:PORT` (a standalone cluster) or `local[N]`.
+    #[arg(long, default_value = "duckdb")]
+    pub engine: String,
+    /// With Spark: the history the cluster reads (`databrain export --parquet`; every
+    /// worker must see this path).
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// With Spark: a Python with PySpark for the driver (`make deps` installs one).
+    #[arg(long, env = "DATABRAIN_PYTHON", default_value = "python3")]
+    pub python: PathBuf,
 }
 
 /// Where a twin command's scene comes from: the database, the scene, and the directory its

@@ -89,6 +89,74 @@ pub(crate) fn generate(out: &Path, scale: ScaleArg, seed: u64) -> Result<()> {
     Ok(())
 }
 
+/// `databrain export --parquet`: the history for Spark.
+pub(crate) fn export(db: &Path, dir: &Path) -> Result<()> {
+    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
+    let manifest = engine.export_history(dir)?;
+    for (table, t) in &manifest.tables {
+        println!(
+            "{table:>22}: {} rows{}",
+            t.rows,
+            if t.partitioned_by.is_empty() {
+                String::new()
+            } else {
+                format!(" by {}", t.partitioned_by.join(", "))
+            }
+        );
+    }
+    println!("history in {}", dir.display());
+    Ok(())
+}
+
+/// `databrain cube`: the cube rebuilt here, or on Spark from the history.
+pub(crate) fn cube(db: &Path, args: &EngineArgs) -> Result<()> {
+    let engine = analytics::Engine::open(db)?;
+    match spark_of(args)? {
+        None => {
+            let took = engine.rebuild_cube()?;
+            println!("cube rebuilt in {:.1} s", took.as_secs_f64());
+        }
+        Some(spark) => {
+            let history = args.history.as_deref().expect("checked by spark_of");
+            let scratch = history.join(format!(".cube-{}", std::process::id()));
+            let built = engine.cube_from_spark(&spark, &scratch);
+            let _ = std::fs::remove_dir_all(&scratch);
+            let built = built?;
+            for (table, rows) in &built.tables {
+                println!("{table:>30}: {rows} rows");
+            }
+            println!(
+                "cube built on {} in {:.1} s, loaded in {:.1} s",
+                args.engine,
+                built.on_cluster.as_secs_f64(),
+                built.loading.as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `databrain spark-cluster`: a master and workers on loopback until interrupted.
+pub(crate) fn spark_cluster(
+    workers: usize,
+    cores: usize,
+    memory: &str,
+    dir: &Path,
+    python: &Path,
+) -> Result<()> {
+    let mut cluster = analytics::spark::Cluster::start(python, workers, cores, memory, dir)?;
+    println!(
+        "Spark master {} with {workers} workers (logs in {}); Ctrl-C stops them",
+        cluster.master(),
+        dir.display()
+    );
+    let status = cluster.wait()?;
+    bail!(
+        "a Spark process exited ({status}); see the logs in {}",
+        dir.display()
+    )
+}
+
 pub(crate) fn ingest(db: &Path, dir: &Path) -> Result<()> {
     let engine = analytics::Engine::open(db)?;
     let report = engine.ingest_dir(dir)?;
@@ -147,15 +215,39 @@ pub(crate) fn boundaries(db: &Path, crs: &str, files: &[std::path::PathBuf]) -> 
     Ok(())
 }
 
+/// The Spark driver an `--engine spark://…` (or `local[N]`) asks for, or `None` for DuckDB.
+fn spark_of(args: &EngineArgs) -> Result<Option<analytics::spark::Spark>> {
+    if args.engine == "duckdb" {
+        return Ok(None);
+    }
+    if !(args.engine.starts_with("spark://") || args.engine.starts_with("local")) {
+        bail!(
+            "--engine {}: expected duckdb, spark://HOST:PORT or local[N]",
+            args.engine
+        );
+    }
+    let history = args
+        .history
+        .as_deref()
+        .context("--engine spark needs --history DIR (written by `databrain export --parquet`)")?;
+    let config = analytics::spark::SparkConfig::new(&args.engine, history, &args.python);
+    Ok(Some(analytics::spark::Spark::connect(config)?))
+}
+
 pub(crate) fn query(
-    db: &Path,
+    db: Option<&Path>,
+    engine_args: &EngineArgs,
     id: &str,
     q: IndicatorQuery,
     format: Format,
     out: Option<&Path>,
 ) -> Result<()> {
-    // Read-only, so queries run beside a server or a planner's window on the same file.
-    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
+    let engine = match (spark_of(engine_args)?, db) {
+        (Some(spark), _) => analytics::Engine::on_spark(std::sync::Arc::new(spark))?,
+        // Read-only, so queries run beside a server or a planner's window on the same file.
+        (None, Some(db)) => analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?,
+        (None, None) => bail!("--db FILE is needed with --engine duckdb"),
+    };
     let indicator = find_indicator(engine.catalogue(), id)?;
     engine.snapshot()?;
     let rows = engine.values(&analytics::Audience::trusted(), indicator, &q)?;
