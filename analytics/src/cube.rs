@@ -12,6 +12,7 @@
 //! are the same with and without it (tested); distinct counts and static measures always
 //! read the facts.
 
+use crate::ingest::quote_path;
 use crate::{AnalyticsError, Engine, Result};
 use duckdb::Connection;
 use indicators::facts::{FactTable, RegionKey, fact_table};
@@ -447,10 +448,10 @@ impl Engine {
                     .any(|e| e.path().extension().is_some_and(|x| x == "parquet"));
                 let sql = if has_files {
                     format!(
-                        "CREATE TABLE {} AS SELECT {} FROM read_parquet('{}')",
+                        "CREATE TABLE {} AS SELECT {} FROM read_parquet({})",
                         plan.name,
                         plan.typed_columns(),
-                        dir.join("*.parquet").to_string_lossy().replace('\'', "''")
+                        quote_path(&dir.join("*.parquet"))
                     )
                 } else {
                     // An empty result: the same columns, no rows.

@@ -1,5 +1,6 @@
 //! Writing indicator values to Parquet with DuckDB's own writer.
 
+use crate::ingest::quote_path;
 use crate::{AnalyticsError, Engine, IndicatorValue, Result};
 use duckdb::params;
 use std::path::Path;
@@ -54,8 +55,8 @@ impl Engine {
             }
         }
         conn.execute_batch(&format!(
-            "COMMIT; COPY values_export TO '{}' (FORMAT parquet); DROP TABLE values_export;",
-            path.to_string_lossy().replace('\'', "''")
+            "COMMIT; COPY values_export TO {} (FORMAT parquet); DROP TABLE values_export;",
+            quote_path(path)
         ))
         .map_err(db("cannot write Parquet"))
     }
@@ -78,11 +79,10 @@ pub fn parquet_as_csv(path: &Path) -> Result<Vec<u8>> {
             .map(|d| d.as_nanos())
             .unwrap_or_default()
     ));
-    let quote = |p: &Path| format!("'{}'", p.to_string_lossy().replace('\'', "''"));
     let copied = conn.execute_batch(&format!(
         "COPY (SELECT * FROM read_parquet({})) TO {} (FORMAT csv, HEADER true)",
-        quote(path),
-        quote(&out)
+        quote_path(path),
+        quote_path(&out)
     ));
     let read = copied
         .map_err(|e| fail(format!("cannot read the Parquet file: {e}")))
@@ -184,7 +184,6 @@ impl Engine {
     }
 
     fn write_history(&self, out: &Path) -> Result<HistoryManifest> {
-        let quote = |p: &Path| format!("'{}'", p.to_string_lossy().replace('\'', "''"));
         let mut tables = std::collections::BTreeMap::new();
         self.with_conn(|conn| {
             let count = |table: &str| -> Result<u64> {
@@ -220,12 +219,12 @@ impl Engine {
                     format!(
                         "COPY (SELECT * FROM {}) TO {} (FORMAT parquet)",
                         fact.name,
-                        quote(&path.join("empty.parquet"))
+                        quote_path(&path.join("empty.parquet"))
                     )
                 } else {
                     format!(
                         "COPY ({select}) TO {} (FORMAT parquet, PARTITION_BY ({}))",
-                        quote(&path),
+                        quote_path(&path),
                         partitioned_by.join(", ")
                     )
                 };
@@ -256,7 +255,7 @@ impl Engine {
             })?;
             conn.execute_batch(&format!(
                 "COPY (SELECT * FROM regions ORDER BY code) TO {} (FORMAT parquet)",
-                quote(&path.join("regions.parquet"))
+                quote_path(&path.join("regions.parquet"))
             ))
             .map_err(AnalyticsError::db("cannot write regions"))?;
             tables.insert(

@@ -150,6 +150,11 @@ pub(crate) fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// A file path as a DuckDB string literal (for `COPY`, `read_csv` and `read_parquet`).
+pub(crate) fn quote_path(path: &Path) -> String {
+    quote(&path.to_string_lossy())
+}
+
 /// The column list of a fact table and the `SELECT` list that fills it from staged file
 /// columns (derived columns computed from the others).
 pub(crate) fn insert_lists(table: &FactTable) -> (String, String) {
@@ -265,7 +270,7 @@ fn load_fact_csv(conn: &Connection, table: &FactTable, path: &Path, columns: &st
         "INSERT INTO {t} ({target}) SELECT {select} FROM read_csv({file}, header = true, \
          columns = {columns}, timestampformat = '%Y-%m-%d %H:%M:%S', nullstr = '', quote = '\"')",
         t = table.name,
-        file = quote(&path.to_string_lossy()),
+        file = quote_path(path),
     );
     let rows = conn
         .execute(&sql, [])
@@ -348,7 +353,7 @@ fn load_regions(conn: &Connection, path: &Path) -> Result<u64> {
     let sql = format!(
         "INSERT INTO regions SELECT code, name, level, NULLIF(parent_code, ''), lon, lat FROM read_csv({}, header = true, \
          columns = {{'code': 'VARCHAR', 'name': 'VARCHAR', 'level': 'VARCHAR', 'parent_code': 'VARCHAR', 'lon': 'DOUBLE', 'lat': 'DOUBLE'}})",
-        quote(&path.to_string_lossy())
+        quote_path(path)
     );
     let n = conn
         .execute(&sql, [])

@@ -316,13 +316,13 @@ impl Engine {
         if let Some(known) = self.recorded.read().expect("extent lock").get(table.name) {
             return Ok(*known);
         }
-        let sql = format!(
-            "SELECT CAST(CAST(MAX({column}) AS DATE) AS VARCHAR) FROM {}",
-            numerator.fact
-        );
         let last: Option<String> = match &self.spark {
             Some(spark) => self.extent_on_spark(spark, numerator.fact, column)?,
             None => self.with_conn(|conn| {
+                let sql = format!(
+                    "SELECT CAST(CAST(MAX({column}) AS DATE) AS VARCHAR) FROM {}",
+                    numerator.fact
+                );
                 conn.query_row(&sql, [], |r| r.get(0))
                     .map_err(AnalyticsError::db(format!(
                         "cannot read the data extent of {}",

@@ -257,10 +257,6 @@ impl Spark {
         self.executors
     }
 
-    pub fn config(&self) -> &SparkConfig {
-        &self.config
-    }
-
     /// Runs statements side by side on the cluster and returns each one's rows (empty for
     /// those written to `out`), in order. A failed statement fails the call, with Spark's
     /// message and the start of the statement; all of them together wait at most the
@@ -404,11 +400,6 @@ pub(crate) fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// A numeric cell (`None` for null).
-pub(crate) fn number(v: &Value) -> Option<f64> {
-    v.as_f64()
-}
-
 impl SparkQuery {
     /// A statement without parameters whose rows come back.
     pub fn text(sql: impl Into<String>) -> SparkQuery {
@@ -450,8 +441,8 @@ impl Engine {
                         name,
                         level,
                         text(cell(3)),
-                        number(cell(4)),
-                        number(cell(5))
+                        cell(4).as_f64(),
+                        cell(5).as_f64()
                     ])
                     .map_err(AnalyticsError::db("cannot stage a region"))?;
             }
@@ -499,9 +490,9 @@ impl Engine {
                 Ok((
                     text(&row[0]).ok_or_else(bad)?,
                     text(&row[1]).ok_or_else(bad)?,
-                    number(&row[2]).ok_or_else(bad)?,
-                    number(&row[3]),
-                    number(&row[4]),
+                    row[2].as_f64().ok_or_else(bad)?,
+                    row[3].as_f64(),
+                    row[4].as_f64(),
                 ))
             })
             .collect()
@@ -527,7 +518,6 @@ impl Engine {
 pub struct Cluster {
     master: String,
     processes: Vec<Child>,
-    work_dir: PathBuf,
 }
 
 /// A TCP port free on loopback now.
@@ -598,7 +588,6 @@ impl Cluster {
         let mut cluster = Cluster {
             master: master.clone(),
             processes: Vec::new(),
-            work_dir: work_dir.to_owned(),
         };
         cluster.processes.push(spawn(
             "master",
@@ -656,11 +645,6 @@ impl Cluster {
     /// `spark://127.0.0.1:PORT`.
     pub fn master(&self) -> &str {
         &self.master
-    }
-
-    /// Where the logs and the workers' directories are.
-    pub fn work_dir(&self) -> &Path {
-        &self.work_dir
     }
 
     /// Waits until one of the processes exits (a cluster run by hand, until Ctrl-C).

@@ -231,7 +231,15 @@ fn spark_of(args: &EngineArgs) -> Result<Option<analytics::spark::Spark>> {
         .as_deref()
         .context("--engine spark needs --history DIR (written by `databrain export --parquet`)")?;
     let config = analytics::spark::SparkConfig::new(&args.engine, history, &args.python);
-    Ok(Some(analytics::spark::Spark::connect(config)?))
+    let spark = analytics::spark::Spark::connect(config)?;
+    // On stderr: a query's rows may be on stdout.
+    eprintln!(
+        "Spark {} at {} with {} executors",
+        spark.version(),
+        args.engine,
+        spark.executors()
+    );
+    Ok(Some(spark))
 }
 
 pub(crate) fn query(
