@@ -298,6 +298,7 @@ fn json_value(v: Value) -> serde_json::Value {
 impl Engine {
     /// Runs one analyst query under the rules of this module.
     pub fn run_sql(&self, sql: &str, limits: &SqlLimits) -> Result<SqlResult> {
+        self.facts_here("analyst SQL")?;
         if !self.mode().sealed() {
             return Err(rule(
                 "sealed",

@@ -48,6 +48,7 @@ impl Engine {
         region: Option<&str>,
         top: usize,
     ) -> Result<Vec<Share>> {
+        self.facts_here("a breakdown")?;
         self.consistent(|| self.breakdown_now(audience, indicator, by, grain, period, region, top))
     }
 

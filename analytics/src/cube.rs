@@ -312,6 +312,7 @@ impl Engine {
     /// Rebuilds the whole cube from the fact rows in one transaction (maintenance, and what
     /// the benchmark compares a load's cell-by-cell update with); returns how long it took.
     pub fn rebuild_cube(&self) -> Result<std::time::Duration> {
+        self.facts_here("rebuilding the cube")?;
         if !self.mode().writes() {
             return Err(AnalyticsError::Ingest {
                 message: "the database was opened read-only".into(),

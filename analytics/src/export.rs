@@ -122,6 +122,7 @@ impl Engine {
     /// previous history or the whole new one; a `dir` that exists and is not a history is
     /// refused.
     pub fn export_history(&self, dir: &Path) -> Result<HistoryManifest> {
+        self.facts_here("exporting the history")?;
         let fail = |message: String| AnalyticsError::Ingest {
             message,
             path: dir.to_owned(),

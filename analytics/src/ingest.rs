@@ -466,6 +466,7 @@ impl Engine {
     /// buildings) in one transaction, replacing what was there, then recomputes derived
     /// tables and the cube.
     pub fn ingest_dir(&self, dir: &Path) -> Result<IngestReport> {
+        self.facts_here("an ingest")?;
         if self.mode() != crate::OpenMode::ReadWrite {
             return Err(ingest_err(dir, "the database was opened read-only"));
         }

@@ -497,6 +497,7 @@ impl Engine {
         mapping: Option<&Mapping>,
         progress: bool,
     ) -> Result<LoadReport> {
+        self.facts_here("a load")?;
         if !path.is_file() {
             return Err(AnalyticsError::MissingFile {
                 path: path.to_owned(),
@@ -520,6 +521,7 @@ impl Engine {
         mapping: Option<&Mapping>,
         writer: &crate::Audience,
     ) -> Result<LoadReport> {
+        self.facts_here("a load")?;
         let label = PathBuf::from(&upload.label);
         if table == "regions" {
             return Err(fail(

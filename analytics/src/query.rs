@@ -359,6 +359,7 @@ impl Engine {
         indicator: &Indicator,
         query: &IndicatorQuery,
     ) -> Result<Vec<IndicatorValue>> {
+        self.facts_here("values from the fact rows")?;
         self.values_with(audience, indicator, query, false)
     }
 
@@ -765,6 +766,7 @@ impl Engine {
 
     /// Buildings standing in the subtree of `region` (a division code), by id.
     pub fn buildings(&self, region: &str) -> Result<Vec<BuildingRecord>> {
+        self.facts_here("reading buildings")?;
         let rows: Vec<(String, String, f64, String)> = self.with_conn(|conn| {
             let mut stmt = conn
                 .prepare(

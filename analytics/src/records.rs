@@ -79,6 +79,7 @@ fn db(context: &'static str) -> impl FnOnce(duckdb::Error) -> AnalyticsError {
 impl Engine {
     /// Work orders in the subtree of `scope` (all with `None`) that match `q`, newest first.
     pub fn work_orders(&self, scope: Option<&str>, q: &OrderQuery) -> Result<Vec<WorkOrder>> {
+        self.facts_here("reading work orders")?;
         let mut sql = String::from(
             "SELECT o.order_id, CAST(o.created_at AS VARCHAR), CAST(o.due_at AS VARCHAR), CAST(o.closed_at AS VARCHAR), \
              o.request_type, o.content_code, o.channel, o.community_code, o.grid_id, o.lon, o.lat, \
@@ -151,6 +152,7 @@ impl Engine {
         scope: Option<&str>,
         id: &str,
     ) -> Result<Option<(WorkOrder, Vec<WorkOrderEvent>)>> {
+        self.facts_here("reading a work order")?;
         self.consistent(|| {
             let Some(order) = self
                 .work_orders(
@@ -195,6 +197,7 @@ impl Engine {
     /// The content categories present in the subtree of `scope`, with their request types
     /// and order counts, by code.
     pub fn work_order_services(&self, scope: Option<&str>) -> Result<Vec<(String, String, i64)>> {
+        self.facts_here("reading the services")?;
         self.consistent(|| {
             self.with_conn(|conn| {
                 let mut stmt = conn

@@ -455,6 +455,20 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Refuses `what`, a call that reads (or writes) fact rows in this process's DuckDB, on an
+    /// engine whose facts are on a Spark cluster: its in-memory DuckDB holds only the regions,
+    /// so the call would answer from empty tables as if nothing had happened.
+    pub(crate) fn facts_here(&self, what: &str) -> Result<()> {
+        match &self.spark {
+            Some(spark) => Err(spark_error(format!(
+                "{what} needs the fact rows in a DuckDB file; this engine's facts are on {} \
+                 (it computes indicator values, alerts and trends there)",
+                spark.config.master
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The cluster this engine's facts are on, if they are.
     pub fn spark(&self) -> Option<&Arc<Spark>> {
         self.spark.as_ref()

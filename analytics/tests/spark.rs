@@ -106,6 +106,18 @@ fn every_indicator_agrees_on_duckdb_and_a_two_worker_spark_cluster() {
     assert_eq!(spark.executors(), 2, "one executor on each worker");
     let on_spark = Engine::on_spark(spark.clone()).unwrap();
     assert_eq!(on_spark.regions().len(), duck.regions().len());
+    // What the cluster does not compute is refused, never answered from the empty local tables.
+    let refused = on_spark
+        .work_orders(None, &analytics::OrderQuery::default())
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains(cluster.master()), "{refused}");
+    assert!(
+        !duck
+            .work_orders(None, &analytics::OrderQuery::default())
+            .unwrap()
+            .is_empty()
+    );
 
     let audiences = [
         ("trusted", Audience::trusted()),
