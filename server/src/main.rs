@@ -19,7 +19,16 @@ mod cli;
 fn main() -> Result<()> {
     server::init_logging();
     match Cli::parse().command {
-        Command::Generate { out, scale, seed } => data::generate(&out, scale, seed),
+        Command::Generate {
+            out,
+            parquet,
+            scale,
+            seed,
+        } => match (out, parquet) {
+            (Some(out), None) => data::generate(&out, scale, seed),
+            (None, Some(history)) => data::generate_history(&history, scale, seed),
+            _ => anyhow::bail!("give --out DIR (CSV) or --parquet DIR (a history), one of them"),
+        },
         Command::Ingest { db, dir } => data::ingest(&db, &dir),
         Command::Boundaries { db, crs, files } => data::boundaries(&db, &crs, &files),
         Command::Query {

@@ -94,11 +94,16 @@ pub(crate) enum IndicatorsAction {
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Generate deterministic sample data (regions, population, 12345 work orders, service
-    /// applications, demo-district buildings) into a directory.
+    /// applications, demo-district buildings) into a directory, as CSV (`--out`) or as a
+    /// history for Spark (`--parquet`: the layout `databrain export --parquet` writes).
     Generate {
-        /// Directory to write the files into (created if missing).
+        /// Directory to write the CSV files into (created if missing).
+        #[arg(long, required_unless_present = "parquet", conflicts_with = "parquet")]
+        out: Option<PathBuf>,
+        /// Directory to write the history into instead (a previous history there is replaced,
+        /// all at once). The rows pass the checks of an ingest on the way.
         #[arg(long)]
-        out: PathBuf,
+        parquet: Option<PathBuf>,
         /// small: 100k work orders; medium: 1M; large: 10M.
         #[arg(long, value_enum, default_value = "small")]
         scale: ScaleArg,

@@ -89,10 +89,33 @@ pub(crate) fn generate(out: &Path, scale: ScaleArg, seed: u64) -> Result<()> {
     Ok(())
 }
 
-/// `databrain export --parquet`: the history for Spark.
-pub(crate) fn export(db: &Path, dir: &Path) -> Result<()> {
-    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
-    let manifest = engine.export_history(dir)?;
+/// `databrain generate --parquet`: a sample straight to the history layout. The CSV files and
+/// a DuckDB file are staged beside the history and removed after, so the rows pass the same
+/// checks as an ingest and are written by the same export as `databrain export --parquet`.
+pub(crate) fn generate_history(history: &Path, scale: ScaleArg, seed: u64) -> Result<()> {
+    let parent = history
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
+    let staging = parent.join(format!(".generate-{}", std::process::id()));
+    let made = (|| -> Result<()> {
+        let sample = staging.join("sample");
+        generate(&sample, scale, seed)?;
+        let engine = analytics::Engine::open(&staging.join("staging.duckdb"))?;
+        engine.ingest_dir(&sample)?;
+        // The CSV files are not needed any more: free their space before the Parquet is written.
+        std::fs::remove_dir_all(&sample)
+            .with_context(|| format!("cannot remove {}", sample.display()))?;
+        print_history(&engine.export_history(history)?, history);
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    made
+}
+
+fn print_history(manifest: &analytics::HistoryManifest, dir: &Path) {
     for (table, t) in &manifest.tables {
         println!(
             "{table:>22}: {} rows{}",
@@ -105,6 +128,12 @@ pub(crate) fn export(db: &Path, dir: &Path) -> Result<()> {
         );
     }
     println!("history in {}", dir.display());
+}
+
+/// `databrain export --parquet`: the history for Spark.
+pub(crate) fn export(db: &Path, dir: &Path) -> Result<()> {
+    let engine = analytics::Engine::open_read_only(db, analytics::OpenMode::ReadOnly)?;
+    print_history(&engine.export_history(dir)?, dir);
     Ok(())
 }
 
