@@ -23,7 +23,7 @@ VENV ?= /var/tmp/databrain-venv
 PY_PACKAGES := schemathesis==4.32.5 pyspark==4.0.1
 export DATABRAIN_PYTHON ?= $(VENV)/bin/python
 
-.PHONY: demo test deps build bless spark-cluster test-spark api-fuzz load-test bench-catalogue bench-policy bench-twin bench-stream bench-live
+.PHONY: demo test deps build bless spark-cluster test-spark api-fuzz load-test bench-catalogue bench-policy bench-twin bench-stream bench-live bench-spark
 
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -79,6 +79,9 @@ bench-stream: deps
 # Writes to DB: give it a copy.
 bench-live: deps
 	$(CARGO_ALL) && $(BENCH) live --db $(DB) $(ARGS)
+# Starts its own two-worker Spark cluster on loopback; samples and histories in bench-data/.
+bench-spark: deps
+	$(CARGO_ALL) && $(BENCH) spark --python $(DATABRAIN_PYTHON) $(ARGS)
 
 # The Spark conformance test (every indicator, level and grain on DuckDB and on a two-worker
 # cluster it starts itself). Not yet part of `make test`: it ran over 30 minutes on 2 cores.

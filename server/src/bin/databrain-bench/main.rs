@@ -6,6 +6,8 @@
 //! - `policy`: what the access policy costs (values p95 with and without it, same run);
 //! - `twin`: the city twin on generated cities (load, join, mesh, frames, against cjio);
 //! - `stream`: the view stream on loopback (latency, frames per viewer, bytes, followers);
+//! - `spark`: the catalogue and the cube on a Spark standalone cluster against DuckDB, at
+//!   one or more scales;
 //! - `live`: appends while clients read and a wall follows (commit→visible, commit→pushed,
 //!   reads during against idle, the cube per batch against a rebuild, the fine levels).
 
@@ -20,6 +22,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod catalogue;
 mod live;
 mod policy;
+mod spark;
 mod stream;
 mod twin;
 
@@ -115,6 +118,36 @@ enum Command {
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
     },
+    /// The catalogue at city and county level and the cube, on a Spark standalone cluster
+    /// (started here on loopback) and on DuckDB, over the same generated rows, per scale.
+    Spark {
+        /// Where the samples, the DuckDB files and the Parquet histories live.
+        #[arg(long, default_value = "bench-data")]
+        dir: PathBuf,
+        /// One or more scales, smallest first (the growth is from the first to the last).
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "medium,large"
+        )]
+        scales: Vec<ScaleArg>,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Cores per worker.
+        #[arg(long, default_value_t = 1)]
+        cores: usize,
+        /// Memory per worker (its executor's).
+        #[arg(long, default_value = "4g")]
+        memory: String,
+        /// A Python with PySpark (`make deps`; the Makefile names it in DATABRAIN_PYTHON).
+        #[arg(long, env = "DATABRAIN_PYTHON", default_value = "python3")]
+        python: PathBuf,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
     /// One size of `twin`, in a process of its own (prints JSON).
     #[command(hide = true)]
     TwinOne {
@@ -140,11 +173,7 @@ fn main() -> Result<()> {
             out,
         } => catalogue::run(&catalogue::BenchArgs {
             dir,
-            scale: match scale {
-                ScaleArg::Small => data_samples::Scale::Small,
-                ScaleArg::Medium => data_samples::Scale::Medium,
-                ScaleArg::Large => data_samples::Scale::Large,
-            },
+            scale: scale_of(scale),
             seed,
             year,
             rounds: rounds.max(1),
@@ -182,10 +211,37 @@ fn main() -> Result<()> {
             rounds: rounds.max(1),
             out,
         }),
+        Command::Spark {
+            dir,
+            scales,
+            seed,
+            workers,
+            cores,
+            memory,
+            python,
+            out,
+        } => spark::run(&spark::SparkBenchArgs {
+            dir,
+            scales: scales.into_iter().map(scale_of).collect(),
+            seed,
+            workers,
+            cores,
+            memory,
+            python,
+            out,
+        }),
         Command::TwinOne {
             dir,
             buildings,
             frames,
         } => twin::one(&dir, buildings, frames),
+    }
+}
+
+fn scale_of(scale: ScaleArg) -> data_samples::Scale {
+    match scale {
+        ScaleArg::Small => data_samples::Scale::Small,
+        ScaleArg::Medium => data_samples::Scale::Medium,
+        ScaleArg::Large => data_samples::Scale::Large,
     }
 }
