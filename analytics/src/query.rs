@@ -188,14 +188,25 @@ fn compare_and_rank(
         v.rank = v.value.map(|x| {
             let better = sibling_values
                 .iter()
-                .filter(|&&other| match indicator.direction {
-                    Direction::HigherIsBetter => other > x,
-                    Direction::LowerIsBetter => other < x,
-                })
+                .filter(|&&other| outranks(other, x, indicator.direction))
                 .count();
             better as u32 + 1
         });
     }
+}
+
+/// Values this close (relative to the larger) are a tie for the rank. Two engines, or one
+/// engine's parallel sums in another order, give the same mean to about 1e-15: a rank must not
+/// flip on that noise. Real differences between regions are many orders larger.
+const RANK_TIE_RELATIVE: f64 = 1e-12;
+
+/// Whether `other` ranks strictly above `x`: better by more than the tie tolerance.
+fn outranks(other: f64, x: f64, direction: Direction) -> bool {
+    let by = match direction {
+        Direction::HigherIsBetter => other - x,
+        Direction::LowerIsBetter => x - other,
+    };
+    by > RANK_TIE_RELATIVE * other.abs().max(x.abs())
 }
 
 /// The query checked as asked, then with `from` a year earlier so that every row can be
@@ -829,6 +840,24 @@ mod tests {
             partial: false,
             suppressed: false,
         }
+    }
+
+    #[test]
+    fn ranks_tie_on_rounding_noise_and_not_on_real_differences() {
+        // 0.1 + 0.2 is 0.30000000000000004: the same mean summed in another order.
+        let summed = 0.1 + 0.2;
+        assert_ne!(summed, 0.3);
+        for direction in [Direction::HigherIsBetter, Direction::LowerIsBetter] {
+            assert!(!outranks(summed, 0.3, direction));
+            assert!(!outranks(0.3, summed, direction));
+            assert!(!outranks(0.0, 0.0, direction));
+        }
+        assert!(outranks(0.31, 0.3, Direction::HigherIsBetter));
+        assert!(!outranks(0.31, 0.3, Direction::LowerIsBetter));
+        assert!(outranks(0.3, 0.31, Direction::LowerIsBetter));
+        // A difference of one part in a billion is real, at any magnitude.
+        assert!(outranks(1e9 + 1.0, 1e9, Direction::HigherIsBetter));
+        assert!(outranks(-1.0, -1.0 - 1e-9, Direction::HigherIsBetter));
     }
 
     #[test]
