@@ -77,15 +77,9 @@ def main():
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
 
-    for name, table in manifest["tables"].items():
-        path = os.path.join(history, table["path"])
-        spark.read.option("basePath", path).parquet(path).createOrReplaceTempView(name)
-        if config.get("cache_tables"):
-            # Read once into the executors' memory (small histories, many queries).
-            spark.sql(f"CACHE TABLE {name}")
-
     # Executors other than the driver's own block manager; a cluster's register a moment
-    # after the session starts, so wait (bounded) for as many as the caller asks.
+    # after the session starts, so wait (bounded) for as many as the caller asks, before the
+    # tables are read (a cached table is spread over the executors there are).
     import time
 
     def executors():
@@ -95,6 +89,19 @@ def main():
     while executors() < int(config.get("min_executors", 0)) and time.monotonic() < deadline:
         time.sleep(0.2)
     executors = executors()
+
+    for name, table in manifest["tables"].items():
+        path = os.path.join(history, table["path"])
+        frame = spark.read.option("basePath", path).parquet(path)
+        if config.get("cache_tables"):
+            # Read once into the executors' memory (small histories, many queries), as one
+            # partition per core: every query then runs a task per core, not one per file
+            # group, and on a small history the tasks' fixed cost is most of a query's.
+            frame = frame.coalesce(max(1, spark.sparkContext.defaultParallelism))
+        frame.createOrReplaceTempView(name)
+        if config.get("cache_tables"):
+            spark.sql(f"CACHE TABLE {name}")
+
     answer({"ready": True, "spark": spark.version, "executors": executors})
 
     def run(query):

@@ -21,7 +21,7 @@
 
 use crate::{AnalyticsError, Engine, Result};
 use serde_json::Value;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -53,6 +53,8 @@ pub struct SparkConfig {
     /// Read every table into the executors' memory at start (`CACHE TABLE`): for a history
     /// small enough, queried many times.
     pub cache_tables: bool,
+    /// Further Spark settings (`spark.…` keys) for the driver's session, as they are.
+    pub conf: BTreeMap<String, String>,
 }
 
 impl SparkConfig {
@@ -65,6 +67,7 @@ impl SparkConfig {
             start_timeout: Duration::from_secs(180),
             batch_timeout: Duration::from_secs(1800),
             cache_tables: false,
+            conf: BTreeMap::new(),
         }
     }
 }
@@ -126,6 +129,7 @@ impl Spark {
             "min_executors": config.min_executors,
             "executor_wait_s": config.start_timeout.as_secs_f64(),
             "cache_tables": config.cache_tables,
+            "conf": config.conf,
         });
         let mut command = Command::new(&config.python);
         // A driver of a cluster on loopback (or of `local[N]`) binds to loopback too, where
