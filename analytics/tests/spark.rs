@@ -74,7 +74,7 @@ fn differences(what: &str, duck: &[IndicatorValue], spark: &[IndicatorValue]) ->
 }
 
 #[test]
-#[ignore = "over 30 minutes on 2 cores, result not yet seen; run with `make test-spark`"]
+#[ignore = "about 30 minutes on 2 cores; run with `make test-spark`"]
 fn every_indicator_agrees_on_duckdb_and_a_two_worker_spark_cluster() {
     if !has_java() {
         eprintln!("skipping: no Java on this machine (Spark needs Java 17)");

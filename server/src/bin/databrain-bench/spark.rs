@@ -187,7 +187,6 @@ fn one_scale(
     }
     let on_spark = Engine::on_spark(spark.clone())?;
     duck.snapshot()?;
-    on_spark.snapshot()?;
     let audience = Audience::trusted();
 
     let mut levels = Vec::new();
