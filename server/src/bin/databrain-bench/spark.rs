@@ -15,7 +15,7 @@
 //! A benchmark, not a test: it reports, never fails on a target. It does check that both
 //! engines gave the same number of rows for every query (the conformance test checks values).
 
-use crate::catalogue::{machine, write_section};
+use crate::catalogue::{machine, sample_is_current, write_section};
 use analytics::spark::{Cluster, Spark, SparkConfig};
 use analytics::{Audience, Engine, IndicatorValue};
 use anyhow::{Context, Result, bail};
@@ -135,13 +135,7 @@ fn one_scale(
 ) -> Result<Measured> {
     let name = scale.as_str();
     let sample = args.dir.join(format!("sample-{name}"));
-    let current = std::fs::read_to_string(sample.join("manifest.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|m| {
-            m["format"].as_u64() == Some(u64::from(data_samples::FORMAT_VERSION))
-                && m["seed"].as_u64() == Some(args.seed)
-        });
+    let current = sample_is_current(&sample, args.seed);
     if !current {
         eprintln!("generating the {name} sample in {}", sample.display());
         data_samples::generate(
