@@ -81,7 +81,8 @@ pub(crate) fn machine() -> String {
     format!("{cpu}, {cores} cores, {mem_gib:.0} GiB memory")
 }
 
-fn remove_db(path: &Path) {
+/// Removes a DuckDB file and its WAL, if they are there (a benchmark starts from none).
+pub fn remove_db(path: &Path) {
     let _ = std::fs::remove_file(path);
     let _ = std::fs::remove_file(path.with_extension("duckdb.wal"));
 }

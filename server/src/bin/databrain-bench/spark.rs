@@ -15,7 +15,7 @@
 //! A benchmark, not a test: it reports, never fails on a target. It does check that both
 //! engines gave the same number of rows for every query (the conformance test checks values).
 
-use crate::catalogue::{machine, sample_is_current, write_section};
+use crate::catalogue::{machine, remove_db, sample_is_current, write_section};
 use analytics::spark::{Cluster, Spark, SparkConfig};
 use analytics::{Audience, Engine, IndicatorValue};
 use anyhow::{Context, Result, bail};
@@ -148,9 +148,7 @@ fn one_scale(
         )?;
     }
     let db = args.dir.join(format!("spark-{name}.duckdb"));
-    for stale in [db.clone(), db.with_extension("duckdb.wal")] {
-        let _ = std::fs::remove_file(stale);
-    }
+    remove_db(&db);
     eprintln!("ingesting into {}", db.display());
     let started = Instant::now();
     let duck = Engine::open(&db)?;
