@@ -15,7 +15,7 @@
 //! A benchmark, not a test: it reports, never fails on a target. It does check that both
 //! engines gave the same number of rows for every query (the conformance test checks values).
 
-use crate::catalogue::{machine, remove_db, sample_is_current, write_section};
+use crate::catalogue::{ensure_sample, machine, remove_db, write_section};
 use analytics::spark::{Cluster, Spark, SparkConfig};
 use analytics::{Audience, Engine, IndicatorValue};
 use anyhow::{Context, Result, bail};
@@ -135,18 +135,7 @@ fn one_scale(
 ) -> Result<Measured> {
     let name = scale.as_str();
     let sample = args.dir.join(format!("sample-{name}"));
-    let current = sample_is_current(&sample, args.seed);
-    if !current {
-        eprintln!("generating the {name} sample in {}", sample.display());
-        data_samples::generate(
-            &sample,
-            &data_samples::Config {
-                scale,
-                seed: args.seed,
-                progress: true,
-            },
-        )?;
-    }
+    ensure_sample(&sample, scale, args.seed)?;
     let db = args.dir.join(format!("spark-{name}.duckdb"));
     remove_db(&db);
     eprintln!("ingesting into {}", db.display());
