@@ -94,6 +94,25 @@ impl From<&indicators::CompiledSql> for SparkQuery {
 /// Rows as the driver sent them: JSON values (text, numbers, null).
 pub type Rows = Vec<Vec<Value>>;
 
+/// Rows kept in [`Spark`]'s cache before it is emptied: about 0.5 GiB of JSON cells (a row
+/// of six cells is some 250 bytes), for a driver that may serve one history for months.
+const CACHED_ROWS: usize = 2_000_000;
+
+/// One statement's rows once they are known. Its lock is held while they are computed, so
+/// callers asking for the same statement meanwhile wait for that one run (a single flight)
+/// instead of starting their own; after a failure the next caller tries again.
+type Slot = Arc<Mutex<Option<Arc<Rows>>>>;
+
+/// Statements' rows, dropped all at once past [`CACHED_ROWS`] (as the policy's pattern cache
+/// is). Statements repeat within one request's chain of levels and grains, close together,
+/// where recency (an LRU such as `moka`'s) would buy little over clearing, and the single
+/// flight is a lock per statement.
+#[derive(Default)]
+struct RowCache {
+    slots: HashMap<SparkQuery, Slot>,
+    rows: usize,
+}
+
 /// Callers waiting for an answer, by request id; `None` once the driver is gone (with why).
 type Pending = Arc<Mutex<Option<HashMap<u64, Sender<Value>>>>>;
 
@@ -108,7 +127,7 @@ pub struct Spark {
     next_id: AtomicU64,
     stderr: Arc<Mutex<VecDeque<String>>>,
     /// Rows by statement: the history does not change under a driver.
-    cache: Mutex<HashMap<SparkQuery, Arc<Rows>>>,
+    cache: Mutex<RowCache>,
     version: String,
     executors: usize,
 }
@@ -247,7 +266,7 @@ impl Spark {
             pending,
             next_id: AtomicU64::new(1),
             stderr: tail,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(RowCache::default()),
         })
     }
 
@@ -343,16 +362,30 @@ impl Spark {
             .collect()
     }
 
-    /// The rows of one statement, from the cache when it ran before.
+    /// The rows of one statement, from the cache when it ran before or is running now.
     pub fn rows(&self, query: &SparkQuery) -> Result<Arc<Rows>> {
-        if let Some(hit) = self.cache.lock().expect("cache lock").get(query) {
-            return Ok(hit.clone());
-        }
-        let rows = Arc::new(self.run(std::slice::from_ref(query))?.remove(0));
-        self.cache
+        let slot = self
+            .cache
             .lock()
             .expect("cache lock")
-            .insert(query.clone(), rows.clone());
+            .slots
+            .entry(query.clone())
+            .or_default()
+            .clone();
+        let mut known = slot.lock().expect("slot lock");
+        if let Some(rows) = known.as_ref() {
+            return Ok(rows.clone());
+        }
+        let rows = Arc::new(self.run(std::slice::from_ref(query))?.remove(0));
+        *known = Some(rows.clone());
+        drop(known);
+        let mut cache = self.cache.lock().expect("cache lock");
+        cache.rows += rows.len();
+        if cache.rows > CACHED_ROWS {
+            cache.slots.clear();
+            cache.rows = rows.len();
+            cache.slots.insert(query.clone(), slot);
+        }
         Ok(rows)
     }
 
@@ -479,41 +512,72 @@ impl Engine {
     }
 
     /// An indicator's parts (see `Engine::parts`) computed by Spark from the fact rows.
+    ///
+    /// One statement answers every level the indicator allows at and below the query's
+    /// region, and later queries at the other levels are served from its rows: Spark's fixed
+    /// cost per statement is most of a query's on any history measured (BENCHMARKS.md), and a
+    /// suppressed answer reads the levels above the one asked anyway. The statement has no
+    /// `ORDER BY` (a global sort is a job of its own on Spark); the rows are sorted here.
     pub(crate) fn parts_on_spark(
         &self,
         spark: &Spark,
         indicator: &indicators::Indicator,
         query: &indicators::IndicatorQuery,
     ) -> Result<crate::query::Parts> {
-        let compiled = indicators::sql::compile_with(
+        indicators::sql::check(indicator, query)?;
+        let levels: Vec<indicators::Level> = indicator
+            .levels
+            .iter()
+            .copied()
+            .filter(|&level| {
+                indicators::sql::check(
+                    indicator,
+                    &indicators::IndicatorQuery {
+                        level,
+                        ..query.clone()
+                    },
+                )
+                .is_ok()
+            })
+            .collect();
+        let tag = levels
+            .iter()
+            .position(|&l| l == query.level)
+            .expect("the query's own level passed the check");
+        let compiled = indicators::sql::compile_levels(
             indicator,
             query,
+            &levels,
             indicators::sql::Dialect::Spark,
-            &|_, _, _| None,
         )?;
         let rows = spark.rows(&SparkQuery::from(&compiled))?;
-        rows.iter()
-            .enumerate()
-            .map(|(i, row)| {
-                let bad = || {
-                    spark_error(format!(
-                        "row {} of {} from Spark is not (region, period, numerator, denominator, records): {row:?}",
-                        i + 1,
-                        indicator.id
-                    ))
-                };
-                if row.len() != 5 {
-                    return Err(bad());
-                }
-                Ok((
-                    text(&row[0]).ok_or_else(bad)?,
-                    text(&row[1]).ok_or_else(bad)?,
-                    row[2].as_f64().ok_or_else(bad)?,
-                    row[3].as_f64(),
-                    row[4].as_f64(),
+        let mut parts = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            let bad = || {
+                spark_error(format!(
+                    "row {} of {} from Spark is not (level, region, period, numerator, denominator, records): {row:?}",
+                    i + 1,
+                    indicator.id
                 ))
-            })
-            .collect()
+            };
+            if row.len() != 6 {
+                return Err(bad());
+            }
+            if row[0].as_u64().ok_or_else(bad)? != tag as u64 {
+                continue;
+            }
+            parts.push((
+                text(&row[1]).ok_or_else(bad)?,
+                text(&row[2]).ok_or_else(bad)?,
+                row[3].as_f64().ok_or_else(bad)?,
+                row[4].as_f64(),
+                row[5].as_f64(),
+            ));
+        }
+        // As DuckDB's statement orders them: by period, then region (both ASCII, compared
+        // byte by byte in both).
+        parts.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+        Ok(parts)
     }
 
     /// The newest day of `column` in `fact` on Spark, as `YYYY-MM-DD`.

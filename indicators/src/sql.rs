@@ -247,9 +247,36 @@ pub struct CubeTable {
     pub rows_column: String,
 }
 
+/// The levels a statement's rows are at: the scope's one level, or several at once (each
+/// fact row counted once at every one of them, tagged with the level's place in the list).
+#[derive(Clone, Copy)]
+enum Levels<'a> {
+    One,
+    Tagged(&'a [Level]),
+}
+
+impl Levels<'_> {
+    /// `lvl, ` before the region and period columns when rows are tagged.
+    fn key(self, table: &str) -> String {
+        match self {
+            Levels::One => String::new(),
+            Levels::Tagged(_) => format!("{table}lvl, "),
+        }
+    }
+
+    /// `n.lvl = d.lvl AND ` for joins of tagged rows.
+    fn join(self, a: &str, b: &str) -> String {
+        match self {
+            Levels::One => String::new(),
+            Levels::Tagged(_) => format!("{a}.lvl = {b}.lvl AND "),
+        }
+    }
+}
+
 fn measure_sql(
     m: &Measure,
     s: &Scope,
+    levels: Levels,
     dialect: Dialect,
     cube: Option<&CubeTable>,
     params: &mut Vec<String>,
@@ -286,7 +313,24 @@ fn measure_sql(
         }
         None => {}
     }
-    let region = fact.region_expr(s.level);
+    // Several levels: every fact row joins a constant table of level tags, and its region
+    // at the tag's level is picked by a CASE; one aggregation then serves them all.
+    let (tag, region, tags) = match levels {
+        Levels::One => (String::new(), fact.region_expr(s.level), String::new()),
+        Levels::Tagged(levels) => {
+            let arms: Vec<String> = levels
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| format!("WHEN {i} THEN {}", fact.region_expr(l)))
+                .collect();
+            let values: Vec<String> = (0..levels.len()).map(|i| format!("({i})")).collect();
+            (
+                "lv.i AS lvl, ".to_owned(),
+                format!("CASE lv.i {} END", arms.join(" ")),
+                format!(" CROSS JOIN (VALUES {}) AS lv(i)", values.join(", ")),
+            )
+        }
+    };
     let select_period = match &time {
         Some(t) => {
             if let Some(from) = s.from {
@@ -301,14 +345,16 @@ fn measure_sql(
         }
         None => String::new(),
     };
-    let group = if time.is_some() { "1, 2" } else { "1" };
+    let keys = usize::from(time.is_some()) + 1 + usize::from(!tag.is_empty());
+    let group: Vec<String> = (1..=keys).map(|k| k.to_string()).collect();
+    let group = group.join(", ");
     let where_ = if conds.is_empty() {
         String::new()
     } else {
         format!(" WHERE {}", conds.join(" AND "))
     };
     format!(
-        "SELECT {region} AS region_code{select_period}, CAST({value} AS DOUBLE) AS v, {records} AS r FROM {from_table}{where_} GROUP BY {group}"
+        "SELECT {tag}{region} AS region_code{select_period}, CAST({value} AS DOUBLE) AS v, {records} AS r FROM {from_table}{tags}{where_} GROUP BY {group}"
     )
 }
 
@@ -333,6 +379,51 @@ pub fn compile_with(
     cube: &dyn Fn(&Measure, Grain, Level) -> Option<CubeTable>,
 ) -> Result<CompiledSql, QueryError> {
     let s = scope(ind, q)?;
+    compile_scope(ind, &s, Levels::One, dialect, cube, " ORDER BY 2, 1")
+}
+
+/// `q` for `ind` at every one of `levels` at once (its own level is ignored), in one
+/// statement returning `lvl, region_code, period, numerator, denominator, records`, where
+/// `lvl` is the level's index in `levels`: each level's rows are those [`compile_with`]
+/// gives for it, unordered (the caller sorts). For engines whose fixed cost per statement
+/// is most of a query's (Spark), and for callers that need a region's whole chain of levels
+/// anyway (suppression reads the levels above the one asked). Every level must be allowed
+/// for the indicator and not above `q.region`'s.
+pub fn compile_levels(
+    ind: &Indicator,
+    q: &IndicatorQuery,
+    levels: &[Level],
+    dialect: Dialect,
+) -> Result<CompiledSql, QueryError> {
+    let mut first = None;
+    for &level in levels {
+        let s = scope(ind, &IndicatorQuery { level, ..q.clone() })?;
+        first.get_or_insert(s);
+    }
+    // A statement with no level at all would be one with no rows: the caller's mistake.
+    let s = first.ok_or_else(|| QueryError::LevelNotAllowed {
+        indicator: ind.id.clone(),
+        level: q.level,
+        allowed: "(no level asked)".to_owned(),
+    })?;
+    compile_scope(
+        ind,
+        &s,
+        Levels::Tagged(levels),
+        dialect,
+        &|_, _, _| None,
+        "",
+    )
+}
+
+fn compile_scope(
+    ind: &Indicator,
+    s: &Scope,
+    levels: Levels,
+    dialect: Dialect,
+    cube: &dyn Fn(&Measure, Grain, Level) -> Option<CubeTable>,
+    order: &str,
+) -> Result<CompiledSql, QueryError> {
     let Some(numerator) = &ind.numerator else {
         return Err(QueryError::Derived {
             indicator: ind.id.clone(),
@@ -341,14 +432,16 @@ pub fn compile_with(
     let mut params = Vec::new();
     let n = measure_sql(
         numerator,
-        &s,
+        s,
+        levels,
         dialect,
         cube(numerator, s.grain, s.level).as_ref(),
         &mut params,
     );
+    let (n_key, d_key) = (levels.key("n."), levels.key("d."));
     let sql = match &ind.denominator {
         None => format!(
-            "WITH n AS ({n}) SELECT region_code, period, v AS numerator, CAST(NULL AS DOUBLE) AS denominator, r AS records FROM n ORDER BY 2, 1"
+            "WITH n AS ({n}) SELECT {n_key}region_code, period, v AS numerator, CAST(NULL AS DOUBLE) AS denominator, r AS records FROM n{order}"
         ),
         Some(d) if d.time.is_some() => {
             // A ratio or mean rests on the records of its denominator (the orders closed, the
@@ -362,18 +455,23 @@ pub fn compile_with(
             };
             let d = measure_sql(
                 d,
-                &s,
+                s,
+                levels,
                 dialect,
                 cube(d, s.grain, s.level).as_ref(),
                 &mut params,
             );
+            let tag = match levels {
+                Levels::One => "",
+                Levels::Tagged(_) => "COALESCE(n.lvl, d.lvl) AS lvl, ",
+            };
+            let on = levels.join("n", "d");
             format!(
                 "WITH n AS ({n}), d AS ({d}) \
-                 SELECT COALESCE(n.region_code, d.region_code) AS region_code, \
+                 SELECT {tag}COALESCE(n.region_code, d.region_code) AS region_code, \
                  COALESCE(n.period, d.period) AS period, \
                  COALESCE(n.v, 0) AS numerator, d.v AS denominator, {records} AS records \
-                 FROM n FULL OUTER JOIN d ON n.region_code = d.region_code AND n.period = d.period \
-                 ORDER BY 2, 1"
+                 FROM n FULL OUTER JOIN d ON {on}n.region_code = d.region_code AND n.period = d.period{order}"
             )
         }
         Some(d) => {
@@ -384,13 +482,13 @@ pub fn compile_with(
             } else {
                 "CAST(NULL AS DOUBLE)"
             };
-            let d = measure_sql(d, &s, dialect, None, &mut params);
+            let d = measure_sql(d, s, levels, dialect, None, &mut params);
+            let on = levels.join("n", "d");
             format!(
                 "WITH n AS ({n}), d AS ({d}), p AS (SELECT DISTINCT period FROM n) \
-                 SELECT d.region_code AS region_code, p.period AS period, \
+                 SELECT {d_key}d.region_code AS region_code, p.period AS period, \
                  COALESCE(n.v, 0) AS numerator, d.v AS denominator, {records} AS records \
-                 FROM d CROSS JOIN p LEFT JOIN n ON n.region_code = d.region_code AND n.period = p.period \
-                 ORDER BY 2, 1"
+                 FROM d CROSS JOIN p LEFT JOIN n ON {on}n.region_code = d.region_code AND n.period = p.period{order}"
             )
         }
     };
@@ -497,6 +595,77 @@ mod tests {
             ratio.sql.contains("COALESCE(d.r, 0) AS records"),
             "{}",
             ratio.sql
+        );
+    }
+
+    #[test]
+    fn one_statement_for_several_levels_tags_its_rows_and_checks_each_level() {
+        let c = Catalogue::builtin();
+        let ind = c.get("hotline_on_time_rate").unwrap();
+        let mut query = q(Level::Province, Grain::Month);
+        query.region = Some("3201".into());
+        query.from = Some("2024-05".into());
+        let levels = [Level::County, Level::Grid];
+        let out = compile_levels(ind, &query, &levels, Dialect::Spark).unwrap();
+        assert!(
+            out.sql.contains(
+                "CASE lv.i WHEN 0 THEN SUBSTR(community_code, 1, 6) WHEN 1 THEN grid_id END"
+            ),
+            "{}",
+            out.sql
+        );
+        assert!(out.sql.contains("CROSS JOIN (VALUES (0), (1)) AS lv(i)"));
+        assert!(
+            out.sql
+                .contains("ON n.lvl = d.lvl AND n.region_code = d.region_code")
+        );
+        assert!(!out.sql.contains("ORDER BY"));
+        // The region and range are bound once per measure, as for one level.
+        assert_eq!(
+            out.params,
+            [
+                "3201%",
+                "2024-05-01 00:00:00",
+                "3201%",
+                "2024-05-01 00:00:00"
+            ]
+        );
+        assert_eq!(out.sql.matches('?').count(), out.params.len());
+        // A level above the region, one the indicator does not have, or none: refused.
+        let above = compile_levels(
+            ind,
+            &query,
+            &[Level::Province, Level::County],
+            Dialect::Spark,
+        );
+        assert_eq!(above.unwrap_err().parameter(), "region");
+        let gdp = c.get("gdp").unwrap();
+        let grid = compile_levels(
+            gdp,
+            &q(Level::City, Grain::Quarter),
+            &[Level::Grid],
+            Dialect::Spark,
+        );
+        assert_eq!(grid.unwrap_err().parameter(), "level");
+        assert!(compile_levels(ind, &query, &[], Dialect::Spark).is_err());
+        // Static denominators: tagged on both sides of the join.
+        let intensity = c.get("hotline_intensity").unwrap();
+        let out = compile_levels(
+            intensity,
+            &q(Level::City, Grain::Month),
+            &[Level::City, Level::Grid],
+            Dialect::DuckDb,
+        )
+        .unwrap();
+        assert!(
+            out.sql.contains("SELECT d.lvl, d.region_code"),
+            "{}",
+            out.sql
+        );
+        assert!(
+            out.sql.contains("LEFT JOIN n ON n.lvl = d.lvl AND"),
+            "{}",
+            out.sql
         );
     }
 
