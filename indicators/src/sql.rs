@@ -10,6 +10,7 @@
 //! The SQL is written for two engines, DuckDB (the serving file) and Apache Spark SQL (the
 //! province's history as Parquet), and stays inside the subset both accept:
 //! CTEs; `SELECT … GROUP BY` with ordinals; `INNER`, `LEFT`, `FULL OUTER` and `CROSS JOIN`;
+//! inline tables `(VALUES (0), (1)) AS t(c)`; `CASE x WHEN … THEN … END`;
 //! `COUNT(*)`, `COUNT(DISTINCT c)`, `SUM`, aggregate `FILTER (WHERE …)`, `GROUP BY ALL`
 //! (cube tables); `CAST(… AS DOUBLE | TIMESTAMP)`; `SUBSTR`, `LPAD`, `||`, `LIKE`, `COALESCE`,
 //! `DATE_TRUNC('day' | 'month', t)`; `EXTRACT(YEAR | QUARTER | MONTH | WEEK | DAY FROM t)`
@@ -256,11 +257,11 @@ enum Levels<'a> {
 }
 
 impl Levels<'_> {
-    /// `lvl, ` before the region and period columns when rows are tagged.
-    fn key(self, table: &str) -> String {
+    /// `{expr} AS lvl, `, the tag column before region and period, when rows are tagged.
+    fn tag(self, expr: &str) -> String {
         match self {
             Levels::One => String::new(),
-            Levels::Tagged(_) => format!("{table}lvl, "),
+            Levels::Tagged(_) => format!("{expr} AS lvl, "),
         }
     }
 
@@ -269,6 +270,15 @@ impl Levels<'_> {
         match self {
             Levels::One => String::new(),
             Levels::Tagged(_) => format!("{a}.lvl = {b}.lvl AND "),
+        }
+    }
+
+    /// One level's rows come ordered by period, then region; tagged rows unordered (a global
+    /// sort is a job of its own on Spark, the engine they are for).
+    fn order(self) -> &'static str {
+        match self {
+            Levels::One => " ORDER BY 2, 1",
+            Levels::Tagged(_) => "",
         }
     }
 }
@@ -315,8 +325,8 @@ fn measure_sql(
     }
     // Several levels: every fact row joins a constant table of level tags, and its region
     // at the tag's level is picked by a CASE; one aggregation then serves them all.
-    let (tag, region, tags) = match levels {
-        Levels::One => (String::new(), fact.region_expr(s.level), String::new()),
+    let (region, tags) = match levels {
+        Levels::One => (fact.region_expr(s.level), String::new()),
         Levels::Tagged(levels) => {
             let arms: Vec<String> = levels
                 .iter()
@@ -325,7 +335,6 @@ fn measure_sql(
                 .collect();
             let values: Vec<String> = (0..levels.len()).map(|i| format!("({i})")).collect();
             (
-                "lv.i AS lvl, ".to_owned(),
                 format!("CASE lv.i {} END", arms.join(" ")),
                 format!(" CROSS JOIN (VALUES {}) AS lv(i)", values.join(", ")),
             )
@@ -345,7 +354,8 @@ fn measure_sql(
         }
         None => String::new(),
     };
-    let keys = usize::from(time.is_some()) + 1 + usize::from(!tag.is_empty());
+    let tag = levels.tag("lv.i");
+    let keys = usize::from(time.is_some()) + 1 + usize::from(matches!(levels, Levels::Tagged(_)));
     let group: Vec<String> = (1..=keys).map(|k| k.to_string()).collect();
     let group = group.join(", ");
     let where_ = if conds.is_empty() {
@@ -379,7 +389,7 @@ pub fn compile_with(
     cube: &dyn Fn(&Measure, Grain, Level) -> Option<CubeTable>,
 ) -> Result<CompiledSql, QueryError> {
     let s = scope(ind, q)?;
-    compile_scope(ind, &s, Levels::One, dialect, cube, " ORDER BY 2, 1")
+    compile_scope(ind, &s, Levels::One, dialect, cube)
 }
 
 /// `q` for `ind` at every one of `levels` at once (its own level is ignored), in one
@@ -406,14 +416,7 @@ pub fn compile_levels(
         level: q.level,
         allowed: "(no level asked)".to_owned(),
     })?;
-    compile_scope(
-        ind,
-        &s,
-        Levels::Tagged(levels),
-        dialect,
-        &|_, _, _| None,
-        "",
-    )
+    compile_scope(ind, &s, Levels::Tagged(levels), dialect, &|_, _, _| None)
 }
 
 fn compile_scope(
@@ -422,7 +425,6 @@ fn compile_scope(
     levels: Levels,
     dialect: Dialect,
     cube: &dyn Fn(&Measure, Grain, Level) -> Option<CubeTable>,
-    order: &str,
 ) -> Result<CompiledSql, QueryError> {
     let Some(numerator) = &ind.numerator else {
         return Err(QueryError::Derived {
@@ -438,10 +440,11 @@ fn compile_scope(
         cube(numerator, s.grain, s.level).as_ref(),
         &mut params,
     );
-    let (n_key, d_key) = (levels.key("n."), levels.key("d."));
+    let order = levels.order();
     let sql = match &ind.denominator {
         None => format!(
-            "WITH n AS ({n}) SELECT {n_key}region_code, period, v AS numerator, CAST(NULL AS DOUBLE) AS denominator, r AS records FROM n{order}"
+            "WITH n AS ({n}) SELECT {}region_code, period, v AS numerator, CAST(NULL AS DOUBLE) AS denominator, r AS records FROM n{order}",
+            levels.tag("n.lvl")
         ),
         Some(d) if d.time.is_some() => {
             // A ratio or mean rests on the records of its denominator (the orders closed, the
@@ -461,10 +464,7 @@ fn compile_scope(
                 cube(d, s.grain, s.level).as_ref(),
                 &mut params,
             );
-            let tag = match levels {
-                Levels::One => "",
-                Levels::Tagged(_) => "COALESCE(n.lvl, d.lvl) AS lvl, ",
-            };
+            let tag = levels.tag("COALESCE(n.lvl, d.lvl)");
             let on = levels.join("n", "d");
             format!(
                 "WITH n AS ({n}), d AS ({d}) \
@@ -483,10 +483,10 @@ fn compile_scope(
                 "CAST(NULL AS DOUBLE)"
             };
             let d = measure_sql(d, s, levels, dialect, None, &mut params);
-            let on = levels.join("n", "d");
+            let (tag, on) = (levels.tag("d.lvl"), levels.join("n", "d"));
             format!(
                 "WITH n AS ({n}), d AS ({d}), p AS (SELECT DISTINCT period FROM n) \
-                 SELECT {d_key}d.region_code AS region_code, p.period AS period, \
+                 SELECT {tag}d.region_code AS region_code, p.period AS period, \
                  COALESCE(n.v, 0) AS numerator, d.v AS denominator, {records} AS records \
                  FROM d CROSS JOIN p LEFT JOIN n ON {on}n.region_code = d.region_code AND n.period = p.period{order}"
             )
