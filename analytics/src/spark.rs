@@ -23,6 +23,7 @@ use crate::{AnalyticsError, Engine, Result};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -656,7 +657,10 @@ impl Cluster {
             let err = log
                 .try_clone()
                 .map_err(|e| spark_error(format!("cannot open a log: {e}")))?;
+            // A process group of its own: a terminal's Ctrl-C reaches the caller alone, which
+            // stops workers before the master (`Drop`), instead of every process at once.
             Command::new(home.join("bin/spark-class"))
+                .process_group(0)
                 .args(args)
                 .env("SPARK_HOME", &home)
                 .env("SPARK_LOCAL_IP", "127.0.0.1")
@@ -729,16 +733,15 @@ impl Cluster {
         &self.master
     }
 
-    /// Waits until one of the processes exits (a cluster run by hand, until Ctrl-C).
-    pub fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        loop {
-            for p in &mut self.processes {
-                if let Some(status) = p.try_wait()? {
-                    return Ok(status);
-                }
+    /// The exit status of the first of its processes found to have exited, if any has: a
+    /// cluster run by hand polls this until it is told to stop.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        for p in &mut self.processes {
+            if let Some(status) = p.try_wait()? {
+                return Ok(Some(status));
             }
-            std::thread::sleep(Duration::from_millis(500));
         }
+        Ok(None)
     }
 }
 

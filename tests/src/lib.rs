@@ -35,7 +35,7 @@ pub fn databrain_bin() -> PathBuf {
     let bin = dir.join("databrain");
     assert!(
         bin.is_file(),
-        "{} is missing: build it first (cargo build --release -p server), as `make test` does",
+        "{} is missing: build it first with `make build` (what `make test` builds)",
         bin.display()
     );
     bin

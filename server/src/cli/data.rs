@@ -165,7 +165,10 @@ pub(crate) fn cube(db: &Path, args: &EngineArgs) -> Result<()> {
     Ok(())
 }
 
-/// `databrain spark-cluster`: a master and workers on loopback until interrupted.
+/// `databrain spark-cluster`: a master and workers on loopback until interrupted (Ctrl-C,
+/// SIGINT or SIGTERM), then stopped. The signals are caught so that the cluster's `Drop`
+/// stops the Java processes: uncaught, they would end this process alone and leave the
+/// master and workers running.
 pub(crate) fn spark_cluster(
     workers: usize,
     cores: usize,
@@ -173,17 +176,48 @@ pub(crate) fn spark_cluster(
     dir: &Path,
     python: &Path,
 ) -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // Handlers first: a signal between the start and the wait still stops the cluster.
+    let (mut interrupt, mut terminate) = runtime.block_on(async {
+        anyhow::Ok((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    })?;
     let mut cluster = analytics::spark::Cluster::start(python, workers, cores, memory, dir)?;
     println!(
         "Spark master {} with {workers} workers (logs in {}); Ctrl-C stops them",
         cluster.master(),
         dir.display()
     );
-    let status = cluster.wait()?;
-    bail!(
-        "a Spark process exited ({status}); see the logs in {}",
-        dir.display()
-    )
+    let exited = runtime.block_on(async {
+        let mut poll = tokio::time::interval(std::time::Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => return anyhow::Ok(None),
+                _ = terminate.recv() => return Ok(None),
+                _ = poll.tick() => {
+                    if let Some(status) = cluster.try_wait()? {
+                        return Ok(Some(status));
+                    }
+                }
+            }
+        }
+    })?;
+    drop(cluster);
+    match exited {
+        None => {
+            println!("Spark master and workers stopped");
+            Ok(())
+        }
+        Some(status) => bail!(
+            "a Spark process exited ({status}); the others are stopped; see the logs in {}",
+            dir.display()
+        ),
+    }
 }
 
 pub(crate) fn ingest(db: &Path, dir: &Path) -> Result<()> {
