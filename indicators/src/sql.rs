@@ -658,7 +658,8 @@ mod tests {
         )
         .unwrap();
         assert!(
-            out.sql.contains("SELECT d.lvl, d.region_code"),
+            out.sql
+                .contains("SELECT d.lvl AS lvl, d.region_code AS region_code"),
             "{}",
             out.sql
         );
