@@ -176,17 +176,14 @@ pub(crate) fn spark_cluster(
     dir: &Path,
     python: &Path,
 ) -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    // Handlers first: a signal between the start and the wait still stops the cluster.
-    let (mut interrupt, mut terminate) = runtime.block_on(async {
-        anyhow::Ok((
-            signal(SignalKind::interrupt())?,
-            signal(SignalKind::terminate())?,
-        ))
-    })?;
+    // Caught before the start: a signal while the cluster starts still stops it.
+    let stop = {
+        let _context = runtime.enter();
+        super::serve::shutdown()
+    };
     let mut cluster = analytics::spark::Cluster::start(python, workers, cores, memory, dir)?;
     println!(
         "Spark master {} with {workers} workers (logs in {}); Ctrl-C stops them",
@@ -194,11 +191,11 @@ pub(crate) fn spark_cluster(
         dir.display()
     );
     let exited = runtime.block_on(async {
+        tokio::pin!(stop);
         let mut poll = tokio::time::interval(std::time::Duration::from_millis(500));
         loop {
             tokio::select! {
-                _ = interrupt.recv() => return anyhow::Ok(None),
-                _ = terminate.recv() => return Ok(None),
+                _ = &mut stop => return anyhow::Ok(None),
                 _ = poll.tick() => {
                     if let Some(status) = cluster.try_wait()? {
                         return Ok(Some(status));

@@ -161,15 +161,20 @@ pub(crate) fn serve(
     })
 }
 
-pub(crate) async fn shutdown() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term.recv() => {},
+/// Catches SIGINT (Ctrl-C) and SIGTERM from the moment it is called (inside a runtime) and
+/// returns a future that completes at the first of them. Eager, so that a signal while a
+/// command is still starting is caught rather than ending the process unannounced.
+pub(crate) fn shutdown() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
+        }
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }
 
 pub(crate) fn demo(dir: &Path, addr: SocketAddr) -> Result<()> {
