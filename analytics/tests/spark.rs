@@ -73,8 +73,7 @@ fn differences(what: &str, duck: &[IndicatorValue], spark: &[IndicatorValue]) ->
     out
 }
 
-// Part of `make test`: 800 s on this 2-core machine (2026-12-04), 705 s of them the 860
-// queries for two audiences; `make test-spark` runs it alone.
+// Part of `make test` (its time on 2 cores is in the README); `make test-spark` runs it alone.
 #[test]
 fn every_indicator_agrees_on_duckdb_and_a_two_worker_spark_cluster() {
     if !has_java() {
