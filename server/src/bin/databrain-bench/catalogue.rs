@@ -38,15 +38,6 @@ pub(crate) fn median(samples: &mut [f64]) -> f64 {
     percentile(samples, 50.0)
 }
 
-/// SSIM of two pictures in grey, 8×8 windows (`image-compare`'s MSSIMSimple): the stream's
-/// codecs against the raw frame, the twin's impostors against full geometry.
-pub(crate) fn grey_ssim(a: &image::GrayImage, b: &image::GrayImage) -> Result<f64> {
-    Ok(
-        image_compare::gray_similarity_structure(&image_compare::Algorithm::MSSIMSimple, a, b)?
-            .score,
-    )
-}
-
 /// Peak resident set size of this process, MiB.
 pub(crate) fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -23,6 +23,7 @@ mod catalogue;
 mod live;
 mod policy;
 mod spark;
+mod ssim;
 mod stream;
 mod twin;
 

@@ -8,7 +8,8 @@
 //! 16 viewers all turning their views; and the process CPU time of one H.264 viewer against
 //! 50 followers of one shared session over the same time.
 
-use crate::catalogue::{grey_ssim, machine, median, percentile};
+use crate::catalogue::{machine, median, percentile};
+use crate::ssim::{grey_ssim, image_compare_score};
 use anyhow::{Context, Result};
 use futures_util::{SinkExt, StreamExt};
 use server::state::AppState;
@@ -110,7 +111,7 @@ pub fn run(db: &Path, state: AppState, out: &Path) -> Result<()> {
         use server::video::Rate;
         for rate in [Rate::BitsPerPixel(0.1), Rate::BitsPerPixel(0.4), Rate::Qp(18), Rate::Qp(24), Rate::Qp(30), Rate::Qp(36)] {
             let c = codec_frames(&codec_state, 1280, 720, rate)?;
-            writeln!(t, "| H.264 at {rate:?}, 1280×720: P-frame median / keyframe / SSIM median, lowest | {:.1} KiB ({:.1}% of JPEG) / {:.1} KiB / {:.3}, {:.3} | |",
+            writeln!(t, "| H.264 at {rate:?}, 1280×720: P-frame median / keyframe / SSIM (grey, 8×8 windows) median, lowest | {:.1} KiB ({:.1}% of JPEG) / {:.1} KiB / {:.3}, {:.3} | |",
                 c.h264_p_bytes / 1024.0, 100.0 * c.h264_p_bytes / c.jpeg_bytes, c.h264_key_bytes / 1024.0, c.h264_ssim_median, c.h264_ssim)?;
         }
         for (w, h) in [(1280u32, 720u32), (1920, 1080)] {
@@ -118,6 +119,7 @@ pub fn run(db: &Path, state: AppState, out: &Path) -> Result<()> {
             writeln!(t, "| bytes per frame at {w}×{h}, median: H.264 (P-frames) / keyframe / JPEG quality 80 | {:.1} KiB / {:.1} KiB / {:.1} KiB ({:.1}% of JPEG) | H.264 ≤ 10% of JPEG |",
                 c.h264_p_bytes / 1024.0, c.h264_key_bytes / 1024.0, c.jpeg_bytes / 1024.0, 100.0 * c.h264_p_bytes / c.jpeg_bytes)?;
             writeln!(t, "| SSIM (grey, 8×8 windows) against the raw frame at {w}×{h}, median / lowest: H.264 / JPEG | {:.3} / {:.3} and {:.3} / {:.3} | H.264 ≥ 0.95 |", c.h264_ssim_median, c.h264_ssim, c.jpeg_ssim_median, c.jpeg_ssim)?;
+            writeln!(t, "| the same frames by the score of runs before 2026-12-04 (`image-compare` 0.5 MSSIMSimple, see the reading), median: H.264 / JPEG | {:.3} / {:.3} | |", c.h264_old_score_median, c.jpeg_old_score_median)?;
             let target = if h == 720 { "H.264 ≤ 10 ms" } else { "" };
             writeln!(t, "| encode per frame at {w}×{h}, median: H.264 (with RGBA→YUV) / JPEG | {:.1} ms / {:.1} ms | {target} |", c.h264_ms, c.jpeg_ms)?;
             writeln!(t, "| the same JPEG with the `image` crate's encoder (the stream's until 2026-12-02), median | {:.1} ms | |", c.image_crate_ms)?;
@@ -214,6 +216,9 @@ struct CodecFrames {
     jpeg_ssim: f64,
     h264_ssim_median: f64,
     jpeg_ssim_median: f64,
+    /// Medians by the score of earlier runs (`image_compare_score`).
+    h264_old_score_median: f64,
+    jpeg_old_score_median: f64,
     h264_ms: f64,
     jpeg_ms: f64,
     image_crate_ms: f64,
@@ -242,6 +247,7 @@ fn codec_frames(
     let (mut p_bytes, mut key_bytes, mut jpeg_bytes) = (Vec::new(), Vec::new(), Vec::new());
     let (mut h264_ms, mut jpeg_ms, mut image_ms) = (Vec::new(), Vec::new(), Vec::new());
     let (mut h264_ssim, mut jpeg_ssim) = (Vec::new(), Vec::new());
+    let (mut h264_old, mut jpeg_old) = (Vec::new(), Vec::new());
     let mut camera = scene.camera;
     for k in 0..20 {
         camera.orbit(3.0, 0.0);
@@ -275,9 +281,12 @@ fn codec_frames(
         let grey = |img: &image::RgbImage| image::DynamicImage::ImageRgb8(img.clone()).to_luma8();
         let raw_grey = grey(&rgb);
         let ssim = |other: &image::GrayImage| grey_ssim(&raw_grey, other);
-        h264_ssim.push(ssim(&grey(&decoded))?);
+        let h264_decoded = grey(&decoded);
+        h264_ssim.push(ssim(&h264_decoded)?);
+        h264_old.push(image_compare_score(&raw_grey, &h264_decoded)?);
         let jpeg_decoded = image::load_from_memory(&jpeg)?.to_luma8();
         jpeg_ssim.push(ssim(&jpeg_decoded)?);
+        jpeg_old.push(image_compare_score(&raw_grey, &jpeg_decoded)?);
     }
     Ok(CodecFrames {
         h264_p_bytes: median(&mut p_bytes),
@@ -287,6 +296,8 @@ fn codec_frames(
         jpeg_ssim: jpeg_ssim.iter().copied().fold(f64::INFINITY, f64::min),
         h264_ssim_median: median(&mut h264_ssim),
         jpeg_ssim_median: median(&mut jpeg_ssim),
+        h264_old_score_median: median(&mut h264_old),
+        jpeg_old_score_median: median(&mut jpeg_old),
         h264_ms: median(&mut h264_ms),
         jpeg_ms: median(&mut jpeg_ms),
         image_crate_ms: median(&mut image_ms),

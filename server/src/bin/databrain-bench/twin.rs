@@ -9,7 +9,8 @@
 //! on the machine's Vulkan device against the same view with the buildings removed (the floor
 //! of this render path). The PyPI `cjio` package loads the same files for comparison.
 
-use crate::catalogue::{grey_ssim, machine, median, peak_rss_mib, write_section};
+use crate::catalogue::{machine, median, peak_rss_mib, write_section};
+use crate::ssim::grey_ssim;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
